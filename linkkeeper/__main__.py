@@ -1,0 +1,5 @@
+"""`python -m linkkeeper` runs the CLI."""
+
+from linkkeeper.cli import main
+
+main()
