@@ -1,0 +1,222 @@
+"""The SQLite file: schema, connection settings and small shared queries.
+
+One file holds the inventory (`posts`, `links`, `occurrences`), written by
+`scan`, and the history (`runs`, `checks`, `link_state`, `snapshots`), written
+by `check`. A scan never deletes history rows. The tables are plain and named
+in the DESIGN vocabulary so that Datasette or the sqlite3 shell can read them
+without this code; the README documents every column.
+
+WAL mode lets a report read while a check writes; `synchronous=NORMAL` keeps
+committed transactions safe across a process crash (kill -9), which is what a
+resumable run needs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+# Columns in declaration order; sqlite-utils creates the tables from these.
+TABLES: dict[str, dict[str, Any]] = {
+    "posts": {
+        "columns": {
+            "path": str,  # relative to the site root, '/'-separated
+            "title": str,
+            "date": str,
+            "source_url": str,
+            "front_matter": str,  # JSON
+            "sha256": str,
+            "size": int,
+            "mtime_ns": int,
+            "ok": int,  # 0 when the post could not be parsed
+            "problems": str,  # JSON list of {"line", "message"}
+            "occurrence_count": int,
+            "scanned_at": str,
+        },
+        "pk": "path",
+    },
+    "links": {
+        "columns": {
+            "url": str,  # normalised key (no fragment)
+            "host": str,
+            "scheme": str,
+            "status": str,  # 'excluded' / 'invalid' decided at scan time, else NULL
+            "reason": str,
+            "wraps": str,  # the original behind an image proxy
+            "first_seen": str,
+            "last_seen": str,
+        },
+        "pk": "url",
+    },
+    "occurrences": {
+        "columns": {
+            "id": int,
+            "post": str,
+            "url": str,
+            "kind": str,
+            "line": int,
+            "text": str,
+            "original": str,
+            "fragment": str,
+            "element": str,
+        },
+        "pk": "id",
+    },
+    "runs": {
+        "columns": {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "state": str,  # running | complete | interrupted
+            "command": str,
+            "software": str,
+            "options": str,  # JSON
+            "insecure": int,
+            "total": int,  # URLs planned
+            "done": int,
+            "requests": int,
+            "counts": str,  # JSON {status: n}
+            "pid": int,  # process running it, to refuse a second concurrent check
+            "host": str,
+        },
+        "pk": "id",
+    },
+    "checks": {
+        "columns": {
+            "id": int,
+            "run_id": int,
+            "url": str,
+            "status": str,
+            "reason": str,
+            "http_status": int,
+            "final_url": str,
+            "redirects": str,  # JSON [{"url", "status", "location"}]
+            "permanent_redirect": int,
+            "method": str,
+            "attempts": int,
+            "requests": int,
+            "elapsed_ms": float,
+            "checked_at": str,
+            "ip": str,
+            "content_type": str,
+            "content_length": int,
+            "error": str,
+            "digest": str,
+            "fingerprint": str,
+            "evidence": str,  # JSON, room for soft-404 / drift evidence
+            "new_failure": int,  # 1 when this check broke a link that was fine before
+        },
+        "pk": "id",
+    },
+    "link_state": {
+        "columns": {
+            "url": str,
+            "state": str,
+            "since": str,
+            "last_status": str,
+            "last_checked": str,
+            "last_run": int,
+            "consecutive_failures": int,
+            "first_failed": str,
+            "last_ok": str,
+            "checks": int,
+            "next_check_due": str,
+            "recent": str,  # last outcomes, newest last: O ok, F failure, B blocked/limited
+        },
+        "pk": "url",
+    },
+    "plan": {  # the URLs a run set out to check, so a resumed run finishes the same list
+        "columns": {"run_id": int, "seq": int, "url": str},
+        "pk": ("run_id", "seq"),
+    },
+    "snapshots": {
+        "columns": {
+            "id": int,
+            "url": str,
+            "run_id": int,
+            "warc_file": str,
+            "offset": int,
+            "length": int,
+            "record_type": str,  # response | revisit
+            "record_id": str,
+            "payload_digest": str,
+            "date": str,
+            "http_status": int,
+            "content_type": str,
+            "payload_length": int,
+            "truncated": int,
+            "revisit_of": int,  # snapshots.id of the original
+        },
+        "pk": "id",
+    },
+}
+
+INDEXES: list[tuple[str, Sequence[str], bool]] = [
+    ("occurrences", ["post"], False),
+    ("occurrences", ["url"], False),
+    ("links", ["host"], False),
+    ("checks", ["run_id", "url"], True),  # exactly once per URL per run
+    ("checks", ["url", "checked_at"], False),
+    ("link_state", ["state"], False),
+    ("snapshots", ["url", "date"], False),
+]
+
+
+def default_db_path(site: Path) -> Path:
+    """`linkkeeper.db` next to the site: inside it when it is a folder."""
+    return (site if site.is_dir() else site.parent) / "linkkeeper.db"
+
+
+def connect(path: Path | str) -> sqlite_utils.Database:
+    """Open (creating if needed) the database with the schema and pragmas in place."""
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    db = sqlite_utils.Database(conn)
+    ensure_schema(db)
+    return db
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    existing = set(db.table_names())
+    for name, spec in TABLES.items():
+        table = db.table(name)
+        if name not in existing:
+            table.create(spec["columns"], pk=spec["pk"])
+        else:  # add columns a newer version introduced; never drop anything
+            have = {c.name for c in table.columns}
+            for col, typ in spec["columns"].items():
+                if col not in have:
+                    table.add_column(col, typ)
+    for table_name, cols, unique in INDEXES:
+        index_name = f"idx_{table_name}_{'_'.join(cols)}"
+        db.execute(
+            f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{index_name}] "
+            f"ON [{table_name}] ({', '.join(f'[{c}]' for c in cols)})"
+        )
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+class Transaction:
+    """`with Transaction(db):` — one BEGIN/COMMIT around a batch of writes."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.conn = db.conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def executemany(db: sqlite_utils.Database, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    db.conn.executemany(sql, rows)

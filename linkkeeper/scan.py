@@ -1,0 +1,241 @@
+"""Stage 1: read a site's posts and record every link they contain (the inventory).
+
+Incremental: a post whose size and mtime are unchanged is not even read; one
+whose bytes hash the same is not re-parsed; an edited post has its occurrences
+replaced; a deleted post loses its row and occurrences. `links` rows are never
+deleted (history tables refer to them), only their `last_seen` moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from linkkeeper.db import Transaction
+from linkkeeper.extract import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
+from linkkeeper.site import Site
+
+BATCH = 500  # posts per transaction
+
+
+@dataclass
+class ScanProblem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass
+class ScanSummary:
+    posts: int = 0
+    parsed: int = 0  # (re)parsed this time
+    unchanged: int = 0
+    removed: int = 0
+    posts_with_problems: int = 0
+    occurrences: int = 0
+    distinct_urls: int = 0
+    urls_by_kind: dict[str, int] = field(default_factory=dict)
+    urls_by_status: dict[str, int] = field(default_factory=dict)
+    top_hosts: list[tuple[str, int]] = field(default_factory=list)
+    problems: list[ScanProblem] = field(default_factory=list)
+    site_url: str | None = None
+    elapsed_s: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "posts": self.posts,
+            "parsed": self.parsed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "posts_with_problems": self.posts_with_problems,
+            "occurrences": self.occurrences,
+            "distinct_urls": self.distinct_urls,
+            "urls_by_kind": self.urls_by_kind,
+            "urls_by_status": self.urls_by_status,
+            "top_hosts": [{"host": h, "urls": n} for h, n in self.top_hosts],
+            "problems": [p.__dict__ for p in self.problems],
+            "site_url": self.site_url,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def scan_site(
+    db: sqlite_utils.Database,
+    site: Site,
+    *,
+    source_keys: Sequence[str] = DEFAULT_SOURCE_KEYS,
+    force: bool = False,
+    on_problem: Callable[[ScanProblem], None] | None = None,
+) -> ScanSummary:
+    """Bring the inventory tables up to date with the site's files."""
+    import time
+
+    t0 = time.perf_counter()
+    summary = ScanSummary(site_url=site.url)
+    known: dict[str, tuple[int, int, str]] = {
+        row[0]: (row[1], row[2], row[3])
+        for row in db.execute("SELECT path, size, mtime_ns, sha256 FROM posts")
+    }
+    seen: set[str] = set()
+    now = _now()
+    pending: list[tuple[str, Path, bytes, str, int, int]] = []
+
+    def report(problem: ScanProblem) -> None:
+        summary.problems.append(problem)
+        if on_problem:
+            on_problem(problem)
+
+    def flush() -> None:
+        if not pending:
+            return
+        with Transaction(db) as conn:
+            for rel, _abs, data, digest, size, mtime_ns in pending:
+                parsed = parse_post(
+                    data, path=rel, site_url=site.url, source_keys=tuple(source_keys)
+                )
+                _store_post(conn, rel, parsed, digest, size, mtime_ns, now)
+                for p in parsed.problems:
+                    report(ScanProblem(rel, p.line, p.message))
+                summary.parsed += 1
+        pending.clear()
+
+    for rel, path in site.posts():
+        seen.add(rel)
+        summary.posts += 1
+        try:
+            st = path.stat()
+        except OSError as exc:
+            report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+            continue
+        old = known.get(rel)
+        if not force and old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+            summary.unchanged += 1
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if not force and old and old[2] == digest:
+            db.execute(
+                "UPDATE posts SET size=?, mtime_ns=? WHERE path=?",
+                [st.st_size, st.st_mtime_ns, rel],
+            )
+            summary.unchanged += 1
+            continue
+        pending.append((rel, path, data, digest, st.st_size, st.st_mtime_ns))
+        if len(pending) >= BATCH:
+            flush()
+    flush()
+
+    gone = [p for p in known if p not in seen]
+    if gone:
+        with Transaction(db) as conn:
+            for i in range(0, len(gone), 500):
+                chunk = gone[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM occurrences WHERE post IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM posts WHERE path IN ({marks})", chunk)
+        summary.removed = len(gone)
+
+    _fill_totals(db, summary)
+    summary.elapsed_s = time.perf_counter() - t0
+    return summary
+
+
+def _store_post(
+    conn: object,
+    rel: str,
+    parsed: ParsedPost,
+    digest: str,
+    size: int,
+    mtime_ns: int,
+    now: str,
+) -> None:
+    execute = conn.execute  # type: ignore[attr-defined]
+    executemany = conn.executemany  # type: ignore[attr-defined]
+    problems = [{"line": p.line, "message": p.message} for p in parsed.problems]
+    execute(
+        "INSERT OR REPLACE INTO posts (path, title, date, source_url, front_matter, sha256,"
+        " size, mtime_ns, ok, problems, occurrence_count, scanned_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            rel,
+            parsed.title,
+            parsed.date,
+            parsed.source_url,
+            json.dumps(parsed.front_matter, ensure_ascii=False, default=str),
+            digest,
+            size,
+            mtime_ns,
+            1 if parsed.ok else 0,
+            json.dumps(problems, ensure_ascii=False) if problems else None,
+            len(parsed.occurrences),
+            now,
+        ),
+    )
+    execute("DELETE FROM occurrences WHERE post = ?", (rel,))
+    occ = parsed.occurrences
+    executemany(
+        "INSERT INTO occurrences (post, url, kind, line, text, original, fragment, element)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        [(rel, o.url, o.kind, o.line, o.text, o.original, o.fragment, o.element) for o in occ],
+    )
+    scheme_of = _scheme
+    executemany(
+        "INSERT INTO links (url, host, scheme, status, reason, wraps, first_seen, last_seen)"
+        " VALUES (?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(url) DO UPDATE SET last_seen = excluded.last_seen,"
+        " wraps = coalesce(excluded.wraps, links.wraps)",
+        [
+            (o.url, o.host, scheme_of(o.url), o.status, o.reason or None, o.wraps, now, now)
+            for o in occ
+        ],
+    )
+
+
+def _scheme(url: str) -> str:
+    head, sep, _ = url.partition(":")
+    return head.lower() if sep and head.isascii() and len(head) < 20 else ""
+
+
+def _fill_totals(db: sqlite_utils.Database, summary: ScanSummary) -> None:
+    q = db.execute
+    summary.occurrences = q("SELECT count(*) FROM occurrences").fetchone()[0]
+    summary.posts_with_problems = q(
+        "SELECT count(*) FROM posts WHERE problems IS NOT NULL OR ok = 0"
+    ).fetchone()[0]
+    summary.distinct_urls = q("SELECT count(DISTINCT url) FROM occurrences").fetchone()[0]
+    summary.urls_by_kind = dict(
+        q("SELECT kind, count(DISTINCT url) FROM occurrences GROUP BY kind ORDER BY 2 DESC")
+    )
+    status_counts: Counter[str] = Counter()
+    for status, n in q(
+        "SELECT coalesce(l.status, 'checkable'), count(*) FROM links l"
+        " WHERE l.url IN (SELECT url FROM occurrences) GROUP BY 1"
+    ):
+        status_counts[status] = n
+    summary.urls_by_status = dict(status_counts)
+    summary.top_hosts = [
+        (h, n)
+        for h, n in q(
+            "SELECT l.host, count(*) FROM links l WHERE l.status IS NULL AND l.host != ''"
+            " AND l.url IN (SELECT url FROM occurrences) GROUP BY l.host"
+            " ORDER BY 2 DESC, 1 LIMIT 10"
+        )
+    ]

@@ -1,0 +1,131 @@
+"""Configuration: command line > `LINKKEEPER_*` environment > config file > defaults.
+
+The config file is the first of: `--config FILE`; `linkkeeper.toml` in the
+current folder; `linkkeeper.toml` in the site folder; `[tool.linkkeeper]` in a
+`pyproject.toml` of the current or site folder. Keys are the long option names
+(`host-concurrency` or `host_concurrency`), at the top level or in a table
+named after the command (`[check]`), which wins for that command. Per-host
+overrides live in `[hosts."www.example.com"]` tables (see checker.HostPolicy).
+
+Click already applies command line over environment over default; we fill in
+the file's values only for parameters whose source is still the default, after
+parsing, because the site folder (where the file may live) is itself a
+parameter.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+
+class ConfigError(click.ClickException):
+    """A configuration problem: exit code 3, lychee's convention."""
+
+    exit_code = 3
+
+
+@dataclass
+class ConfigFile:
+    path: Path | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def for_command(self, command: str) -> dict[str, Any]:
+        flat = {
+            _key(k): v for k, v in self.values.items() if not isinstance(v, dict)
+        }
+        section = self.values.get(command)
+        if isinstance(section, dict):
+            flat.update({_key(k): v for k, v in section.items() if not isinstance(v, dict)})
+        return flat
+
+    @property
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        hosts = self.values.get("hosts") or {}
+        if not isinstance(hosts, dict) or not all(isinstance(v, dict) for v in hosts.values()):
+            raise ConfigError(f"{self.path}: [hosts] must hold one table per host name")
+        return {h: {_key(k): v for k, v in t.items()} for h, t in hosts.items()}
+
+
+def _key(name: str) -> str:
+    return name.replace("-", "_").lower()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def find_config(explicit: Path | None, site: Path | None) -> ConfigFile:
+    if explicit is not None:
+        return ConfigFile(explicit, _read_toml(explicit))
+    folders = [Path.cwd()]
+    if site is not None:
+        folder = site if site.is_dir() else site.parent
+        if folder.resolve() != Path.cwd().resolve():
+            folders.append(folder)
+    for folder in folders:
+        candidate = folder / "linkkeeper.toml"
+        if candidate.is_file():
+            return ConfigFile(candidate, _read_toml(candidate))
+    for folder in folders:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            section = _read_toml(candidate).get("tool", {}).get("linkkeeper")
+            if isinstance(section, dict):
+                return ConfigFile(candidate, section)
+    return ConfigFile()
+
+
+def apply_config(ctx: click.Context, params: dict[str, Any], config: ConfigFile) -> dict[str, Any]:
+    """Fill parameters still at their default from the config file, converting types."""
+    assert ctx.command.name
+    values = config.for_command(ctx.command.name)
+    by_name = {p.name: p for p in ctx.command.params if p.name}
+    unknown = [k for k in values if k not in by_name and k not in _OTHER_COMMANDS_KEYS]
+    if unknown and config.path is not None:
+        known_anywhere = _all_option_names(ctx)
+        really_unknown = [k for k in unknown if k not in known_anywhere]
+        if really_unknown:
+            raise ConfigError(
+                f"{config.path}: unknown setting(s): {', '.join(sorted(really_unknown))}"
+            )
+    out = dict(params)
+    for name, raw in values.items():
+        param = by_name.get(name)
+        if param is None or ctx.get_parameter_source(name) not in (
+            ParameterSource.DEFAULT,
+            None,
+        ):
+            continue
+        try:
+            if param.multiple and not isinstance(raw, list):
+                raw = [raw]
+            out[name] = param.type_cast_value(ctx, raw)
+        except click.BadParameter as exc:
+            raise ConfigError(f"{config.path}: {name}: {exc.message}") from None
+    return out
+
+
+# keys that are legitimately present for other commands' sake
+_OTHER_COMMANDS_KEYS = frozenset({"hosts"})
+
+
+def _all_option_names(ctx: click.Context) -> set[str]:
+    root = ctx.find_root().command
+    names: set[str] = set()
+    if isinstance(root, click.Group):
+        for cmd in root.commands.values():
+            names.update(p.name for p in cmd.params if p.name)
+            names.add(_key(cmd.name or ""))
+    return names
