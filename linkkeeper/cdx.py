@@ -1,0 +1,116 @@
+"""CDXJ indexes of the WARC folder, so replay tools can use it as it is.
+
+Two levels, both written with cdxj-indexer (the indexer pywb itself uses):
+
+* a **per-file index**, sibling of each closed WARC (``x.warc.gz`` -> ``x.cdxj``),
+  written once when the file is closed and never changed afterwards, like the WARC;
+* a **folder index**, ``<folder>/index.cdxj``: a sorted merge of every per-file index,
+  rebuilt (atomically, under a lock) each time a file is closed or repaired.
+
+In both, the ``filename`` field is the WARC's path relative to the folder
+(``2026/11/linkkeeper-20261126101500-00001.warc.gz``), so pywb resolves it against
+``archive_paths: <folder>/``. Why a folder index rather than pywb's own auto-indexing:
+pywb only auto-indexes ``collections/<coll>/archive`` (flat, its own layout, on a timer),
+and its directory index source does not descend into ``YYYY/MM``; one sorted file that
+pywb binary-searches works with a two-line collection config (:func:`pywb_collection_config`)
+and is also what a WACZ export needs. The per-file indexes make the folder index cheap to
+rebuild (a merge of sorted files, no WARC re-reading) and survive copying single WARCs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import heapq
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from cdxj_indexer import CDXJIndexer
+
+FOLDER_INDEX_NAME = "index.cdxj"
+WARC_SUFFIX = ".warc.gz"
+INDEX_SUFFIX = ".cdxj"
+_LOCK_NAME = ".index.lock"
+
+
+def _temp_name(target: Path) -> Path:
+    """A private temporary sibling: concurrent writers of the same index never collide."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def index_path_for(warc_path: Path) -> Path:
+    """The per-file index that sits beside a closed WARC (``x.warc.gz`` -> ``x.cdxj``)."""
+    name = warc_path.name
+    stem = name[: -len(WARC_SUFFIX)] if name.endswith(WARC_SUFFIX) else name
+    return warc_path.with_name(stem + INDEX_SUFFIX)
+
+
+def index_warc(folder: Path, warc_file: str) -> Path:
+    """Write the sorted per-file CDXJ index of one closed WARC; returns its path.
+
+    Written to a temporary name and renamed, so a reader never sees half an index.
+    """
+    warc_path = folder / warc_file
+    target = index_path_for(warc_path)
+    tmp = _temp_name(target)
+    with open(tmp, "w", encoding="utf-8") as out:
+        CDXJIndexer(
+            output=out, inputs=[str(warc_path)], filename=warc_file, sort=True
+        ).process_all()
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, target)
+    return target
+
+
+def iter_file_indexes(folder: Path) -> Iterator[Path]:
+    """Every per-file index under the folder, in name order (the folder index excluded)."""
+    for path in sorted(folder.rglob("*" + INDEX_SUFFIX)):
+        if path.parent == folder and path.name == FOLDER_INDEX_NAME:
+            continue
+        yield path
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Serialise folder-index rebuilds between processes sharing the folder."""
+    with open(folder / _LOCK_NAME, "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def rebuild_folder_index(folder: Path) -> Path:
+    """Merge all per-file indexes into ``<folder>/index.cdxj`` (sorted, atomic replace)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / FOLDER_INDEX_NAME
+    tmp = _temp_name(target)
+    with _folder_lock(folder), ExitStack() as stack:
+        sources = [
+            stack.enter_context(open(path, encoding="utf-8")) for path in iter_file_indexes(folder)
+        ]
+        with open(tmp, "w", encoding="utf-8") as out:
+            for line in heapq.merge(*sources):
+                if line.strip() and not line.startswith("!"):
+                    out.write(line if line.endswith("\n") else line + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    return target
+
+
+def pywb_collection_config(folder: Path, collection: str = "linkkeeper") -> str:
+    """A pywb ``config.yaml`` that replays the WARC folder as it is, under ``/<collection>/``."""
+    root = folder.resolve()
+    # JSON strings are valid YAML scalars: safe quoting for any path.
+    return (
+        "collections:\n"
+        f"  {json.dumps(collection)}:\n"
+        f"    index_paths: {json.dumps(str(root / FOLDER_INDEX_NAME))}\n"
+        f"    archive_paths: {json.dumps(str(root) + '/')}\n"
+    )
