@@ -6,18 +6,25 @@ failures, 3 configuration error.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import sys
 import traceback
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
 from linkkeeper import __version__
+from linkkeeper.audit import AuditOptions, run_audit_async
 from linkkeeper.db import connect, default_db_path
-from linkkeeper.settings import apply_config, find_config
+from linkkeeper.history import ConfirmPolicy, RunBusy
+from linkkeeper.progress import ProgressReporter
+from linkkeeper.settings import ConfigError, apply_config, find_config
 from linkkeeper.site import SiteError, open_site
+from linkkeeper.vocab import FAILURES
 
 EXIT_OK, EXIT_RUNTIME, EXIT_FAILURES, EXIT_CONFIG = 0, 1, 2, 3
 
@@ -180,3 +187,334 @@ def _env_flag(name: str) -> bool:
     import os
 
     return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def parse_duration(text: str | None) -> timedelta | None:
+    """'90s', '30m', '12h', '7d', '2w' or plain seconds -> timedelta."""
+    if text is None or str(text).strip() == "":
+        return None
+    s = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    try:
+        if s[-1] in units:
+            return timedelta(seconds=float(s[:-1]) * units[s[-1]])
+        return timedelta(seconds=float(s))
+    except (ValueError, IndexError):
+        raise click.BadParameter(f"{text!r} is not a duration like 90s, 30m, 12h, 7d") from None
+
+
+def parse_confirm(text: str) -> ConfirmPolicy:
+    try:
+        n, days = (x.strip() for x in text.split(","))
+        policy = ConfirmPolicy(int(n), float(days))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected N,DAYS like 3,3") from None
+    if policy.checks < 1 or policy.days < 0:
+        raise click.BadParameter(f"{text!r}: N must be >= 1 and DAYS >= 0")
+    return policy
+
+
+def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    headers = {}
+    for v in values:
+        name, sep, value = v.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{v!r}: expected 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def host_policies(config: Any) -> dict[str, Any]:
+    from linkkeeper.accept import AcceptRanges
+    from linkkeeper.checker import HostPolicy
+
+    known = {"concurrency", "rate", "connect_timeout", "read_timeout", "timeout",
+             "total_timeout", "headers", "accept"}
+    out = {}
+    for host, table in config.hosts.items():
+        unknown = set(table) - known
+        if unknown:
+            raise ConfigError(f"{config.path}: [hosts.{host!r}]: unknown setting(s): "
+                              f"{', '.join(sorted(unknown))}")
+        try:
+            out[host.lower()] = HostPolicy(
+                concurrency=table.get("concurrency"),
+                rate=table.get("rate"),
+                connect_timeout=table.get("connect_timeout"),
+                read_timeout=table.get("read_timeout"),
+                total_timeout=table.get("total_timeout", table.get("timeout")),
+                headers={str(k): str(v) for k, v in (table.get("headers") or {}).items()},
+                accept=AcceptRanges.parse(str(table["accept"])) if "accept" in table else None,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{config.path}: [hosts.{host!r}]: {exc}") from None
+    return out
+
+
+def check_options_from(p: dict[str, Any]) -> Any:
+    """Map parsed CLI/config parameters onto the checker's options."""
+    from linkkeeper.accept import AcceptRanges
+    from linkkeeper.checker import CheckOptions
+    from linkkeeper.resolver import parse_connect_to
+
+    try:
+        accept = AcceptRanges.parse(p["accept"]) if p["accept"] else AcceptRanges.default()
+        parse_connect_to(p["connect_to"])  # validate early: exit 3 on a bad spec
+        for pattern in (*p["include"], *p["exclude"]):
+            re.compile(pattern)
+    except (ValueError, re.error) as exc:
+        raise ConfigError(str(exc)) from None
+    kwargs: dict[str, Any] = {
+        "concurrency": p["concurrency"],
+        "host_concurrency": p["host_concurrency"],
+        "host_rate": p["host_rate"],
+        "max_redirects": p["max_redirects"],
+        "attempts": p["attempts"],
+        "retry_after_cap": p["retry_after_cap"],
+        "connect_timeout": p["connect_timeout"],
+        "read_timeout": p["read_timeout"],
+        "total_timeout": p["timeout"],
+        "headers": parse_headers(p["header"]),
+        "accept": accept,
+        "insecure": p["insecure"],
+        "ca_bundle": str(p["ca_bundle"]) if p["ca_bundle"] else None,
+        "proxy": p["proxy"],
+        "connect_to": list(p["connect_to"]),
+        "offline_dns": p["offline_dns"],
+        "include": list(p["include"]),
+        "exclude": list(p["exclude"]),
+        "exclude_private": p["exclude_private"],
+        "hosts": host_policies(p["_config"]),
+    }
+    if p["user_agent"]:
+        kwargs["user_agent"] = p["user_agent"]
+    return CheckOptions(**kwargs)
+
+
+def check_options(fn: Any) -> Any:
+    """The fetching options (shared by `check` and later `snapshot`)."""
+    opts = [
+        click.option("--concurrency", type=click.IntRange(1), default=128, show_default=True,
+                     envvar="LINKKEEPER_CONCURRENCY", help="Requests in flight, all hosts together."),
+        click.option("--host-concurrency", type=click.IntRange(1), default=8, show_default=True,
+                     envvar="LINKKEEPER_HOST_CONCURRENCY",
+                     help="Concurrent connections to one host (never exceeded)."),
+        click.option("--host-rate", type=click.FloatRange(0), default=20.0, show_default=True,
+                     envvar="LINKKEEPER_HOST_RATE",
+                     help="Requests per second to one host (0: no limit)."),
+        click.option("--max-redirects", type=click.IntRange(0), default=10, show_default=True,
+                     envvar="LINKKEEPER_MAX_REDIRECTS"),
+        click.option("--attempts", type=click.IntRange(1), default=3, show_default=True,
+                     envvar="LINKKEEPER_ATTEMPTS",
+                     help="Tries for timeouts, connection errors, 5xx and 429."),
+        click.option("--retry-after-cap", type=click.FloatRange(0), default=60.0,
+                     show_default=True, envvar="LINKKEEPER_RETRY_AFTER_CAP",
+                     help="Longest Retry-After (seconds) honoured before giving up."),
+        click.option("--connect-timeout", type=click.FloatRange(0.01), default=10.0,
+                     show_default=True, envvar="LINKKEEPER_CONNECT_TIMEOUT"),
+        click.option("--read-timeout", type=click.FloatRange(0.01), default=20.0,
+                     show_default=True, envvar="LINKKEEPER_READ_TIMEOUT"),
+        click.option("--timeout", type=click.FloatRange(0.01), default=45.0, show_default=True,
+                     envvar="LINKKEEPER_TIMEOUT", help="Total seconds for one request."),
+        click.option("--user-agent", envvar="LINKKEEPER_USER_AGENT",
+                     help="User-Agent header [default: linkkeeper/VERSION (+url)]."),
+        click.option("--header", "-H", multiple=True, envvar="LINKKEEPER_HEADER",
+                     help="Extra request header 'Name: value'; repeatable."),
+        click.option("--accept", envvar="LINKKEEPER_ACCEPT",
+                     help="Accepted status codes, lychee syntax: '200..=299,403' [default: 200..=299]."),
+        click.option("--insecure", "-k", is_flag=True, envvar="LINKKEEPER_INSECURE",
+                     help="Do not verify TLS certificates (recorded in the run)."),
+        click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     envvar="LINKKEEPER_CA_BUNDLE",
+                     help="CA certificates file [default: SSL_CERT_FILE or the system store]."),
+        click.option("--proxy", envvar="LINKKEEPER_PROXY",
+                     help="HTTP proxy URL [default: HTTP(S)_PROXY from the environment]."),
+        click.option("--connect-to", multiple=True, envvar="LINKKEEPER_CONNECT_TO",
+                     metavar="HOST:PORT:ADDR:PORT",
+                     help="Send requests for HOST:PORT to ADDR:PORT, keeping URL, Host and TLS "
+                     "name (curl's meaning; '*' or empty HOST: any host); repeatable."),
+        click.option("--offline-dns", is_flag=True, envvar="LINKKEEPER_OFFLINE_DNS",
+                     help="Resolve nothing through DNS: names not matched by --connect-to fail "
+                     "as 'name does not resolve' (for hermetic tests and demos)."),
+        click.option("--include", multiple=True, envvar="LINKKEEPER_INCLUDE",
+                     help="Regex: check only matching URLs (overrides --exclude); repeatable."),
+        click.option("--exclude", multiple=True, envvar="LINKKEEPER_EXCLUDE",
+                     help="Regex: do not check matching URLs; repeatable."),
+        click.option("--exclude-private", is_flag=True, envvar="LINKKEEPER_EXCLUDE_PRIVATE",
+                     help="Skip hosts resolving to private, loopback or link-local addresses."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+@cli.command(context_settings=CONTEXT)
+@common_site_options
+@check_options
+@click.option("--max-age", envvar="LINKKEEPER_MAX_AGE", metavar="DURATION",
+              help="Skip URLs checked ok within this time (e.g. 20h, 7d); failing URLs are "
+              "always re-checked.")
+@click.option("--failing", "failing_only", is_flag=True,
+              help="Re-check only links that are currently failing.")
+@click.option("--budget", type=click.IntRange(0), envvar="LINKKEEPER_BUDGET",
+              help="Check at most N URLs this run (least recently checked first).")
+@click.option("--new-run", is_flag=True, help="Start afresh instead of resuming an "
+              "interrupted run.")
+@click.option("--confirm", default="3,3", show_default=True, envvar="LINKKEEPER_CONFIRM",
+              metavar="N,DAYS", help="A link is dead after N failed checks spanning DAYS days.")
+@click.option("--fail-on", type=click.Choice(["new", "any", "never"]), default="new",
+              show_default=True, envvar="LINKKEEPER_FAIL_ON",
+              help="Which failures make the exit code 2: links broken since the previous run, "
+              "any failing link, or never.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, envvar="LINKKEEPER_FORMAT",
+              help="json: the run's results on stdout (or -o FILE), messages on stderr.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the --format json document to this file.")
+@click.option("--quiet", "-q", is_flag=True, envvar="LINKKEEPER_QUIET",
+              help="No progress, no summary (exit code only; JSON still written).")
+@click.pass_context
+def check(ctx: click.Context, **params: Any) -> int:
+    """Scan the site, then check every distinct link and record the results.
+
+    The nightly audit. Every URL is checked once per run however many posts
+    cite it, politely: at most --host-concurrency connections and --host-rate
+    requests per second per host, slowed further when a host answers 429/503.
+    An interrupted run (Ctrl-C, kill -9) is resumed by the next `check`.
+
+    Exit codes: 0 nothing to report, 2 link failures (see --fail-on),
+    1 runtime error, 3 configuration error.
+
+    \b
+    Examples:
+      linkkeeper check ~/blog
+      linkkeeper check ~/blog --max-age 20h --format json -o results.json
+      linkkeeper check ~/blog --failing --fail-on any
+      linkkeeper check . --connect-to 'www.example.com:443:127.0.0.1:8443'
+    """
+    p = load_params(ctx, params)
+    opts = check_options_from(p)
+    try:
+        confirm = parse_confirm(p["confirm"])
+        max_age = parse_duration(p["max_age"])
+    except click.BadParameter as exc:
+        raise ConfigError(exc.message) from None
+    site = open_site(list(p["site"]), p["site_url"])
+    db = open_db_for(p["site"], p["db"])
+    from linkkeeper.extract import DEFAULT_SOURCE_KEYS
+    from linkkeeper.scan import scan_site
+
+    say = (lambda msg: None) if p["quiet"] else (lambda msg: click.echo(msg, err=True))
+    if site.config_problem:
+        say(f"warning: {site.config_problem}")
+    summary = scan_site(db, site, source_keys=p["source_keys"] or DEFAULT_SOURCE_KEYS,
+                        on_problem=lambda prob: say(str(prob)))
+    say(f"scanned {summary.posts} posts: {summary.distinct_urls} distinct URLs "
+        f"({summary.parsed} posts parsed)")
+    record_opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in p.items()
+                   if not k.startswith("_") and k not in ("site",)}
+    audit_opts = AuditOptions(max_age=max_age, failing_only=p["failing_only"],
+                              budget=p["budget"], new_run=p["new_run"], confirm=confirm,
+                              record_options=record_opts)
+    progress = ProgressReporter(quiet=p["quiet"])
+    try:
+        result = asyncio.run(run_audit_async(db, opts, audit_opts, on_progress=progress.update))
+    except RunBusy as exc:
+        progress.close()
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        progress.close()
+        say("interrupted: what was checked is recorded; the next `check` resumes the run")
+        raise
+    progress.close()
+    if p["fmt"] == "json":
+        from linkkeeper.results import write_json
+
+        if p["output"]:
+            tmp = p["output"].with_name(p["output"].name + ".tmp")
+            with tmp.open("w", encoding="utf-8") as fh:
+                write_json(db, result.run.id, fh)
+            tmp.replace(p["output"])
+        else:
+            write_json(db, result.run.id, sys.stdout)
+    if not p["quiet"]:
+        text = format_check_summary(db, result)
+        click.echo(text, err=p["fmt"] == "json" and not p["output"])
+    return exit_code_for(db, result, p["fail_on"])
+
+
+def exit_code_for(db: Any, result: Any, fail_on: str) -> int:
+    if fail_on == "never":
+        return EXIT_OK
+    if fail_on == "new":
+        return EXIT_FAILURES if result.new_failures else EXIT_OK
+    marks = ",".join("?" * len(FAILURES))
+    n = db.execute(
+        f"SELECT count(*) FROM link_state WHERE last_status IN ({marks})"
+        " AND url IN (SELECT url FROM occurrences)", sorted(FAILURES)
+    ).fetchone()[0]
+    return EXIT_FAILURES if n else EXIT_OK
+
+
+def format_check_summary(db: Any, r: Any) -> str:
+    lines = [f"run {r.run.id}{' (resumed)' if r.run.resumed else ''}: {r.checked} URLs, "
+             f"{r.requests} requests in {r.elapsed_s:.1f}s"]
+    for status, n in sorted(r.counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  {status:<14} {n:>7}")
+    if r.new_failures:
+        lines.append(f"new failures since the previous run: {len(r.new_failures)}")
+        rows = db.execute(
+            "SELECT c.url, c.status, c.reason FROM checks c WHERE c.run_id=? AND c.new_failure=1"
+            " ORDER BY c.url LIMIT 20", [r.run.id]
+        ).fetchall()
+        for url, status, reason in rows:
+            lines.append(f"  {status:<13} {url}  ({reason})")
+        if len(r.new_failures) > 20:
+            lines.append(f"  ... and {len(r.new_failures) - 20} more")
+    slow = sorted(((ms / n, h, n) for h, (n, ms) in r.host_times.items() if n), reverse=True)[:5]
+    if slow:
+        lines.append("slowest hosts (mean ms per URL)")
+        lines.extend(f"  {avg:>8.0f}  {h} ({n} URLs)" for avg, h, n in slow)
+    return "\n".join(lines)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("url")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path, exists=True),
+              envvar="LINKKEEPER_DB", default="linkkeeper.db", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def history(url: str, db: Path, fmt: str) -> None:
+    """Print a URL's status timeline, oldest first.
+
+    URL is matched after normalisation, as the inventory stores it.
+
+    \b
+    Example:
+      linkkeeper history 'https://www.rfa.org/mandarin/a.html' --db ~/blog/linkkeeper.db
+    """
+    from linkkeeper.history import url_history
+    from linkkeeper.urls import normalize_url
+
+    database = connect(db)
+    key = normalize_url(url).url
+    rows = list(url_history(database, key))
+    state = database.execute(
+        "SELECT state, since, consecutive_failures, first_failed, last_ok FROM link_state"
+        " WHERE url=?", [key]).fetchone()
+    if fmt == "json":
+        st = dict(zip(("state", "since", "consecutive_failures", "first_failed", "last_ok"),
+                      state, strict=True)) if state else None
+        click.echo(json.dumps({"url": key, "state": st, "checks": rows}, ensure_ascii=False,
+                              indent=2))
+        return
+    if not rows:
+        raise click.ClickException(f"{key}: never checked (not in this database's history)")
+    click.echo(key)
+    if state:
+        click.echo(f"state: {state[0]} since {state[1]}"
+                   + (f", {state[2]} consecutive failures" if state[2] else ""))
+    for r in rows:
+        code = r["http_status"] if r["http_status"] is not None else "-"
+        click.echo(f"  {r['checked_at']}  run {r['run_id']:<4} {r['status']:<13} {code!s:<4} "
+                   f"{r['reason'] or ''}")

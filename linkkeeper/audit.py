@@ -1,0 +1,154 @@
+"""The nightly audit as one library call: scan, plan, check, record.
+
+`run_audit` is what `linkkeeper check` does; the CLI only parses options and
+prints. The checker yields results as they complete; they are recorded in
+batches while the run goes on, so an interrupted run keeps everything it had
+finished and the next call resumes the same plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlite_utils
+
+from linkkeeper.checker import Checker, CheckOptions, CheckResult
+from linkkeeper.history import (
+    ConfirmPolicy,
+    Recorder,
+    Run,
+    plan_urls,
+    remaining_urls,
+    scan_time_statuses,
+    start_run,
+    utcnow,
+)
+from linkkeeper.vocab import Status
+
+
+@dataclass
+class AuditOptions:
+    max_age: timedelta | None = None
+    failing_only: bool = False
+    budget: int | None = None
+    new_run: bool = False
+    confirm: ConfirmPolicy = field(default_factory=ConfirmPolicy)
+    record_options: dict[str, Any] = field(default_factory=dict)  # stored in runs.options
+
+
+@dataclass
+class AuditResult:
+    run: Run
+    counts: dict[str, int]
+    new_failures: list[str]
+    requests: int
+    checked: int
+    elapsed_s: float
+    interrupted: bool = False
+    host_times: dict[str, tuple[int, float]] = field(default_factory=dict)  # host -> (n, total ms)
+
+
+ProgressFn = Callable[[int, int, dict[str, int]], None]
+
+
+def _scan_time_result(url: str, status: str, reason: str) -> CheckResult:
+    return CheckResult(
+        url=url,
+        status=Status(status),
+        reason=reason,
+        http_status=None,
+        final_url=None,
+        redirects=[],
+        permanent_redirect=False,
+        attempts=0,
+        requests=0,
+        method="",
+        elapsed_ms=0.0,
+        started_at=utcnow(),
+        ip=None,
+        content_type=None,
+        content_length=None,
+        error=None,
+        exchanges=[],
+        sample=None,
+    )
+
+
+async def run_audit_async(
+    db: sqlite_utils.Database,
+    check_options: CheckOptions,
+    options: AuditOptions,
+    *,
+    on_progress: ProgressFn | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> AuditResult:
+    t0 = time.perf_counter()
+    planned = plan_urls(
+        db, max_age=options.max_age, failing_only=options.failing_only, budget=options.budget
+    )
+    run = start_run(
+        db,
+        planned,
+        options=options.record_options,
+        new_run=options.new_run,
+        insecure=check_options.insecure,
+    )
+    todo = remaining_urls(db, run.id) if run.resumed else planned
+    recorder = Recorder(db, run.id, confirm=options.confirm)
+    host_times: dict[str, tuple[int, float]] = {}
+    total = run.planned
+
+    def record(result: CheckResult) -> None:
+        recorder.add(result)
+        if on_result:
+            on_result(result)
+        if result.requests:
+            host = _host(result.url)
+            n, ms = host_times.get(host, (0, 0.0))
+            host_times[host] = (n + 1, ms + float(result.elapsed_ms or 0.0))
+        if on_progress:
+            on_progress(recorder.done, total, dict(recorder.counts))
+
+    pre = scan_time_statuses(db, todo)
+    fetch = [u for u in todo if u not in pre]
+    for url, (status, reason) in pre.items():
+        record(_scan_time_result(url, status, reason))
+
+    interrupted = False
+    last_flush = time.monotonic()
+    try:
+        async with Checker(check_options) as checker:
+            async for result in checker.run(fetch):
+                record(result)
+                if time.monotonic() - last_flush > 2.0:  # keep the file fresh for readers
+                    recorder.flush()
+                    last_flush = time.monotonic()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        interrupted = True
+        recorder.finish("interrupted")
+        raise
+    finally:
+        if not interrupted:
+            with contextlib.suppress(Exception):
+                recorder.flush()
+    recorder.finish("complete")
+    return AuditResult(
+        run=run,
+        counts=dict(recorder.counts),
+        new_failures=list(recorder.new_failures),
+        requests=recorder.requests,
+        checked=recorder.done,
+        elapsed_s=time.perf_counter() - t0,
+        host_times=host_times,
+    )
+
+
+def _host(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].rsplit("@", 1)[-1]

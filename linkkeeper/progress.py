@@ -1,0 +1,66 @@
+"""Live progress on standard error: a rich bar on a terminal, plain lines in logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+
+class ProgressReporter:
+    """Call `update(done, total, counts)` as results arrive; `close()` at the end."""
+
+    def __init__(self, *, quiet: bool = False, stream: IO[str] | None = None,
+                 interval: float = 5.0) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.interval = interval
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = time.monotonic()
+        self._last_line = 0.0
+        self._bar: Any = None
+        self._task: Any = None
+        if not quiet and self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("checking"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}/s"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[counts]}"),
+                console=Console(file=self.stream),
+                transient=True,
+            )
+            self._task = self._bar.add_task("check", total=None, rate="0", counts="")
+            self._bar.start()
+
+    def update(self, done: int, total: int, counts: dict[str, int]) -> None:
+        if self.quiet:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = done / elapsed
+        summary = " ".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total, rate=f"{rate:.0f}",
+                             counts=summary)
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.interval or done == total:
+            self._last_line = now
+            eta = (total - done) / rate if rate > 0 else 0
+            print(f"[{done}/{total}] {rate:.0f} URLs/s, eta {eta:.0f}s  {summary}",
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

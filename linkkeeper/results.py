@@ -1,0 +1,106 @@
+"""The machine-readable view of the history: one record per link, with its posts.
+
+`check --format json` and (later) `report --format json` share this schema,
+documented in the README; keep it stable (add keys, never rename):
+
+    {"run": {id, started_at, finished_at, state, counts, requests, ...},
+     "links": [{url, status, http_status, final_url, reason, kinds, posts,
+                redirects, method, attempts, elapsed_ms, checked_at, run_id,
+                checked_this_run, new_failure, state, state_since,
+                consecutive_failures, first_failed, last_ok, host}]}
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import sqlite_utils
+
+
+def run_record(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+    cols = ("id", "started_at", "finished_at", "state", "command", "software", "options",
+            "insecure", "total", "done", "requests", "counts")
+    row = db.execute(f"SELECT {', '.join(cols)} FROM runs WHERE id=?", [run_id]).fetchone()
+    if row is None:
+        return {}
+    rec = dict(zip(cols, row, strict=True))
+    for key in ("options", "counts"):
+        rec[key] = json.loads(rec[key]) if rec[key] else {}
+    rec["insecure"] = bool(rec["insecure"])
+    return rec
+
+
+def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterator[dict[str, Any]]:
+    """Every link of the inventory with its latest check (up to `run_id`) and state."""
+    posts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for url, post, kind, line, text, title in db.execute(
+        "SELECT o.url, o.post, o.kind, o.line, o.text, p.title FROM occurrences o"
+        " LEFT JOIN posts p ON p.path = o.post ORDER BY o.post, o.line"
+    ):
+        posts[url].append({"path": post, "line": line, "kind": kind, "text": text,
+                           "title": title})
+        kinds[url].add(kind)
+    latest_filter = "WHERE run_id <= ?" if run_id is not None else ""
+    params = [run_id] if run_id is not None else []
+    check_cols = ("url", "run_id", "status", "reason", "http_status", "final_url", "redirects",
+                  "permanent_redirect", "method", "attempts", "requests", "elapsed_ms",
+                  "checked_at", "new_failure", "evidence")
+    checks: dict[str, dict[str, Any]] = {}
+    for row in db.execute(
+        f"SELECT {', '.join('c.' + c for c in check_cols)} FROM checks c JOIN"
+        f" (SELECT max(id) AS id FROM checks {latest_filter} GROUP BY url) m ON m.id = c.id",
+        params,
+    ):
+        checks[row[0]] = dict(zip(check_cols, row, strict=True))
+    state_cols = ("url", "state", "since", "consecutive_failures", "first_failed", "last_ok")
+    states = {
+        r[0]: dict(zip(state_cols, r, strict=True))
+        for r in db.execute(f"SELECT {', '.join(state_cols)} FROM link_state")
+    }
+    for url, host, scan_status, scan_reason in db.execute(
+        "SELECT url, host, status, reason FROM links WHERE url IN (SELECT url FROM occurrences)"
+        " ORDER BY url"
+    ):
+        c = checks.get(url) or {}
+        s = states.get(url) or {}
+        yield {
+            "url": url,
+            "host": host,
+            "status": c.get("status") or scan_status,
+            "http_status": c.get("http_status"),
+            "final_url": c.get("final_url"),
+            "reason": c.get("reason") or scan_reason or ("not checked yet" if not c else ""),
+            "kinds": sorted(kinds[url]),
+            "posts": posts[url],
+            "redirects": json.loads(c["redirects"]) if c.get("redirects") else [],
+            "permanent_redirect": bool(c.get("permanent_redirect")),
+            "method": c.get("method"),
+            "attempts": c.get("attempts"),
+            "requests": c.get("requests"),
+            "elapsed_ms": c.get("elapsed_ms"),
+            "checked_at": c.get("checked_at"),
+            "run_id": c.get("run_id"),
+            "checked_this_run": run_id is not None and c.get("run_id") == run_id,
+            "new_failure": bool(c.get("new_failure")) and c.get("run_id") == run_id,
+            "evidence": json.loads(c["evidence"]) if c.get("evidence") else None,
+            "state": s.get("state"),
+            "state_since": s.get("since"),
+            "consecutive_failures": s.get("consecutive_failures"),
+            "first_failed": s.get("first_failed"),
+            "last_ok": s.get("last_ok"),
+        }
+
+
+def write_json(db: sqlite_utils.Database, run_id: int, out: Any) -> None:
+    """Stream the document: the links list can be 100,000 entries long."""
+    out.write('{"run": ')
+    out.write(json.dumps(run_record(db, run_id), ensure_ascii=False))
+    out.write(', "links": [')
+    for i, rec in enumerate(link_records(db, run_id)):
+        out.write("\n  " if i == 0 else ",\n  ")
+        out.write(json.dumps(rec, ensure_ascii=False))
+    out.write("\n]}\n")
