@@ -367,7 +367,7 @@ class PostWriter:
         if plan.srcset:
             shots = [images.pop() for _ in range(plan.srcset)]
             candidates = ", ".join(
-                f"{t.url}?w={w} {w}w" for t, w in zip(shots, (960, 300, 768), strict=False)
+                f"{t.url} {w}w" for t, w in zip(shots, (960, 300, 768), strict=False)
             )
             placeholder = (
                 "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
@@ -376,7 +376,7 @@ class PostWriter:
                 f'<p><img alt="" class="aligncenter size-full" height="484" src="{shots[0].url}" '
                 f'srcset="{candidates}" sizes="(max-width: 960px) 100vw, 960px" width="960"/></p>'
                 if rng.random() < 0.5
-                else f'<p><img alt="" class="jetpack-lazy-image" data-lazy-src="{shots[0].url}?is-pending-load=1#038;ssl=1" '
+                else f'<p><img alt="" class="jetpack-lazy-image" data-lazy-src="{shots[0].url}" '
                 f'data-lazy-srcset="{candidates}" src="{shots[0].url}" srcset="{placeholder}" width="960"/></p>'
             )
             kinds["image"] += plan.srcset
@@ -406,15 +406,22 @@ class PostWriter:
             length = min(rng.randint(60, 260), max(budget, 20))
             paragraphs.append(bank.take(length))
             budget -= length
-        for i, target in enumerate(inline_pages):
-            at = rng.randrange(len(paragraphs))
+        # Inline links go into plain text only: cut each paragraph at sorted points.
+        links_in: dict[int, list[Target]] = {}
+        for target in inline_pages:
+            links_in.setdefault(rng.randrange(len(paragraphs)), []).append(target)
+        for at, targets in links_in.items():
             text = paragraphs[at]
-            cut = rng.randrange(len(text))
-            anchor = bank.take(rng.randint(4, 12))
-            if i % 3 == 0:
-                anchor = f"<strong>{anchor}</strong>"
-            paragraphs[at] = f'{text[:cut]}<a href="{target.url}">{anchor}</a>{text[cut:]}'
-            kinds["inline"] += 1
+            cuts = sorted(rng.randrange(len(text) + 1) for _ in targets)
+            pieces, previous = [], 0
+            for cut, target in zip(cuts, targets, strict=True):
+                anchor = bank.take(rng.randint(4, 12))
+                if kinds["inline"] % 3 == 0:
+                    anchor = f"<strong>{anchor}</strong>"
+                pieces.append(f'{text[previous:cut]}<a href="{target.url}">{anchor}</a>')
+                previous = cut
+                kinds["inline"] += 1
+            paragraphs[at] = "".join(pieces) + text[previous:]
         rendered = [f"<p>{p}</p>" for p in paragraphs]
         for special in specials:
             rendered.insert(rng.randrange(len(rendered) + 1), special)
