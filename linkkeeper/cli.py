@@ -518,3 +518,59 @@ def history(url: str, db: Path, fmt: str) -> None:
         code = r["http_status"] if r["http_status"] is not None else "-"
         click.echo(f"  {r['checked_at']}  run {r['run_id']:<4} {r['status']:<13} {code!s:<4} "
                    f"{r['reason'] or ''}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("linkkeeper-demo"), show_default=True,
+              help="Where the example site is copied and its database written.")
+@click.option("--quiet", "-q", is_flag=True)
+def demo(workdir: Path, quiet: bool) -> int:
+    """Run the nightly audit on the bundled example site, against the local fault-injection web.
+
+    Copies examples/site to WORKDIR, starts linkkeeper's fault-injection web on
+    loopback (it plays 404s, redirects, bot blocks, expired certificates, slow
+    and dead servers for the example's made-up hosts), and runs `check` with
+    --connect-to so that no request leaves this machine. Run it twice to see
+    the history build up.
+
+    \b
+    Example:
+      linkkeeper demo && linkkeeper history https://www.rfa.example/status/404/mandarin/Xinwen/kw5-nato-eu-11142024134841.html --db linkkeeper-demo/site/linkkeeper.db
+    """
+    import shutil
+
+    from linkkeeper.faultweb import FaultWeb
+
+    source = example_site_path()
+    site = workdir / "site"
+    if not site.exists():
+        shutil.copytree(source, site)
+    db = connect(default_db_path(site))
+    from linkkeeper.scan import scan_site
+
+    scan_site(db, open_site([site]))
+    hosts = [h for (h,) in db.execute(
+        "SELECT DISTINCT host FROM links WHERE status IS NULL AND host != ''")
+        if not h.endswith(".invalid")]
+    with FaultWeb(hosts=hosts, default_latency=(5, 40)) as web:
+        args = [str(site), "--offline-dns", "--ca-bundle", web.ca_pem, "--fail-on", "never",
+                "--attempts", "2", "--timeout", "5"]
+        for spec in web.connect_to_args(wildcard=False):
+            args += ["--connect-to", spec]
+        if quiet:
+            args.append("--quiet")
+        rv = check.main(args=args, prog_name="linkkeeper check", standalone_mode=False)
+    if not quiet:
+        click.echo(f"\nThe history is in {default_db_path(site)}; run `linkkeeper demo` again "
+                   "to add a second night.", err=True)
+    return int(rv or 0)
+
+
+def example_site_path() -> Path:
+    """The bundled example site (from a source checkout or an editable install)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "examples" / "site", here / "examples" / "site"):
+        if candidate.is_dir():
+            return candidate
+    raise click.ClickException("the bundled example site is not installed with this copy")
