@@ -1,0 +1,1083 @@
+"""Every link a careful reader would find in one Jekyll post, with its kind and line.
+
+A post is YAML front matter, then a body that mixes Markdown and raw HTML (in our
+users' archives: a ``<!--…-->`` marker, a ``[title](url)`` line, ``------`` and
+one big HTML block). ``parse_post`` never raises; bad input becomes a `Problem`.
+
+How the body is read
+    Jekyll renders posts with kramdown, which treats a block-level HTML tag at the
+    start of a line as raw HTML *up to its matching end tag*, blank lines and
+    indented lines included. CommonMark would end that block at the first blank
+    line and turn the indented HTML after it into a code block, losing hundreds of
+    links in the older posts. So HTML blocks are found the kramdown way
+    (`_split_body`), parsed with selectolax (Lexbor), and blanked out of the text
+    that markdown-it (CommonMark) then parses for Markdown links, images,
+    autolinks and reference links, and for smaller HTML blocks and inline HTML.
+    Links in code spans, fenced or indented code blocks and HTML comments are not
+    links. Bare URLs in text are not links either: kramdown does not linkify them,
+    so a reader of the rendered page cannot click them.
+
+Line numbers
+    Lines are 1-based in the file (front matter lines count). For HTML elements,
+    each start tag of interest gets a position attribute before parsing, so the
+    line is exact even when the parser moves elements (tables) and the element's
+    raw attribute text (``original``) is read back from the source.
+
+Kinds (see DESIGN.md)
+    ``source``: front matter source keys, and the title link (the first link of
+    the body's first block; it becomes the same key as ``from:`` even when one is
+    percent-encoded and the other is not). ``image``: ``img`` src/srcset and the
+    lazy-loading attributes, ``picture > source``, ``video[poster]``, og/twitter
+    image ``meta``, icon ``link``, and any ``a`` whose target is an image file or
+    an image proxy. ``embed``: ``iframe``, ``embed``, ``object``, ``script``,
+    ``video``/``audio`` src and their ``source``/``track``. ``related``: links in a
+    list of stories (a ``ul``/``ol`` whose items are mainly one link each, not a
+    share/navigation list). ``inline``: everything else.
+
+Comment spam
+    Old posts mirror a whole page including its comments (hundreds of spam
+    links). They are links in the post, so they are recorded, but links inside a
+    recognisable comments section (``#comments``, ``.comment-wrapper``,
+    ``.commentlist``, ``#disqus_thread`` …) are always ``inline`` and carry
+    ``in_comments=True`` so a scan can count, skip or deprioritise them.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from linkkeeper.urls import UrlInfo, is_image_url, normalize_url, parse_srcset, unwrap_proxy
+from linkkeeper.vocab import Kind
+
+__all__ = [
+    "DEFAULT_SOURCE_KEYS",
+    "Occurrence",
+    "ParsedPost",
+    "Problem",
+    "parse_post",
+]
+
+DEFAULT_SOURCE_KEYS: tuple[str, ...] = (
+    "from",
+    "source",
+    "source_url",
+    "original_url",
+    "canonical_url",
+    "link",
+)
+
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(slots=True)
+class Occurrence:
+    url: str  # UrlInfo.url (the key)
+    original: str  # the link as written in the file (HTML: before entity decoding)
+    kind: str  # Kind value
+    line: int  # 1-based line in the file
+    text: str  # anchor / alt / title text, whitespace-collapsed
+    fragment: str
+    host: str
+    status: str | None  # None, 'excluded' or 'invalid'
+    reason: str
+    wraps: str | None  # normalised original URL wrapped by an image proxy
+    element: str  # 'front-matter:from', 'md-link', 'md-image', 'autolink', 'a', 'img', ...
+    in_comments: bool = False  # inside a mirrored page's comments section (often spam)
+
+
+@dataclass(slots=True)
+class Problem:
+    line: int
+    message: str
+
+
+@dataclass(slots=True)
+class ParsedPost:
+    title: str | None
+    date: str | None
+    source_url: str | None
+    front_matter: dict[str, Any]
+    occurrences: list[Occurrence] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    ok: bool = True
+
+
+# --------------------------------------------------------------------------- front matter
+
+_FM_OPEN = re.compile(r"---[ \t]*\r?\n")
+_FM_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
+
+
+def _jsonable(value: Any, budget: list[int], seen: frozenset[int] = frozenset()) -> Any:
+    """A JSON-serialisable copy (dates as ISO strings); bounded against alias bombs/cycles."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if id(value) in seen:
+        return None
+    if isinstance(value, dict):
+        inner = seen | {id(value)}
+        return {str(k): _jsonable(v, budget, inner) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        inner = seen | {id(value)}
+        return [_jsonable(v, budget, inner) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _split_front_matter(
+    text: str, problems: list[Problem]
+) -> tuple[dict[str, Any], list[str], int, bool]:
+    """(front matter, its lines, 0-based index of the first body line, parsed ok)."""
+    if not _FM_OPEN.match(text):
+        return {}, [], 0, True
+    close = _FM_CLOSE.search(text, text.index("\n") + 1)
+    if close is None:
+        problems.append(Problem(1, "front matter: no closing '---' line"))
+        return {}, [], 0, False
+    block = text[text.index("\n") + 1 : close.start()]
+    fm_lines = block.split("\n")
+    body_start = text.count("\n", 0, close.start()) + 1
+    try:
+        data = yaml.load(block, Loader=_YAML_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = 2 + (mark.line if mark is not None else 0)
+        what = getattr(exc, "problem", None) or str(exc).split("\n", 1)[0]
+        problems.append(Problem(line, f"front matter: YAML error: {what}"))
+        return {}, fm_lines, body_start, False
+    except Exception as exc:  # e.g. RecursionError on absurd nesting
+        problems.append(Problem(2, f"front matter: cannot be read: {type(exc).__name__}"))
+        return {}, fm_lines, body_start, False
+    if data is None:
+        return {}, fm_lines, body_start, True
+    if not isinstance(data, dict):
+        problems.append(Problem(2, f"front matter: is a {type(data).__name__}, not a mapping"))
+        return {}, fm_lines, body_start, False
+    result = _jsonable(data, [100_000])
+    return (result if isinstance(result, dict) else {}), fm_lines, body_start, True
+
+
+def _key_line(fm_lines: list[str], key: str) -> int:
+    """1-based file line of a top-level front matter key (the '---' is line 1)."""
+    pattern = re.compile(rf"""^(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*:""")
+    for i, line in enumerate(fm_lines):
+        if pattern.match(line):
+            return i + 2
+    return 1
+
+
+# --------------------------------------------------------------------------- body split
+
+# kramdown's block-level HTML elements: a line starting with one of these opens raw HTML
+# that runs to the matching end tag.
+_BLOCK_TAGS = frozenset(
+    [
+        "address",
+        "applet",
+        "article",
+        "aside",
+        "audio",
+        "blockquote",
+        "body",
+        "canvas",
+        "center",
+        "dd",
+        "del",
+        "details",
+        "dialog",
+        "dir",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "frameset",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "head",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "iframe",
+        "ins",
+        "legend",
+        "li",
+        "listing",
+        "main",
+        "map",
+        "math",
+        "menu",
+        "nav",
+        "noframes",
+        "noscript",
+        "object",
+        "ol",
+        "optgroup",
+        "option",
+        "p",
+        "picture",
+        "pre",
+        "section",
+        "script",
+        "style",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "template",
+        "textarea",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+        "video",
+    ]
+)
+_VOID_TAGS = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
+_RAW_TEXT_TAGS = frozenset({"script", "style", "textarea", "title", "xmp"})
+_HTML_START = re.compile(r" {0,3}<(?:(!--)|([A-Za-z][A-Za-z0-9-]*)(?=[\s/>]|$))")
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_TAG_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _tag_pattern(tag: str) -> re.Pattern[str]:
+    pattern = _TAG_CACHE.get(tag)
+    if pattern is None:
+        pattern = re.compile(
+            rf"<!--.*?(?:-->|\Z)|<(/?){tag}(?=[\s/>])(?:[^>\"']|\"[^\"]*\"|'[^']*')*?(/?)>",
+            re.IGNORECASE | re.DOTALL,
+        )
+        _TAG_CACHE[tag] = pattern
+    return pattern
+
+
+def _html_block_end(body: str, start: int, tag: str) -> int:
+    """Offset just past the end tag matching the block that starts at ``start``."""
+    if tag == "!--":
+        end = body.find("-->", start + 4)
+        return len(body) if end == -1 else end + 3
+    depth = 0
+    for m in _tag_pattern(tag).finditer(body, start):
+        if m.group(0).startswith("<!--"):
+            continue
+        if m.group(1):
+            depth -= 1
+        elif not m.group(2) and tag not in _VOID_TAGS:
+            depth += 1
+        if depth <= 0:
+            return m.end()
+        if tag in _RAW_TEXT_TAGS:  # raw text: only its own end tag counts
+            close = re.compile(rf"</{tag}\s*>", re.IGNORECASE).search(body, m.end())
+            return len(body) if close is None else close.end()
+    return len(body)
+
+
+def _split_body(body: str) -> Iterator[tuple[int, int]]:
+    """(start, end) offsets of the raw HTML blocks, kramdown style; the rest is Markdown."""
+    pos = 0
+    n = len(body)
+    fence: str | None = None
+    while pos < n:
+        eol = body.find("\n", pos)
+        eol = n if eol == -1 else eol
+        line = body[pos:eol]
+        if fence is not None:
+            stripped = line.strip()
+            if stripped.startswith(fence) and stripped.strip(fence[0]) == "":
+                fence = None
+        elif (f := _FENCE.match(line)) is not None:
+            fence = f.group(1)
+        elif (m := _HTML_START.match(line)) is not None and (
+            m.group(1) or m.group(2).lower() in _BLOCK_TAGS
+        ):
+            tag = "!--" if m.group(1) else m.group(2).lower()
+            end = _html_block_end(body, pos + m.start(0) + line.index("<"), tag)
+            end_line = body.find("\n", end)
+            end_line = n if end_line == -1 else end_line
+            yield pos, end_line
+            pos = end_line + 1
+            continue
+        pos = eol + 1
+
+
+# --------------------------------------------------------------------------- HTML links
+
+_POS_ATTR = "data-lk-pos"
+_TAGS_OF_INTEREST = re.compile(
+    r"<(a|area|audio|blockquote|embed|iframe|img|link|meta|object|q|script|source|track|video)(?=[\s/>])",
+    re.IGNORECASE,
+)
+_START_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>", re.DOTALL)
+_ATTR = re.compile(r"""([^\s"'>/=][^\s"'>/=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
+_SELECTOR = (
+    "a[href], area[href], img, source, video, audio, iframe[src], embed[src], object[data], "
+    "script[src], link[href], meta[content], track[src], blockquote[cite], q[cite]"
+)
+_IMG_ATTRS = (
+    ("src", "img", False),
+    ("data-src", "img-data-src", False),
+    ("data-lazy-src", "img-data-lazy-src", False),
+    ("data-original", "img-data-original", False),
+    ("srcset", "img-srcset", True),
+    ("data-srcset", "img-data-srcset", True),
+    ("data-lazy-srcset", "img-data-lazy-srcset", True),
+)
+_META_IMAGE = frozenset(
+    {"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"}
+)
+_META_EMBED = frozenset({"og:video", "og:video:url", "og:video:secure_url", "og:audio"})
+_SKIP_REL = frozenset({"preconnect", "dns-prefetch"})
+_COMMENT_SECTION = re.compile(
+    r"^(?:comments|comment-wrapper|comments-area|comment-list|commentlist|disqus_thread|"
+    r"respond|comments-section)$"
+)
+_NOT_STORIES = re.compile(
+    r"share|sharing|social|menu|nav|pager|pagination|tabs|breadcrumb|tags|comment|\blinks\b"
+)
+# a block of related stories: class or id "related", "related-posts", "relatedArticles" ...
+_RELATED_SECTION = re.compile(r"^(?:[a-z]+[-_])?related(?:$|[-_]?(?:posts?|stories|articles?|news|links|content|items?)$)")
+_WS = re.compile(r"\s+")
+_NEWLINE = re.compile("\n")
+
+
+def _collapse(text: str) -> str:
+    return _WS.sub(" ", text).strip()
+
+
+class _Collector:
+    """Turns raw links into Occurrences, resolving them against the post's bases."""
+
+    def __init__(self, site_url: str | None, post_url: str | None) -> None:
+        self.site_url = site_url
+        self.post_url = post_url
+        self.occurrences: list[Occurrence] = []
+
+    def resolve(self, raw: str) -> UrlInfo:
+        """Root-relative links resolve against the site, document-relative ones only against
+        the post's own URL: guessing it from the site root would invent a URL."""
+        text = raw.strip()
+        if self.post_url is not None:
+            return normalize_url(text, self.post_url)
+        if text[:1] in ("/", "\\") and text[1:2] not in ("/", "\\"):
+            return normalize_url(text, self.site_url)
+        info = normalize_url(text)
+        if (
+            self.site_url is not None
+            and info.status == "invalid"
+            and info.reason.startswith("relative link")
+        ):
+            return UrlInfo(
+                info.url,
+                "",
+                "",
+                info.status,
+                "document-relative link and no post url to resolve it",
+            )
+        return info
+
+    def add(
+        self,
+        raw: str,
+        *,
+        kind: str,
+        line: int,
+        text: str,
+        element: str,
+        original: str | None = None,
+        in_comments: bool = False,
+        info: UrlInfo | None = None,
+    ) -> Occurrence:
+        if info is None:
+            info = self.resolve(raw)
+        wraps = None
+        if info.status is None:
+            wrapped = unwrap_proxy(info.url)
+            if wrapped is not None:
+                inner = normalize_url(wrapped)
+                wraps = inner.url if inner.status is None else None
+        occurrence = Occurrence(
+            url=info.url,
+            original=raw if original is None else original,
+            kind=kind,
+            line=line,
+            text=text,
+            fragment=info.fragment,
+            host=info.host,
+            status=info.status,
+            reason=info.reason,
+            wraps=wraps,
+            element=element,
+            in_comments=in_comments,
+        )
+        self.occurrences.append(occurrence)
+        return occurrence
+
+
+class _LineIndex:
+    """Offset -> 1-based file line for one chunk of text."""
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self.starts = [m.start() for m in _NEWLINE.finditer(text)] if "\n" in text else []
+        self.first_line = first_line
+
+    def line(self, offset: int) -> int:
+        return self.first_line + bisect_right(self.starts, offset - 1)
+
+
+def _raw_attributes(source: str, pos: int) -> dict[str, str]:
+    """The attributes of the start tag at ``pos`` exactly as written (names lower-cased)."""
+    m = _START_TAG.match(source, pos)
+    if m is None:
+        return {}
+    attrs: dict[str, str] = {}
+    for a in _ATTR.finditer(m.group(2)):
+        name = a.group(1).lower()
+        if name not in attrs:
+            value = a.group(2) if a.group(2) is not None else a.group(3)
+            if value is None:
+                value = a.group(4) or ""
+            attrs[name] = value
+    return attrs
+
+
+def _is_story_list(list_node: LexborNode, cache: dict[int, bool]) -> bool:
+    """A list whose items are mainly one link each (the related-stories lists)."""
+    key = list_node.mem_id
+    if key in cache:
+        return cache[key]
+    marks = " ".join(
+        (n.attributes.get("class") or "") + " " + (n.attributes.get("id") or "")
+        for n in (list_node, list_node.parent)
+        if n is not None
+    ).lower()
+    result = False
+    if not _NOT_STORIES.search(marks):
+        items = [c for c in list_node.iter() if c.tag == "li"]
+        story_items = 0
+        for item in items:
+            item_text = _collapse(item.text(deep=True))
+            links = item.css("a[href]")
+            if not links:
+                continue
+            link_text = sum(len(_collapse(a.text(deep=True))) for a in links)
+            if link_text >= 0.5 * len(item_text) and link_text > 0:
+                story_items += 1
+        result = bool(items) and story_items * 2 >= len(items)
+    cache[key] = result
+    return result
+
+
+@dataclass(slots=True)
+class _Place:
+    """Where an element sits: what decides between related, inline and embed."""
+
+    in_story_list: bool = False
+    in_comments: bool = False
+    in_related_section: bool = False
+    media: str = ""  # nearest picture/video/audio ancestor
+
+
+def _context(node: LexborNode, sections: dict[int, str], lists: dict[int, bool]) -> _Place:
+    place = _Place()
+    parent = node.parent
+    checked_list = False
+    while parent is not None:
+        tag = parent.tag
+        if tag == "li" and not checked_list:
+            checked_list = True
+            grand = parent.parent
+            if grand is not None and grand.tag in ("ul", "ol"):
+                place.in_story_list = _is_story_list(grand, lists)
+        elif tag in ("picture", "video", "audio") and not place.media:
+            place.media = tag
+        if sections:
+            section = sections.get(parent.mem_id)
+            if section == "comments":
+                place.in_comments = True
+                break
+            if section == "related":
+                place.in_related_section = True
+        parent = parent.parent
+    return place
+
+
+def _sections(tree: LexborHTMLParser) -> dict[int, str]:
+    """Elements that start a comments section or a related-stories block, by mem_id."""
+    found: dict[int, str] = {}
+    for node in tree.css("[id], [class]"):
+        attrs = node.attributes
+        marks = [(attrs.get("id") or "").lower()]
+        marks.extend((attrs.get("class") or "").lower().split())
+        for mark in marks:
+            if not mark:
+                continue
+            if _COMMENT_SECTION.match(mark):
+                found[node.mem_id] = "comments"
+                break
+            if _RELATED_SECTION.search(mark):
+                found[node.mem_id] = "related"
+    return found
+
+
+def _html_links(collector: _Collector, html: str, first_line: int) -> None:
+    """Record every link of one chunk of raw HTML; ``first_line`` is its first file line."""
+    if "<" not in html:
+        return
+    marked = _TAGS_OF_INTEREST.sub(lambda m: f'{m.group(0)} {_POS_ATTR}="{m.start()}"', html)
+    tree = LexborHTMLParser(marked)
+    lines = _LineIndex(html, first_line)
+    sections = (
+        _sections(tree)
+        if "omment" in html or "disqus" in html or "elated" in html
+        else {}
+    )
+    lists: dict[int, bool] = {}
+    for node in tree.css(_SELECTOR):
+        attrs = node.attributes
+        pos_text = attrs.get(_POS_ATTR)
+        if pos_text is not None and pos_text.isdigit():
+            pos = int(pos_text)
+            line = lines.line(pos)
+            raw = _raw_attributes(html, pos)
+        else:  # an element the parser made up: no position, no raw text
+            line, raw = first_line, {}
+        _element_links(collector, node, attrs, raw, line, sections, lists)
+
+
+def _value(attrs: dict[str, str | None], raw: dict[str, str], name: str) -> tuple[str, str] | None:
+    """(raw text to normalise, original as written) of one attribute, None when absent/empty."""
+    decoded = attrs.get(name)
+    if decoded is None:
+        return None
+    written = raw.get(name)
+    if written is None:  # fall back to the parser's decoded value
+        written = decoded
+    if not written.strip():
+        return None
+    return written, written
+
+
+def _element_links(
+    collector: _Collector,
+    node: LexborNode,
+    attrs: dict[str, str | None],
+    raw: dict[str, str],
+    line: int,
+    sections: dict[int, str],
+    lists: dict[int, bool],
+) -> None:
+    tag = node.tag
+    place = _context(node, sections, lists)
+    in_comments, media = place.in_comments, place.media
+    add = collector.add
+
+    if tag in ("a", "area"):
+        value = _value(attrs, raw, "href")
+        if value is None:
+            return
+        text = _collapse(node.text(deep=True)) if tag == "a" else ""
+        if not text:
+            img = node.css_first("img[alt]") if tag == "a" else None
+            text = _collapse((img.attributes.get("alt") or "") if img else "") or _collapse(
+                attrs.get("title") or attrs.get("alt") or ""
+            )
+        info = collector.resolve(value[0])
+        if info.status is None and is_image_url(info.url):
+            kind = Kind.IMAGE
+        elif in_comments:
+            kind = Kind.INLINE
+        elif place.in_story_list or place.in_related_section:
+            kind = Kind.RELATED
+        else:
+            kind = Kind.INLINE
+        add(
+            value[0],
+            kind=kind.value,
+            line=line,
+            text=text,
+            element=tag,
+            in_comments=in_comments,
+            info=info,
+        )
+        return
+
+    if tag == "img":
+        text = _collapse(attrs.get("alt") or attrs.get("title") or "")
+        seen: set[str] = set()
+        for name, element, is_srcset in _IMG_ATTRS:
+            value = _value(attrs, raw, name)
+            if value is None:
+                continue
+            candidates = parse_srcset(value[0]) if is_srcset else [value[0]]
+            for candidate in candidates:
+                info = collector.resolve(candidate)
+                if info.url in seen:
+                    continue
+                seen.add(info.url)
+                add(
+                    candidate,
+                    kind=Kind.IMAGE.value,
+                    line=line,
+                    text=text,
+                    element=element,
+                    in_comments=in_comments,
+                    info=info,
+                )
+        return
+
+    if tag == "source":
+        kind = Kind.EMBED if media in ("video", "audio") else Kind.IMAGE
+        seen = set()
+        for name, element, is_srcset in (
+            ("src", "source", False),
+            ("srcset", "source-srcset", True),
+        ):
+            value = _value(attrs, raw, name)
+            if value is None:
+                continue
+            for candidate in parse_srcset(value[0]) if is_srcset else [value[0]]:
+                info = collector.resolve(candidate)
+                if info.url not in seen:
+                    seen.add(info.url)
+                    add(
+                        candidate,
+                        kind=kind.value,
+                        line=line,
+                        text="",
+                        element=element,
+                        in_comments=in_comments,
+                        info=info,
+                    )
+        return
+
+    if tag in ("video", "audio"):
+        text = _collapse(attrs.get("title") or "")
+        value = _value(attrs, raw, "src")
+        if value is not None:
+            add(
+                value[0],
+                kind=Kind.EMBED.value,
+                line=line,
+                text=text,
+                element=tag,
+                in_comments=in_comments,
+            )
+        poster = _value(attrs, raw, "poster")
+        if poster is not None:
+            add(
+                poster[0],
+                kind=Kind.IMAGE.value,
+                line=line,
+                text=text,
+                element=f"{tag}-poster",
+                in_comments=in_comments,
+            )
+        return
+
+    if tag in ("iframe", "embed", "script", "track", "object"):
+        name = "data" if tag == "object" else "src"
+        value = _value(attrs, raw, name)
+        if value is not None:
+            text = _collapse(attrs.get("title") or attrs.get("label") or "")
+            add(
+                value[0],
+                kind=Kind.EMBED.value,
+                line=line,
+                text=text,
+                element=tag,
+                in_comments=in_comments,
+            )
+        return
+
+    if tag == "link":
+        rels = set((attrs.get("rel") or "").lower().split())
+        if rels & _SKIP_REL:
+            return
+        value = _value(attrs, raw, "href")
+        if value is not None:
+            kind = Kind.IMAGE if any("icon" in r for r in rels) else Kind.INLINE
+            add(
+                value[0],
+                kind=kind.value,
+                line=line,
+                text=_collapse(attrs.get("title") or ""),
+                element="link",
+                in_comments=in_comments,
+            )
+        return
+
+    if tag == "meta":
+        prop = (attrs.get("property") or attrs.get("name") or "").lower()
+        content = _value(attrs, raw, "content")
+        if content is None:
+            return
+        if prop in _META_IMAGE:
+            add(
+                content[0],
+                kind=Kind.IMAGE.value,
+                line=line,
+                text="",
+                element="meta",
+                in_comments=in_comments,
+            )
+        elif prop in _META_EMBED:
+            add(
+                content[0],
+                kind=Kind.EMBED.value,
+                line=line,
+                text="",
+                element="meta",
+                in_comments=in_comments,
+            )
+        elif prop in ("og:url", "twitter:url"):
+            add(
+                content[0],
+                kind=Kind.INLINE.value,
+                line=line,
+                text="",
+                element="meta",
+                in_comments=in_comments,
+            )
+        elif (attrs.get("http-equiv") or "").lower() == "refresh":
+            m = re.search(r"url\s*=\s*['\"]?([^'\"]+)", content[0], re.IGNORECASE)
+            if m:
+                add(
+                    m.group(1),
+                    kind=Kind.INLINE.value,
+                    line=line,
+                    text="",
+                    element="meta-refresh",
+                    in_comments=in_comments,
+                )
+        return
+
+    if tag in ("blockquote", "q"):
+        value = _value(attrs, raw, "cite")
+        if value is not None:
+            add(
+                value[0],
+                kind=Kind.INLINE.value,
+                line=line,
+                text="",
+                element=f"{tag}-cite",
+                in_comments=in_comments,
+            )
+
+
+# --------------------------------------------------------------------------- Markdown links
+
+
+def _make_markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True, "linkify": False})
+    # Keep destinations as written (no percent-encoding, no scheme filtering): our own
+    # normaliser does both, and excluded schemes must still be recorded.
+    md.normalizeLink = lambda url: url  # type: ignore[method-assign]
+    md.normalizeLinkText = lambda url: url  # type: ignore[method-assign]
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
+    return md
+
+
+_MARKDOWN = _make_markdown()
+
+
+def _inline_text(children: list[Token], start: int) -> tuple[str, int]:
+    """Text of a link's children from ``start`` to its link_close; (text, index after)."""
+    parts: list[str] = []
+    depth = 1
+    i = start
+    while i < len(children):
+        child = children[i]
+        if child.type == "link_open":
+            depth += 1
+        elif child.type == "link_close":
+            depth -= 1
+            if depth == 0:
+                return _collapse("".join(parts)), i + 1
+        elif child.type in ("text", "code_inline") or child.type == "image":
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        i += 1
+    return _collapse("".join(parts)), i
+
+
+# A heading line "[plain title](url)" underlined with dashes (or alone), nothing else:
+# no emphasis, escapes, entities, code or HTML whose rendering would need the parser.
+_TITLE_ONLY = re.compile(
+    r"\s*\[([^\[\]\\`<>*_&!\n]*)\]\(([^\s()<>\\&]+)\)[ \t]*(?:\n[ \t]{0,3}-+[ \t]*)?\s*"
+)
+
+
+def _markdown_links(
+    collector: _Collector, markdown: str, first_line: int, title_first: bool
+) -> None:
+    """Links of the Markdown parts (HTML blocks already blanked, lines preserved)."""
+    if not any(c in markdown for c in "[<:"):
+        return
+    if title_first and (m := _TITLE_ONLY.fullmatch(markdown)) is not None:
+        # the usual body head (title link over a '------' rule) needs no Markdown parser
+        line = first_line + markdown.count("\n", 0, m.start(1))
+        text = _collapse(m.group(1))
+        collector.add(m.group(2), kind=Kind.SOURCE.value, line=line, text=text, element="md-link")
+        return
+    tokens = _MARKDOWN.parse(markdown)
+    first_block_seen = False
+    in_list_item = 0
+    for token in tokens:
+        if token.type == "list_item_open":
+            in_list_item += 1
+        elif token.type == "list_item_close":
+            in_list_item -= 1
+        elif token.type == "html_block":
+            if token.map is not None:
+                _html_links(collector, token.content, first_line + token.map[0])
+            if "<!--" not in token.content[:8]:
+                first_block_seen = True
+        elif token.type == "inline" and token.map is not None:
+            is_title_block = title_first and not first_block_seen and not in_list_item
+            first_block_seen = True
+            _inline_links(
+                collector, token, first_line + token.map[0], is_title_block, in_list_item > 0
+            )
+
+
+def _inline_links(
+    collector: _Collector, token: Token, line: int, is_title_block: bool, in_list_item: bool
+) -> None:
+    children = token.children or []
+    html_parts: list[str] = []
+    has_html = False
+    current = line
+    para_text = _collapse(
+        "".join(c.content for c in children if c.type in ("text", "code_inline", "image"))
+    )
+    i = 0
+    title_done = False
+    while i < len(children):
+        child = children[i]
+        ctype = child.type
+        if ctype in ("softbreak", "hardbreak"):
+            current += 1
+            html_parts.append("\n")
+        elif ctype == "link_open":
+            href = str(child.attrGet("href") or "")
+            text, after = _inline_text(children, i + 1)
+            if child.markup == "autolink":
+                element, kind = "autolink", Kind.INLINE
+            else:
+                element, kind = "md-link", Kind.INLINE
+            info = collector.resolve(href)
+            if is_title_block and not title_done and len(text) * 2 >= len(para_text):
+                kind = Kind.SOURCE
+                title_done = True
+            elif info.status is None and is_image_url(info.url):
+                kind = Kind.IMAGE
+            elif in_list_item and len(text) >= 0.5 * len(para_text):
+                kind = Kind.RELATED
+            collector.add(
+                href, kind=kind.value, line=current, text=text, element=element, info=info
+            )
+            # count line breaks inside the link text, keep scanning its children for images
+            for inner in children[i + 1 : after]:
+                if inner.type in ("softbreak", "hardbreak"):
+                    current += 1
+                    html_parts.append("\n")
+                elif inner.type == "image":
+                    _markdown_image(collector, inner, current)
+            i = after
+            continue
+        elif ctype == "image":
+            _markdown_image(collector, child, current)
+        elif ctype == "html_inline":
+            has_html = True
+            html_parts.append(child.content)
+        elif ctype == "text":
+            html_parts.append(child.content.replace("&", "&amp;").replace("<", "&lt;"))
+        i += 1
+    if has_html:
+        _html_links(collector, "".join(html_parts), line)
+
+
+def _markdown_image(collector: _Collector, token: Token, line: int) -> None:
+    src = str(token.attrGet("src") or "")
+    text = _collapse(token.content) or _collapse(str(token.attrGet("title") or ""))
+    collector.add(src, kind=Kind.IMAGE.value, line=line, text=text, element="md-image")
+
+
+# --------------------------------------------------------------------------- the post
+
+
+def _decode(data: bytes, problems: list[Problem]) -> tuple[str, bool]:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), True
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        problems.append(
+            Problem(line, f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}")
+        )
+        return data.decode("utf-8", "replace"), False
+
+
+def _blank_out(body: str, blocks: list[tuple[int, int]]) -> str:
+    """The body with HTML blocks replaced by as many empty lines (line numbers kept)."""
+    if not blocks:
+        return body
+    parts: list[str] = []
+    pos = 0
+    for start, end in blocks:
+        parts.append(body[pos:start])
+        parts.append("\n" * body.count("\n", start, end))
+        pos = end
+    parts.append(body[pos:])
+    return "".join(parts)
+
+
+def parse_post(
+    data: bytes | str,
+    *,
+    path: str = "",
+    site_url: str | None = None,
+    source_keys: Sequence[str] = DEFAULT_SOURCE_KEYS,
+    post_url: str | None = None,
+) -> ParsedPost:
+    """Parse one post file: front matter, then every link of its body. Never raises.
+
+    ``site_url`` (the Jekyll ``url`` + ``baseurl``) resolves root-relative links;
+    ``post_url`` (the post's own URL) resolves document-relative ones. ``path`` is
+    only used in messages.
+    """
+    problems: list[Problem] = []
+    try:
+        return _parse(data, path, site_url, tuple(source_keys), post_url, problems)
+    except Exception as exc:  # a bug must not stop a scan of thousands of posts
+        problems.append(Problem(1, f"internal error while parsing {path or 'post'}: {exc!r}"))
+        return ParsedPost(None, None, None, {}, [], problems, ok=False)
+
+
+def _parse(
+    data: bytes | str,
+    path: str,
+    site_url: str | None,
+    source_keys: tuple[str, ...],
+    post_url: str | None,
+    problems: list[Problem],
+) -> ParsedPost:
+    if isinstance(data, str):
+        text, ok = data.lstrip("\ufeff"), True
+    else:
+        text, ok = _decode(data, problems)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    front_matter, fm_lines, body_start, fm_ok = _split_front_matter(text, problems)
+    ok = ok and fm_ok
+
+    collector = _Collector(site_url, post_url)
+    source_url: str | None = None
+    for key in source_keys:
+        value = front_matter.get(key)
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if item is None or isinstance(item, dict | list) or not str(item).strip():
+                continue
+            occurrence = collector.add(
+                str(item),
+                kind=Kind.SOURCE.value,
+                line=_key_line(fm_lines, key),
+                text="",
+                element=f"front-matter:{key}",
+            )
+            if source_url is None:
+                source_url = occurrence.url
+
+    body_offset = 0
+    if body_start:
+        body_offset = _nth_line_offset(text, body_start)
+    body = text[body_offset:]
+    first_line = body_start + 1
+    blocks = list(_split_body(body))
+    markdown = _blank_out(body, blocks)
+    # The title link is the first link of the first block that is not an HTML comment.
+    first_block_start = _first_content_offset(body)
+    title_first = not any(start <= first_block_start < max(end, start + 1) for start, end in blocks)
+    _markdown_links(collector, markdown, first_line, title_first)
+    for start, end in blocks:
+        _html_links(collector, body[start:end], first_line + body.count("\n", 0, start))
+    collector.occurrences.sort(key=lambda o: o.line)
+
+    title = front_matter.get("title")
+    date_value = front_matter.get("date")
+    titles = [o for o in collector.occurrences if o.kind == Kind.SOURCE and o.element == "md-link"]
+    if source_url is None and titles:
+        source_url = titles[0].url
+    return ParsedPost(
+        title=None if title is None else str(title),
+        date=None if date_value is None else str(date_value),
+        source_url=source_url,
+        front_matter=front_matter,
+        occurrences=collector.occurrences,
+        problems=problems,
+        ok=ok,
+    )
+
+
+def _nth_line_offset(text: str, index: int) -> int:
+    """Offset of the 0-based line ``index``."""
+    pos = 0
+    for _ in range(index):
+        nxt = text.find("\n", pos)
+        if nxt == -1:
+            return len(text)
+        pos = nxt + 1
+    return pos
+
+
+_LEADING_COMMENTS = re.compile(r"(?:\s*<!--.*?-->)*\s*", re.DOTALL)
+
+
+def _first_content_offset(body: str) -> int:
+    """Offset of the first thing in the body that is neither blank nor an HTML comment."""
+    m = _LEADING_COMMENTS.match(body)
+    return m.end() if m else 0

@@ -1,0 +1,419 @@
+"""URL handling for extracted links: one normalised key per URL, never an exception.
+
+The key is what the checker fetches and what de-duplicates checks, so it follows
+what a browser would request for the same link (the WHATWG URL standard's
+percent-encode sets), plus a few safe normalisations:
+
+* HTML entities decoded (``&amp;``, ``&#038;``, ``&gt;``), surrounding and
+  embedded tab/newline whitespace removed;
+* ``//host/x`` becomes ``https://host/x``; relative links are resolved against a
+  base, or recorded as ``invalid`` with the reason when there is none;
+* scheme and host lower-cased, IDN hosts to punycode, default port dropped;
+* non-ASCII and unsafe characters percent-encoded once (UTF-8); existing
+  ``%XX`` escapes are kept (hex upper-cased, RFC 3986 6.2.2.1), never encoded
+  again, so normalising a key is a no-op;
+* ``+``, ``@``, ``,`` and double slashes in paths are kept as written (servers
+  treat ``//cn/`` and ``/cn/`` differently); ``.``/``..`` segments are removed
+  as browsers do; an empty path becomes ``/``; an empty query is dropped;
+* the fragment is split off (it is not sent to servers).
+
+Other schemes (``mailto:``, ``tel:``, ``javascript:``, ``data:`` ...) are
+``excluded`` with the scheme named; things that cannot be fetched (no host, bad
+port, spaces in the host) are ``invalid`` with the reason.
+
+Send keys with ``yarl.URL(key, encoded=True)`` so they are not re-quoted.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import parse_qsl, unquote, urljoin
+
+import idna
+
+from linkkeeper.vocab import Status
+
+__all__ = ["UrlInfo", "is_image_url", "normalize_url", "parse_srcset", "unwrap_proxy"]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlInfo:
+    url: str  # the key: normalised absolute URL without fragment; else the cleaned original
+    fragment: str  # '' when none
+    host: str  # lower-case punycode host ('' for excluded/invalid)
+    status: str | None  # None when checkable; Status.EXCLUDED or Status.INVALID otherwise
+    reason: str  # why it is excluded/invalid, '' otherwise
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_STRIP = " \t\n\r\f\v\x00\u00a0\u3000\ufeff\u200b"
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+_PCT_HEX = re.compile(r"%[0-9a-fA-F]{2}")
+_HOST_OK = re.compile(r"[a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*\.?")
+_IPV6_OK = re.compile(r"\[[0-9a-fA-F:.]+(?:%25[0-9A-Za-z._~\-]+)?\]")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+# WHATWG percent-encode sets (C0 controls, space and non-ASCII always encoded).
+_PATH_ENCODE = frozenset(' "#<>?`{}')
+_QUERY_ENCODE = frozenset(" \"#<>'")
+_FRAGMENT_ENCODE = frozenset(' "<>`')
+_USERINFO_ENCODE = frozenset(' "#<>?`{}/:;=@[\\]^|')
+
+
+def _encode(text: str, unsafe: frozenset[str]) -> str:
+    """Percent-encode what must be encoded, keep valid %XX (hex upper-cased), encode a stray %."""
+    if text.isascii() and not any(c in unsafe or c == "%" or c < " " or c == "\x7f" for c in text):
+        return text
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "%":
+            if _PCT_HEX.match(text, i):
+                out.append(text[i : i + 3].upper())
+                i += 3
+                continue
+            # WHATWG leaves a stray % alone; encoding it keeps the key idempotent too,
+            # but a browser would send it raw, so we do the same.
+            out.append("%")
+        elif c in unsafe or c < " " or c == "\x7f":
+            out.append(f"%{ord(c):02X}")
+        elif c.isascii():
+            out.append(c)
+        else:
+            out.extend(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        i += 1
+    return "".join(out)
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4 / WHATWG path parsing: drop '.' and '..', keep empty segments (//)."""
+    segments = path.split("/")
+    if not any(
+        s in (".", "..") or s.lower() in ("%2e", "%2e%2e", ".%2e", "%2e.") for s in segments
+    ):
+        return path
+    out: list[str] = []
+    last = len(segments) - 1
+    for i, seg in enumerate(segments[1:], start=1):
+        low = seg.lower()
+        if low in (".", "%2e"):
+            if i == last:
+                out.append("")
+        elif low in ("..", ".%2e", "%2e.", "%2e%2e"):
+            if out:
+                out.pop()
+            if i == last:
+                out.append("")
+        else:
+            out.append(seg)
+    return "/" + "/".join(out)
+
+
+@lru_cache(maxsize=4096)
+def _encode_host(host: str) -> str | None:
+    """Lower-case punycode form of a host, or None when it is not a valid host name."""
+    if "%" in host:
+        host = unquote(host)
+    host = host.strip().rstrip("\u3002\uff0e\uff61") if host else host
+    if host.isascii():
+        host = host.lower()
+    else:
+        try:
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
+            try:
+                host = host.encode("idna").decode("ascii").lower()
+            except UnicodeError:
+                return None
+    if not _HOST_OK.fullmatch(host) or len(host) > 253:
+        return None
+    return host
+
+
+def _invalid(text: str, reason: str) -> UrlInfo:
+    return UrlInfo(text, "", "", Status.INVALID.value, reason)
+
+
+def _excluded(text: str, reason: str) -> UrlInfo:
+    return UrlInfo(text, "", "", Status.EXCLUDED.value, reason)
+
+
+# Character references as an HTML attribute value decodes them: numeric ones, and named
+# ones only with their ';' (so a query like '?a=1&copy=2' is left alone).
+_CHAR_REF = re.compile(r"&(?:#[0-9]{1,8};?|#[xX][0-9a-fA-F]{1,8};?|[A-Za-z][A-Za-z0-9]{1,31};)")
+
+
+def _decode_ref(match: re.Match[str]) -> str:
+    return html.unescape(match.group(0))
+
+
+def _guard_ref(match: re.Match[str]) -> str:
+    """A reference left after decoding (double-escaped source) is literal text: encode its
+    '&' so decoding the key again changes nothing."""
+    ref = match.group(0)
+    return "%26" + ref[1:] if html.unescape(ref) != ref else ref
+
+
+def _clean(raw: str) -> str:
+    text = raw
+    if "&" in text:
+        text = _CHAR_REF.sub(_decode_ref, text)
+        if "&" in text:
+            text = _CHAR_REF.sub(_guard_ref, text)
+    text = text.strip(_STRIP)
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = _TAB_NEWLINE.sub("", text)
+    return text
+
+
+def normalize_url(raw: str, base: str | None = None) -> UrlInfo:
+    """Normalise one link as written (attribute value, Markdown destination, front matter value).
+
+    ``base`` resolves relative links (the post's URL, or the site URL for root-relative
+    ones). Never raises: whatever cannot be checked comes back excluded or invalid.
+    """
+    try:
+        return _normalize(raw, base)
+    except Exception as exc:  # the contract is "never raises"; the reason says what broke
+        return _invalid(
+            _clean(raw) if isinstance(raw, str) else repr(raw), f"unparseable URL: {exc}"
+        )
+
+
+@lru_cache(maxsize=16384)
+def _normalize(raw: str, base: str | None) -> UrlInfo:
+    text = _clean(raw)
+    if not text:
+        return _invalid(text, "empty link")
+    match = _SCHEME.match(text)
+    if match is None:
+        if text.startswith(("//", "\\\\", "/\\", "\\/")):
+            text = "https:" + text
+        elif text.startswith("#"):
+            if base is None:
+                return _excluded(text, "link to a place in the same page")
+            text = urljoin(base.split("#", 1)[0], text)
+        elif base is None:
+            return _invalid(text, "relative link and no site url to resolve it")
+        else:
+            base_info = _normalize(base, None)
+            if base_info.status is not None:
+                return _invalid(text, f"relative link and the base {base!r} is not an http(s) URL")
+            text = urljoin(base_info.url, text.replace("\\", "/"))
+        match = _SCHEME.match(text)
+        if match is None:
+            return _invalid(text, "cannot resolve the relative link")
+    scheme = match.group(1).lower()
+    if scheme not in ("http", "https"):
+        return _excluded(text, f"scheme {scheme}: is not checked")
+    return _split_and_build(text, scheme, match.end())
+
+
+def _split_and_build(text: str, scheme: str, start: int) -> UrlInfo:
+    rest = text[start:].lstrip("/\\")
+    if not rest:
+        return _invalid(text, "no host in URL")
+    end = len(rest)
+    for sep in "/\\?#":
+        i = rest.find(sep)
+        if i != -1 and i < end:
+            end = i
+    authority, tail = rest[:end], rest[end:]
+    userinfo = ""
+    if "@" in authority:
+        userinfo, _, authority = authority.rpartition("@")
+        userinfo = _encode(userinfo, _USERINFO_ENCODE.difference(":")) + "@"
+    port = ""
+    if authority.startswith("["):
+        close = authority.find("]")
+        if close == -1 or not _IPV6_OK.fullmatch(authority[: close + 1]):
+            return _invalid(text, "invalid IPv6 host")
+        host = authority[: close + 1].lower()
+        after = authority[close + 1 :]
+        if after and not after.startswith(":"):
+            return _invalid(text, "invalid host")
+        port = after[1:]
+    else:
+        host, _, port = authority.partition(":")
+        if not host:
+            return _invalid(text, "no host in URL")
+        encoded = _encode_host(host)
+        if encoded is None:
+            return _invalid(text, f"invalid host {host!r}")
+        host = encoded
+    if port:
+        if not port.isascii() or not port.isdigit() or int(port) > 65535:
+            return _invalid(text, f"invalid port {port!r}")
+        port = str(int(port))
+        if _DEFAULT_PORTS[scheme] == port:
+            port = ""
+    fragment = ""
+    if "#" in tail:
+        tail, _, fragment = tail.partition("#")
+        fragment = _encode(fragment, _FRAGMENT_ENCODE)
+    query = ""
+    if "?" in tail:
+        tail, _, query = tail.partition("?")
+        query = _encode(query, _QUERY_ENCODE)
+    path = tail.replace("\\", "/") if "\\" in tail else tail
+    path = _remove_dot_segments(_encode(path, _PATH_ENCODE)) if path else "/"
+    url = f"{scheme}://{userinfo}{host}{':' + port if port else ''}{path}"
+    if query:
+        url = f"{url}?{query}"
+    return UrlInfo(url, fragment, host.strip("[]") if host.startswith("[") else host, None, "")
+
+
+# --- srcset ---------------------------------------------------------------------------
+
+_ASCII_WS = " \t\n\r\f"
+
+
+def parse_srcset(value: str) -> list[str]:
+    """URLs of a srcset attribute, per the HTML standard's "parse a srcset attribute".
+
+    URLs may contain commas (only trailing commas end a URL); descriptors may contain
+    parentheses with commas. ``data:`` candidates are kept; normalisation excludes them.
+    """
+    urls: list[str] = []
+    n = len(value)
+    pos = 0
+    while True:
+        while pos < n and (value[pos] in _ASCII_WS or value[pos] == ","):
+            pos += 1
+        if pos >= n:
+            return urls
+        start = pos
+        while pos < n and value[pos] not in _ASCII_WS:
+            pos += 1
+        url = value[start:pos]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            # skip descriptors: up to a comma that is not inside parentheses
+            in_parens = False
+            while pos < n:
+                c = value[pos]
+                if in_parens:
+                    if c == ")":
+                        in_parens = False
+                elif c == "(":
+                    in_parens = True
+                elif c == ",":
+                    pos += 1
+                    break
+                pos += 1
+        if url:
+            urls.append(url)
+
+
+# --- image proxies ----------------------------------------------------------------------
+
+_WESERV_HOSTS = frozenset({"images.weserv.nl", "wsrv.nl", "images.weserv.com"})
+_PHOTON_HOST = re.compile(r"i[0-3]\.wp\.com")
+_THUMBOR_EMBEDDED = re.compile(r"/unsafe/(?:[^/]+/)*?(https?:/{0,2}.*)$", re.IGNORECASE)
+_QUERY_WRAPPERS = {
+    # host: query parameter holding the original
+    "images1-focus-opensocial.googleusercontent.com": "url",
+    "proxy.duckduckgo.com": "u",
+    "external-content.duckduckgo.com": "u",
+    "imageproxy.ifunny.co": "url",
+    "wp.com": "url",
+}
+_SCHEMELESS_HOST = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?::\d+)?(?:[/?#].*)?")
+
+
+def _absolute(target: str, default_scheme: str = "http") -> str | None:
+    target = target.strip()
+    if target.startswith("ssl:"):
+        return "https://" + target[4:].lstrip("/")
+    if target.startswith("//"):
+        return "https:" + target
+    m = re.match(r"(https?):/{0,2}", target, re.IGNORECASE)
+    if m:
+        return f"{m.group(1).lower()}://{target[m.end() :]}"
+    if _SCHEMELESS_HOST.fullmatch(target):
+        return f"{default_scheme}://{target}"
+    return None
+
+
+@lru_cache(maxsize=16384)
+def unwrap_proxy(url: str) -> str | None:
+    """The original URL wrapped by an image proxy/CDN URL (as found, not normalised), or None.
+
+    Knows images.weserv.nl/wsrv.nl (``?url=``, ``ssl:`` prefix), Jetpack Photon
+    (``i0-3.wp.com/host/path``), thumbor (``/unsafe/<options>/<url>``) and a few
+    query-parameter proxies (Google gadgets proxy, DuckDuckGo).
+    """
+    try:
+        info = normalize_url(url)
+        if info.status is not None:
+            return None
+        host = info.host
+        after_host = info.url.split("/", 3)[3] if info.url.count("/") >= 3 else ""
+        path, _, query = after_host.partition("?")
+        if host in _WESERV_HOSTS:
+            for key, value in parse_qsl(query, keep_blank_values=True):
+                if key == "url" and value:
+                    return _absolute(value)
+            return None
+        if _PHOTON_HOST.fullmatch(host):
+            if not path or "." not in path.split("/", 1)[0]:
+                return None
+            params = dict(parse_qsl(query))
+            scheme = "https" if params.get("ssl") in ("1", "true") else "http"
+            return f"{scheme}://{unquote(path)}"
+        if "/unsafe/" in info.url.lower():
+            m = _THUMBOR_EMBEDDED.search(info.url.split("://", 1)[1])
+            if m:
+                return _absolute(
+                    unquote(m.group(1)) if "%3a" in m.group(1)[:8].lower() else m.group(1)
+                )
+            return None
+        key = _QUERY_WRAPPERS.get(host)
+        if key is not None:
+            for name, value in parse_qsl(query):
+                if name == key and value:
+                    return _absolute(value)
+        return None
+    except Exception:
+        return None
+
+
+_IMAGE_EXTENSIONS = frozenset(
+    [
+        "jpg",
+        "jpeg",
+        "jpe",
+        "jfif",
+        "png",
+        "gif",
+        "webp",
+        "avif",
+        "svg",
+        "bmp",
+        "ico",
+        "tif",
+        "tiff",
+        "heic",
+        "heif",
+        "apng",
+    ]
+)
+
+
+@lru_cache(maxsize=16384)
+def is_image_url(url: str) -> bool:
+    """True when a normalised URL obviously names an image: image file extension, a
+    Plone ``@@images`` path, or an image proxy. Used to classify ``a`` links as images."""
+    path = url.split("?", 1)[0]
+    last = path.rsplit("/", 1)[-1]
+    if "." in last and last.rsplit(".", 1)[1].lower() in _IMAGE_EXTENSIONS:
+        return True
+    if "/@@images/" in path:
+        return True
+    return unwrap_proxy(url) is not None
