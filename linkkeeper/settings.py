@@ -91,7 +91,7 @@ def apply_config(ctx: click.Context, params: dict[str, Any], config: ConfigFile)
     """Fill parameters still at their default from the config file, converting types."""
     assert ctx.command.name
     values = config.for_command(ctx.command.name)
-    by_name = {p.name: p for p in ctx.command.params if p.name}
+    by_name = _params_by_key(ctx.command)
     unknown = [k for k in values if k not in by_name and k not in _OTHER_COMMANDS_KEYS]
     if unknown and config.path is not None:
         known_anywhere = _all_option_names(ctx)
@@ -103,7 +103,7 @@ def apply_config(ctx: click.Context, params: dict[str, Any], config: ConfigFile)
     out = dict(params)
     for name, raw in values.items():
         param = by_name.get(name)
-        if param is None or ctx.get_parameter_source(name) not in (
+        if param is None or not param.name or ctx.get_parameter_source(param.name) not in (
             ParameterSource.DEFAULT,
             None,
         ):
@@ -111,7 +111,7 @@ def apply_config(ctx: click.Context, params: dict[str, Any], config: ConfigFile)
         try:
             if param.multiple and not isinstance(raw, list):
                 raw = [raw]
-            out[name] = param.type_cast_value(ctx, raw)
+            out[param.name] = param.type_cast_value(ctx, raw)
         except click.BadParameter as exc:
             raise ConfigError(f"{config.path}: {name}: {exc.message}") from None
     return out
@@ -126,6 +126,18 @@ def _all_option_names(ctx: click.Context) -> set[str]:
     names: set[str] = set()
     if isinstance(root, click.Group):
         for cmd in root.commands.values():
-            names.update(p.name for p in cmd.params if p.name)
+            names.update(_params_by_key(cmd))
             names.add(_key(cmd.name or ""))
     return names
+
+
+def _params_by_key(command: click.Command) -> dict[str, click.Parameter]:
+    """A parameter is found by its name and by each long option name (`source-key`)."""
+    out: dict[str, click.Parameter] = {}
+    for p in command.params:
+        if p.name:
+            out[p.name] = p
+        for opt in getattr(p, "opts", []):
+            if opt.startswith("--"):
+                out[_key(opt[2:])] = p
+    return out
