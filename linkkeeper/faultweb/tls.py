@@ -1,0 +1,54 @@
+"""Certificates for the fault-injection web: one test CA, a good, an expired and a wrong-name cert.
+
+trustme makes a throwaway CA per server, so a checker trusts it only when told
+(`--ca-bundle web.ca_pem`) and never by accident through the system store.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import trustme
+
+# Names every good certificate covers besides the served hosts, so ad-hoc test hosts work too.
+WILDCARD_NAMES = ("*.example", "*.example.com", "*.example.org", "*.test", "localhost", "127.0.0.1")
+# The name the wrong-name certificate is issued for: a valid certificate, for someone else.
+OTHER_NAME = "someone-else.invalid"
+
+
+@dataclass(slots=True)
+class Certificates:
+    ca_pem: Path
+    good: ssl.SSLContext
+    expired: ssl.SSLContext
+    wrong_name: ssl.SSLContext
+
+
+def _server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context
+
+
+def make_certificates(directory: Path, hosts: list[str], expired_host: str) -> Certificates:
+    """Write the CA to `directory`/ca.pem and return server contexts for the three TLS ports."""
+    ca = trustme.CA(organization_name="linkkeeper fault-injection web")
+    ca_pem = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    names = list(dict.fromkeys([*hosts, *WILDCARD_NAMES]))
+    now = datetime.now(UTC)
+    return Certificates(
+        ca_pem=ca_pem,
+        good=_server_context(ca.issue_cert(*names)),
+        expired=_server_context(
+            ca.issue_cert(
+                expired_host,
+                not_before=now - timedelta(days=730),
+                not_after=now - timedelta(days=30),
+            )
+        ),
+        wrong_name=_server_context(ca.issue_cert(OTHER_NAME)),
+    )

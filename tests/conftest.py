@@ -1,0 +1,36 @@
+"""Shared fixtures. The fault-injection web: a local server playing a misbehaving web on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from linkkeeper.faultweb import FaultWeb
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "faultweb(**kwargs): keyword arguments for the `faultweb` fixture's FaultWeb "
+        "(e.g. latency={'news.example': (20, 100)})",
+    )
+
+
+@pytest.fixture
+def faultweb(request: pytest.FixtureRequest) -> Iterator[FaultWeb]:
+    """A fresh fault-injection web per test (starts in ~20 ms): counters and log start empty.
+
+    Configure it with `@pytest.mark.faultweb(latency=..., default_latency=..., hosts=...)`.
+    """
+    marker = request.node.get_closest_marker("faultweb")
+    options = dict(marker.kwargs) if marker else {}
+    with FaultWeb(**options) as web:
+        yield web
+
+
+@pytest.fixture(scope="session")
+def faultweb_session() -> Iterator[FaultWeb]:
+    """One fault-injection web for the whole session; use distinct paths per test (counters persist)."""
+    with FaultWeb() as web:
+        yield web
