@@ -1,0 +1,193 @@
+"""`linkkeeper check` end to end against the fault-injection web: the nightly audit as users run it.
+
+The CLI runs as a subprocess (as cron would run it); the fault-injection web runs
+in this process on loopback and every request is aimed at it with --connect-to
+and --offline-dns, so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from linkkeeper.faultweb import FaultWeb
+
+LINKKEEPER = [sys.executable, "-m", "linkkeeper"]
+
+POST = """---
+layout: post
+title: "{title}"
+date: 2021-01-0{day}T00:00:00.000Z
+author: 测试
+from: {source}
+---
+<!--NaN-->
+[{title}]({source})
+------
+
+<div>
+{body}
+</div>
+"""
+
+
+def make_site(root: Path, posts: dict[str, tuple[str, list[str]]]) -> Path:
+    """posts: title -> (source URL, other URLs)."""
+    (root / "_posts").mkdir(parents=True)
+    (root / "_config.yml").write_text('url: "https://site.example"\n')
+    for i, (title, (source, links)) in enumerate(posts.items(), start=1):
+        body = "\n".join(f'<p><a href="{u}">link {j}</a></p>' for j, u in enumerate(links))
+        (root / "_posts" / f"2021-01-0{i % 9 + 1}-post{i}.md").write_text(
+            POST.format(title=title, day=i % 9 + 1, source=source, body=body), encoding="utf-8")
+    return root
+
+
+def web_args(web: FaultWeb) -> list[str]:
+    args = ["--offline-dns", "--ca-bundle", web.ca_pem]
+    for spec in web.connect_to_args(wildcard=False):
+        args += ["--connect-to", spec]
+    return args
+
+
+def run(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKKEEPER_")}
+    return subprocess.run([*LINKKEEPER, *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def q(db: Path, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_check_json_history_and_exit_codes(faultweb: FaultWeb, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", {
+        "一": ("https://news.example/ok/story-1", [
+            "https://news.example/status/404/gone",
+            "https://news.example/redirect/301/2/moved",
+            "https://news.example/block/403/paywall",
+            "http://news.example/head/405/head-refused",
+            "mailto:tips@news.example",
+        ]),
+        "二": ("https://news.example/ok/story-2", [
+            "https://news.example/status/404/gone",  # cited twice, checked once
+            "https://does-not-resolve.invalid/ok/x",
+            "https://expired.example/ok/x",
+        ]),
+    })
+    db = site / "linkkeeper.db"
+    out = tmp_path / "results.json"
+    res = run("check", site, *web_args(faultweb), "--format", "json", "-o", out, "--attempts", "1")
+    assert res.returncode == 2, res.stderr  # new failures
+    doc = json.loads(out.read_text())
+    assert doc["run"]["state"] == "complete" and doc["run"]["id"] == 1
+    links = {link["url"]: link for link in doc["links"]}
+    expect = {
+        "https://news.example/ok/story-1": ("ok", 200),
+        "https://news.example/status/404/gone": ("broken", 404),
+        "https://news.example/redirect/301/2/moved": ("redirected", 200),
+        "https://news.example/block/403/paywall": ("blocked", 403),
+        "http://news.example/head/405/head-refused": ("ok", 200),
+        "https://does-not-resolve.invalid/ok/x": ("broken", None),
+        "https://expired.example/ok/x": ("tls-error", None),
+        "mailto:tips@news.example": ("excluded", None),
+    }
+    for url, (status, code) in expect.items():
+        assert links[url]["status"] == status, (url, links[url])
+        assert links[url]["http_status"] == code, (url, links[url])
+        assert links[url]["reason"], url
+    gone = links["https://news.example/status/404/gone"]
+    assert len(gone["posts"]) == 2 and gone["kinds"] == ["inline"]
+    assert gone["state"] == "failing" and gone["new_failure"] is True
+    assert links["https://news.example/redirect/301/2/moved"]["final_url"].endswith("/ok/moved")
+    assert len(links["https://news.example/redirect/301/2/moved"]["redirects"]) == 2
+    assert "DNS" in links["https://does-not-resolve.invalid/ok/x"]["reason"]
+    assert "expired" in links["https://expired.example/ok/x"]["reason"]
+    assert links["http://news.example/head/405/head-refused"]["reason"] == "HEAD 405, GET 200"
+    # the 404 was fetched for one URL only, however many posts cite it
+    assert len(faultweb.requests(host="news.example", path="/status/404/gone")) <= 2
+
+    # second night: same failures are not new -> exit 0 with --fail-on new, 2 with any
+    res = run("check", site, *web_args(faultweb), "--attempts", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = run("check", site, *web_args(faultweb), "--attempts", "1", "--fail-on", "any")
+    assert res.returncode == 2
+    assert q(db, "SELECT count(*) FROM runs WHERE state='complete'")[0][0] == 3
+    assert q(db, "SELECT count(*) FROM checks WHERE url=?",
+             "https://news.example/status/404/gone")[0][0] == 3
+
+    # --max-age: URLs checked ok recently are skipped, failing ones re-checked
+    res = run("check", site, *web_args(faultweb), "--attempts", "1", "--max-age", "1h",
+              "--format", "json")
+    doc = json.loads(res.stdout)
+    assert doc["run"]["total"] == 5  # 404, blocked, DNS, TLS, mailto (no request): not the ok ones
+    checked = {link["url"] for link in doc["links"] if link["checked_this_run"]}
+    assert "https://news.example/ok/story-1" not in checked
+    assert "https://news.example/status/404/gone" in checked
+
+    # history prints the timeline
+    res = run("history", "https://NEWS.example:443/status/404/gone", "--db", db)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("broken") >= 4 and "state: failing" in res.stdout
+
+    # --failing re-checks only failing links; --budget caps the run
+    doc = json.loads(run("check", site, *web_args(faultweb), "--failing", "--budget", "2",
+                         "--format", "json", "--attempts", "1").stdout)
+    assert doc["run"]["total"] == 2
+
+
+def test_bad_options_exit_3(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", {"a": ("https://news.example/ok/a", [])})
+    for bad in (["--connect-to", "nonsense"], ["--accept", "abc"], ["--max-age", "soon"],
+                ["--exclude", "(unclosed"]):
+        res = run("check", site, *bad)
+        assert res.returncode == 3, (bad, res.stderr)
+        assert "Traceback" not in res.stderr
+
+
+@pytest.mark.faultweb(latency={"slow.example": (150, 150)}, hosts=["slow.example"])
+def test_kill_9_run_is_resumed_and_nothing_is_lost(faultweb: FaultWeb, tmp_path: Path) -> None:
+    urls = [f"https://slow.example/ok/page-{i}" for i in range(120)]
+    site = make_site(tmp_path / "site", {
+        f"p{i}": (urls[i * 20], urls[i * 20 + 1:(i + 1) * 20]) for i in range(6)})
+    db = site / "linkkeeper.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKKEEPER_")}
+    proc = subprocess.Popen(
+        [*LINKKEEPER, "check", str(site), *web_args(faultweb), "--host-concurrency", "2",
+         "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if db.exists():
+                try:
+                    if q(db, "SELECT count(*) FROM checks")[0][0] >= 30:
+                        break
+                except sqlite3.OperationalError:
+                    pass
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    before = q(db, "SELECT id, url, status FROM checks ORDER BY id")
+    assert 0 < len(before) < 120
+    assert q(db, "SELECT state FROM runs")[0][0] == "running"
+
+    res = run("check", site, *web_args(faultweb), "--host-concurrency", "4")
+    assert res.returncode == 0, res.stderr
+    assert "resumed" in res.stdout
+    after = q(db, "SELECT id, url, status FROM checks ORDER BY id")
+    assert after[: len(before)] == before  # nothing recorded before the kill was lost
+    assert q(db, "SELECT count(*), count(DISTINCT url) FROM checks WHERE run_id=1")[0] == (120, 120)
+    assert q(db, "SELECT id, state FROM runs") == [(1, "complete")]
+    # the resumed run did not fetch again what was already recorded
+    refetched = [u for _, u, _ in before
+                 if len(faultweb.requests(path=u.split("slow.example", 1)[1])) > 1]
+    assert refetched == []
