@@ -348,10 +348,12 @@ _TAGS_OF_INTEREST = re.compile(
     r"<(a|area|audio|blockquote|embed|iframe|img|link|meta|object|q|script|source|track|video)(?=[\s/>])",
     re.IGNORECASE,
 )
-_START_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>", re.DOTALL)
-_ATTR = re.compile(r"""([^\s"'>/=][^\s"'>/=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
+_TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
+_ATTR_AT = re.compile(
+    r"""[\s/]*([^\s/>=][^\s/>=]*|=[^\s/>=]*)?(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?"""
+)
 _SELECTOR = (
-    "a[href], area[href], img, source, video, audio, iframe[src], embed[src], object[data], "
+    "a[href], area[href], img, source, video, audio, iframe, embed[src], object[data], "
     "script[src], link[href], meta[content], track[src], blockquote[cite], q[cite]"
 )
 _IMG_ATTRS = (
@@ -372,11 +374,21 @@ _COMMENT_SECTION = re.compile(
     r"^(?:comments|comment-wrapper|comments-area|comment-list|commentlist|disqus_thread|"
     r"respond|comments-section)$"
 )
+_SECTION_HINTS = ("omment", "disqus", "respond", "elated", "more", "More", "urther", "lso")
+_SECTION_CANDIDATES = ", ".join(
+    f"[{attr}*={hint} i]"
+    for attr in ("class", "id")
+    for hint in ("comment", "disqus", "respond", "related", "more", "further", "also")
+)
 _NOT_STORIES = re.compile(
     r"share|sharing|social|menu|nav|pager|pagination|tabs|breadcrumb|tags|comment|\blinks\b"
 )
 # a block of related stories: class or id "related", "related-posts", "relatedArticles" ...
-_RELATED_SECTION = re.compile(r"^(?:[a-z]+[-_])?related(?:$|[-_]?(?:posts?|stories|articles?|news|links|content|items?)$)")
+_RELATED_SECTION = re.compile(
+    r"^(?:[a-z]+[-_])?(?:related|more[-_]?(?:articles?|stories|news)|further[-_]?reading|"
+    r"see[-_]?also|also[-_]?read)(?:$|[-_]?(?:posts?|stories|articles?|news|links?|content|"
+    r"items?|list|block|box)$)"
+)
 _WS = re.compile(r"\s+")
 _NEWLINE = re.compile("\n")
 
@@ -466,18 +478,28 @@ class _LineIndex:
 
 
 def _raw_attributes(source: str, pos: int) -> dict[str, str]:
-    """The attributes of the start tag at ``pos`` exactly as written (names lower-cased)."""
-    m = _START_TAG.match(source, pos)
+    """The attributes of the start tag at ``pos`` exactly as written (names lower-cased).
+
+    Reads them the way the HTML tokenizer does, so a stray quote in one attribute
+    name (``alt="US" s x-37b'``) does not swallow the next ones.
+    """
+    m = _TAG_NAME.match(source, pos)
     if m is None:
         return {}
     attrs: dict[str, str] = {}
-    for a in _ATTR.finditer(m.group(2)):
+    i = m.end()
+    n = len(source)
+    while i < n:
+        a = _ATTR_AT.match(source, i)
+        if a is None or a.group(1) is None:
+            break
         name = a.group(1).lower()
         if name not in attrs:
             value = a.group(2) if a.group(2) is not None else a.group(3)
-            if value is None:
-                value = a.group(4) or ""
-            attrs[name] = value
+            attrs[name] = value if value is not None else (a.group(4) or "")
+        if a.end() <= i:
+            break
+        i = a.end()
     return attrs
 
 
@@ -545,7 +567,7 @@ def _context(node: LexborNode, sections: dict[int, str], lists: dict[int, bool])
 def _sections(tree: LexborHTMLParser) -> dict[int, str]:
     """Elements that start a comments section or a related-stories block, by mem_id."""
     found: dict[int, str] = {}
-    for node in tree.css("[id], [class]"):
+    for node in tree.css(_SECTION_CANDIDATES):
         attrs = node.attributes
         marks = [(attrs.get("id") or "").lower()]
         marks.extend((attrs.get("class") or "").lower().split())
@@ -567,11 +589,7 @@ def _html_links(collector: _Collector, html: str, first_line: int) -> None:
     marked = _TAGS_OF_INTEREST.sub(lambda m: f'{m.group(0)} {_POS_ATTR}="{m.start()}"', html)
     tree = LexborHTMLParser(marked)
     lines = _LineIndex(html, first_line)
-    sections = (
-        _sections(tree)
-        if "omment" in html or "disqus" in html or "elated" in html
-        else {}
-    )
+    sections = _sections(tree) if any(hint in html for hint in _SECTION_HINTS) else {}
     lists: dict[int, bool] = {}
     for node in tree.css(_SELECTOR):
         attrs = node.attributes
@@ -718,6 +736,10 @@ def _element_links(
     if tag in ("iframe", "embed", "script", "track", "object"):
         name = "data" if tag == "object" else "src"
         value = _value(attrs, raw, name)
+        element = tag
+        if value is None and tag == "iframe":  # lazy-loaded embeds keep the real URL here
+            value = _value(attrs, raw, "data-src") or _value(attrs, raw, "data-lazy-src")
+            element = "iframe-data-src"
         if value is not None:
             text = _collapse(attrs.get("title") or attrs.get("label") or "")
             add(
@@ -725,7 +747,7 @@ def _element_links(
                 kind=Kind.EMBED.value,
                 line=line,
                 text=text,
-                element=tag,
+                element=element,
                 in_comments=in_comments,
             )
         return
