@@ -477,7 +477,7 @@ class _LineIndex:
         return self.first_line + bisect_right(self.starts, offset - 1)
 
 
-def _raw_attributes(source: str, pos: int) -> dict[str, str]:
+def _raw_attributes(source: str, pos: int) -> dict[str, tuple[str, int]]:
     """The attributes of the start tag at ``pos`` exactly as written (names lower-cased).
 
     Reads them the way the HTML tokenizer does, so a stray quote in one attribute
@@ -486,7 +486,7 @@ def _raw_attributes(source: str, pos: int) -> dict[str, str]:
     m = _TAG_NAME.match(source, pos)
     if m is None:
         return {}
-    attrs: dict[str, str] = {}
+    attrs: dict[str, tuple[str, int]] = {}
     i = m.end()
     n = len(source)
     while i < n:
@@ -495,8 +495,8 @@ def _raw_attributes(source: str, pos: int) -> dict[str, str]:
             break
         name = a.group(1).lower()
         if name not in attrs:
-            value = a.group(2) if a.group(2) is not None else a.group(3)
-            attrs[name] = value if value is not None else (a.group(4) or "")
+            group = 2 if a.group(2) is not None else 3 if a.group(3) is not None else 4
+            attrs[name] = (a.group(group) or "", a.start(group) if a.start(group) >= 0 else i)
         if a.end() <= i:
             break
         i = a.end()
@@ -600,28 +600,58 @@ def _html_links(collector: _Collector, html: str, first_line: int) -> None:
             raw = _raw_attributes(html, pos)
         else:  # an element the parser made up: no position, no raw text
             line, raw = first_line, {}
-        _element_links(collector, node, attrs, raw, line, sections, lists)
+        _element_links(collector, node, attrs, raw, _Where(line, lines), sections, lists)
 
 
-def _value(attrs: dict[str, str | None], raw: dict[str, str], name: str) -> tuple[str, str] | None:
-    """(raw text to normalise, original as written) of one attribute, None when absent/empty."""
+def _value(
+    attrs: dict[str, str | None], raw: dict[str, tuple[str, int]], name: str, where: _Where
+) -> tuple[str, int, int] | None:
+    """(the attribute as written, its line, its offset or -1), None when absent or empty."""
     decoded = attrs.get(name)
     if decoded is None:
         return None
     written = raw.get(name)
-    if written is None:  # fall back to the parser's decoded value
-        written = decoded
-    if not written.strip():
+    if written is None:  # no raw text (an element the parser made up): use the decoded value
+        text, line, offset = decoded, where.tag_line, -1
+    else:
+        text, offset = written
+        line = where.lines.line(offset)
+    if not text.strip():
         return None
-    return written, written
+    return text, line, offset
+
+
+def _candidates(
+    value: tuple[str, int, int], is_srcset: bool, where: _Where
+) -> list[tuple[str, int]]:
+    """The URL(s) of an attribute with the line of each (srcset values can span lines)."""
+    if not is_srcset:
+        return [(value[0], value[1])]
+    text, line, offset = value
+    found: list[tuple[str, int]] = []
+    cursor = 0
+    for candidate in parse_srcset(text):
+        at = text.find(candidate, cursor)
+        if at >= 0 and offset >= 0:
+            cursor = at + len(candidate)
+            found.append((candidate, where.lines.line(offset + at)))
+        else:
+            found.append((candidate, line))
+    return found
+
+
+@dataclass(slots=True)
+class _Where:
+    tag_line: int
+    lines: _LineIndex
 
 
 def _element_links(
     collector: _Collector,
     node: LexborNode,
     attrs: dict[str, str | None],
-    raw: dict[str, str],
-    line: int,
+    raw: dict[str, tuple[str, int]],
+    where: _Where,
     sections: dict[int, str],
     lists: dict[int, bool],
 ) -> None:
@@ -631,7 +661,7 @@ def _element_links(
     add = collector.add
 
     if tag in ("a", "area"):
-        value = _value(attrs, raw, "href")
+        value = _value(attrs, raw, "href", where)
         if value is None:
             return
         text = _collapse(node.text(deep=True)) if tag == "a" else ""
@@ -652,7 +682,7 @@ def _element_links(
         add(
             value[0],
             kind=kind.value,
-            line=line,
+            line=value[1],
             text=text,
             element=tag,
             in_comments=in_comments,
@@ -664,11 +694,10 @@ def _element_links(
         text = _collapse(attrs.get("alt") or attrs.get("title") or "")
         seen: set[str] = set()
         for name, element, is_srcset in _IMG_ATTRS:
-            value = _value(attrs, raw, name)
+            value = _value(attrs, raw, name, where)
             if value is None:
                 continue
-            candidates = parse_srcset(value[0]) if is_srcset else [value[0]]
-            for candidate in candidates:
+            for candidate, line in _candidates(value, is_srcset, where):
                 info = collector.resolve(candidate)
                 if info.url in seen:
                     continue
@@ -691,10 +720,10 @@ def _element_links(
             ("src", "source", False),
             ("srcset", "source-srcset", True),
         ):
-            value = _value(attrs, raw, name)
+            value = _value(attrs, raw, name, where)
             if value is None:
                 continue
-            for candidate in parse_srcset(value[0]) if is_srcset else [value[0]]:
+            for candidate, line in _candidates(value, is_srcset, where):
                 info = collector.resolve(candidate)
                 if info.url not in seen:
                     seen.add(info.url)
@@ -711,22 +740,22 @@ def _element_links(
 
     if tag in ("video", "audio"):
         text = _collapse(attrs.get("title") or "")
-        value = _value(attrs, raw, "src")
+        value = _value(attrs, raw, "src", where)
         if value is not None:
             add(
                 value[0],
                 kind=Kind.EMBED.value,
-                line=line,
+                line=value[1],
                 text=text,
                 element=tag,
                 in_comments=in_comments,
             )
-        poster = _value(attrs, raw, "poster")
+        poster = _value(attrs, raw, "poster", where)
         if poster is not None:
             add(
                 poster[0],
                 kind=Kind.IMAGE.value,
-                line=line,
+                line=poster[1],
                 text=text,
                 element=f"{tag}-poster",
                 in_comments=in_comments,
@@ -735,17 +764,19 @@ def _element_links(
 
     if tag in ("iframe", "embed", "script", "track", "object"):
         name = "data" if tag == "object" else "src"
-        value = _value(attrs, raw, name)
+        value = _value(attrs, raw, name, where)
         element = tag
         if value is None and tag == "iframe":  # lazy-loaded embeds keep the real URL here
-            value = _value(attrs, raw, "data-src") or _value(attrs, raw, "data-lazy-src")
+            value = _value(attrs, raw, "data-src", where) or _value(
+                attrs, raw, "data-lazy-src", where
+            )
             element = "iframe-data-src"
         if value is not None:
             text = _collapse(attrs.get("title") or attrs.get("label") or "")
             add(
                 value[0],
                 kind=Kind.EMBED.value,
-                line=line,
+                line=value[1],
                 text=text,
                 element=element,
                 in_comments=in_comments,
@@ -756,13 +787,13 @@ def _element_links(
         rels = set((attrs.get("rel") or "").lower().split())
         if rels & _SKIP_REL:
             return
-        value = _value(attrs, raw, "href")
+        value = _value(attrs, raw, "href", where)
         if value is not None:
             kind = Kind.IMAGE if any("icon" in r for r in rels) else Kind.INLINE
             add(
                 value[0],
                 kind=kind.value,
-                line=line,
+                line=value[1],
                 text=_collapse(attrs.get("title") or ""),
                 element="link",
                 in_comments=in_comments,
@@ -771,14 +802,14 @@ def _element_links(
 
     if tag == "meta":
         prop = (attrs.get("property") or attrs.get("name") or "").lower()
-        content = _value(attrs, raw, "content")
+        content = _value(attrs, raw, "content", where)
         if content is None:
             return
         if prop in _META_IMAGE:
             add(
                 content[0],
                 kind=Kind.IMAGE.value,
-                line=line,
+                line=content[1],
                 text="",
                 element="meta",
                 in_comments=in_comments,
@@ -787,7 +818,7 @@ def _element_links(
             add(
                 content[0],
                 kind=Kind.EMBED.value,
-                line=line,
+                line=content[1],
                 text="",
                 element="meta",
                 in_comments=in_comments,
@@ -796,7 +827,7 @@ def _element_links(
             add(
                 content[0],
                 kind=Kind.INLINE.value,
-                line=line,
+                line=content[1],
                 text="",
                 element="meta",
                 in_comments=in_comments,
@@ -807,7 +838,7 @@ def _element_links(
                 add(
                     m.group(1),
                     kind=Kind.INLINE.value,
-                    line=line,
+                    line=content[1],
                     text="",
                     element="meta-refresh",
                     in_comments=in_comments,
@@ -815,12 +846,12 @@ def _element_links(
         return
 
     if tag in ("blockquote", "q"):
-        value = _value(attrs, raw, "cite")
+        value = _value(attrs, raw, "cite", where)
         if value is not None:
             add(
                 value[0],
                 kind=Kind.INLINE.value,
-                line=line,
+                line=value[1],
                 text="",
                 element=f"{tag}-cite",
                 in_comments=in_comments,
@@ -1048,7 +1079,7 @@ def _parse(
                 str(item),
                 kind=Kind.SOURCE.value,
                 line=_key_line(fm_lines, key),
-                text="",
+                text=_collapse(str(front_matter.get("title") or "")),
                 element=f"front-matter:{key}",
             )
             if source_url is None:
