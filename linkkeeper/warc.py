@@ -48,6 +48,7 @@ A closed file is never opened for writing again.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import io
@@ -259,6 +260,10 @@ class _GzipMemberSink:
         self._out.write(self._compressor.flush())
         self._compressor = self._new()
 
+    def reset(self) -> None:
+        """Drop a half-compressed record (its bytes were cut from the file)."""
+        self._compressor = self._new()
+
 
 # ---------------------------------------------------------------------------------------------
 # Files
@@ -270,6 +275,7 @@ class _OpenFile:
     final: Path  # …warc.gz
     rel: str  # final, relative to the folder
     handle: BinaryIO
+    sink: _GzipMemberSink
     writer: WARCWriter
     warcinfo_id: str
 
@@ -297,6 +303,9 @@ class WarcStore:
         self.max_file_size = max_file_size
         self.prefix = prefix
         self.info = dict(info or {})
+        for name, value in self.info.items():
+            if not _TOKEN.match(name) or _BAD_VALUE_CHARS.search(str(value)):
+                raise ValueError(f"warcinfo field cannot be written: {name!r}: {value!r}")
         self.clock = clock
         self.compress_level = compress_level
         self._lock = threading.Lock()
@@ -335,11 +344,15 @@ class WarcStore:
             request = self._request_record(current, ex, response.rec_headers)
             handle = current.handle
             offset = handle.tell()
-            current.writer.write_record(response)
-            request_offset = handle.tell()
-            current.writer.write_record(request)
-            end = handle.tell()
-            handle.flush()
+            try:
+                current.writer.write_record(response)
+                request_offset = handle.tell()
+                current.writer.write_record(request)
+                end = handle.tell()
+                handle.flush()
+            except BaseException:
+                self._undo_partial_write(current, offset)
+                raise
             capture = CaptureRecord(
                 url=ex.url,
                 warc_file=current.rel,
@@ -361,6 +374,21 @@ class WarcStore:
             if end >= self.max_file_size:
                 self._close_current()
         return capture
+
+    def _undo_partial_write(self, current: _OpenFile, offset: int) -> None:
+        """After a failed write (disk full, ...): cut the file back to its last whole capture.
+
+        If even that fails, the file is abandoned as ``.open`` for the next repair().
+        """
+        with contextlib.suppress(OSError):
+            current.handle.flush()
+        try:
+            current.handle.truncate(offset)
+            current.handle.seek(offset)
+            current.sink.reset()
+        except OSError:
+            self._current = None
+            current.handle.close()
 
     def _response_record(
         self, current: _OpenFile, ex: Exchange, digest: str, prior: PriorCapture | None
@@ -439,9 +467,8 @@ class WarcStore:
             if _same_file(path, handle):
                 break
             handle.close()
-        writer = WARCWriter(
-            _GzipMemberSink(handle, self.compress_level), gzip=False, warc_version=WARC_VERSION
-        )
+        sink = _GzipMemberSink(handle, self.compress_level)
+        writer = WARCWriter(sink, gzip=False, warc_version=WARC_VERSION)
         warcinfo = writer.create_warcinfo_record(final.name, self._warcinfo_fields())
         warcinfo.rec_headers.replace_header("WARC-Date", warc_date(started))
         writer.write_record(warcinfo)
@@ -451,6 +478,7 @@ class WarcStore:
             final=final,
             rel=final.relative_to(self.folder).as_posix(),
             handle=handle,
+            sink=sink,
             writer=writer,
             warcinfo_id=warcinfo.rec_headers.get_header("WARC-Record-ID"),
         )
@@ -464,9 +492,7 @@ class WarcStore:
             "hostname": socket.gethostname(),  # local name only: no DNS lookup
             "linkkeeper-payload": PAYLOAD_CONVENTION,
         }
-        for name, value in self.info.items():
-            if _TOKEN.match(name) and not _BAD_VALUE_CHARS.search(str(value)):
-                fields[name] = str(value)
+        fields.update((name, str(value)) for name, value in self.info.items())
         return fields
 
     # -- closing -------------------------------------------------------------------------------
@@ -630,6 +656,8 @@ class _RecordChecker:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             fields[name.strip().lower()] = value.strip()
+        if "content-length" not in fields:
+            raise ValueError("record without Content-Length")
         self._remaining = int(fields["content-length"])
         expected = fields.get("warc-block-digest", "")
         if expected.lower().startswith("sha1:"):
