@@ -18,7 +18,6 @@ from typing import Any
 import click
 
 from linkkeeper import __version__
-from linkkeeper.audit import AuditOptions, run_audit_async
 from linkkeeper.db import connect, default_db_path
 from linkkeeper.history import ConfirmPolicy, RunBusy
 from linkkeeper.progress import ProgressReporter
@@ -392,6 +391,8 @@ def check(ctx: click.Context, **params: Any) -> int:
       linkkeeper check ~/blog --failing --fail-on any
       linkkeeper check . --connect-to 'www.example.com:443:127.0.0.1:8443'
     """
+    from linkkeeper.audit import AuditOptions, run_audit_async  # aiohttp: only when checking
+
     p = load_params(ctx, params)
     opts = check_options_from(p)
     try:

@@ -37,15 +37,18 @@ class Site:
                 yield rel_path(f, self.root), f
             return
         found: list[tuple[str, Path]] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        root = str(self.root)
+        for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(
                 d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS
             )
+            # relative path by string arithmetic: resolve() per file costs more than parsing
+            prefix = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            prefix = "" if prefix == "." else prefix + "/"
             for name in filenames:
                 if name.startswith(".") or not name.lower().endswith(POST_SUFFIXES):
                     continue
-                p = Path(dirpath, name)
-                found.append((rel_path(p, self.root), p))
+                found.append((prefix + name, Path(dirpath, name)))
         found.sort()
         yield from found
 
