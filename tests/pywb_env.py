@@ -139,3 +139,7 @@ def wayback(python: Path, config_yaml: str, workdir: Path) -> Iterator[int]:
             process.kill()
             process.wait()
         log.close()
+
+
+if __name__ == "__main__":  # CI can prepare the venv up front: python tests/pywb_env.py
+    print(ensure_pywb())
