@@ -104,6 +104,16 @@ async def test_ok_page_is_an_article_titled_from_its_path(faultweb: FaultWeb, cl
     assert body == faultweb.payload_for("news.example", "/ok/2023/city-council-votes")
 
 
+async def test_payload_for_accepts_the_path_as_written_in_a_url(faultweb: FaultWeb, client) -> None:
+    async with client.get(
+        URL("http://news.example/ok/caf%C3%A9%20noir?ref=rss", encoded=True)
+    ) as response:
+        body = await response.read()
+    assert body == faultweb.payload_for("news.example", "/ok/caf%C3%A9%20noir?ref=rss")
+    assert body == faultweb.payload_for("News.Example", "/ok/café noir")
+    assert faultweb.request_count("news.example", "/ok/caf%C3%A9%20noir") == 1
+
+
 async def test_home_page_lists_stories(client) -> None:
     async with client.get("https://news.example/") as response:
         assert response.status == 200
@@ -246,11 +256,13 @@ async def test_redirect_chain_of_n_hops_ends_at_ok(client, code) -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     hops=st.integers(min_value=1, max_value=4),
-    rest=st.lists(st.from_regex(r"[a-z0-9-]{1,8}", fullmatch=True), min_size=1, max_size=4),
+    rest=st.lists(st.from_regex(r"[a-z0-9 é%?#-]{1,8}", fullmatch=True), min_size=1, max_size=4),
 )
 def test_relative_redirects_resolve_to_the_next_hop(faultweb_session: FaultWeb, hops, rest) -> None:
     tail = "/".join(rest)
-    url = URL(f"http://news.example/redirect-relative/302/{hops}/{tail}")
+    url = URL.build(
+        scheme="http", host="news.example", path=f"/redirect-relative/302/{hops}/{tail}"
+    )
     for remaining in range(hops, 0, -1):
         head, _ = raw_get(faultweb_session.http_port, "news.example", url.raw_path)
         location = header(head, "Location")
@@ -695,3 +707,12 @@ def test_runs_as_a_process_and_writes_its_log(tmp_path: Path) -> None:
     (entry,) = [json.loads(line) for line in log.read_text().splitlines()]
     assert (entry["host"], entry["path"], entry["status"]) == ("news.example", "/status/410/x", 410)
     assert not state.exists()
+
+
+def test_cli_lists_the_behaviours() -> None:
+    from linkkeeper.faultweb.__main__ import behaviour_table, parse_latency
+
+    table = behaviour_table()
+    assert "/ratelimit-date" in table and "/hang" in table and "(other)" in table
+    assert parse_latency("20-100") == (20.0, 100.0)
+    assert parse_latency("50") == 50.0

@@ -19,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS
 from linkkeeper.faultweb.server import DEFAULT_HOSTS, FaultWeb, Latency
 
 
@@ -83,7 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-file", type=Path, help="also write the startup JSON here (removed at exit)"
     )
     parser.add_argument("--log", type=Path, help="write the request log here as JSON lines at exit")
+    parser.add_argument(
+        "--list", action="store_true", help="list the behaviours by path, then exit"
+    )
     return parser
+
+
+def behaviour_table() -> str:
+    """One line per behaviour: the path that selects it and what it plays."""
+    rows = [("/" + b.name if b.name != "*" else "(other)", b.doc) for b in DEFAULT_BEHAVIOURS]
+    width = max(len(path) for path, _ in rows)
+    return "\n".join(f"{path:<{width}}  {doc}" for path, doc in rows)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -127,6 +138,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.list:
+        print(behaviour_table())
+        return 0
     try:
         asyncio.run(serve(args))
     except OSError as error:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import quote
 
 from aiohttp import web
 from yarl import URL
@@ -55,9 +56,9 @@ class Hit:
     def is_head(self) -> bool:
         return self.request.method == "HEAD"
 
-    def absolute(self, path: str) -> str:
+    def absolute(self, path: str, query: str = "") -> str:
         """An absolute URL on the host the client asked for (Host header kept verbatim)."""
-        return f"{self.scheme}://{self.authority}{path}"
+        return f"{self.scheme}://{self.authority}{quote_path(path)}{query}"
 
     def int_arg(self, index: int, name: str, low: int = 0, high: int = 10**12) -> int:
         try:
@@ -73,6 +74,11 @@ class Hit:
     def rest(self, start: int) -> str:
         """The path segments from `start` on, joined: the free-form tail of the path."""
         return "/".join(self.args[start:]) or "index"
+
+
+def quote_path(path: str) -> str:
+    """Percent-encode a decoded path for a Location header ("?" and "#" in it are data)."""
+    return quote(path, safe="/:@!$&'()*+,;=-._~")
 
 
 Handler = Callable[[Hit], Awaitable[web.StreamResponse]]
@@ -246,7 +252,7 @@ async def redirect_relative(hit: Hit) -> web.StreamResponse:
         location = "../" * depth + f"{hops - 1}/{rest}"
     else:
         location = "../" * (depth + 2) + f"ok/{rest}"
-    return _redirect(hit, code, location)
+    return _redirect(hit, code, quote_path(location))
 
 
 async def redirect_to(hit: Hit) -> web.StreamResponse:
@@ -254,11 +260,14 @@ async def redirect_to(hit: Hit) -> web.StreamResponse:
     url = hit.request.query.get("url", "")
     if not URL(url).absolute:
         raise BadPath(f"{hit.path}: needs ?url=<absolute URL>")
+    return _redirect(hit, _query_code(hit), url)
+
+
+def _query_code(hit: Hit) -> int:
     try:
-        code = int(hit.request.query.get("code", "302"))
+        return int(hit.request.query.get("code", "302"))
     except ValueError:
-        raise BadPath(f"{hit.path}: code must be an integer") from None
-    return _redirect(hit, code, url)
+        raise BadPath(f"{hit.path}: ?code= must be an integer") from None
 
 
 async def loop(hit: Hit) -> web.StreamResponse:
@@ -270,9 +279,9 @@ async def loop(hit: Hit) -> web.StreamResponse:
     index = hit.int_arg(2, "loop index", 0, size - 1) if len(hit.args) > 2 else 0
     following = (index + 1) % size
     target = f"{base}/{following}" if following else base
-    code = int(hit.request.query.get("code", "302"))
+    code = _query_code(hit)
     query = f"?code={code}" if "code" in hit.request.query else ""
-    return _redirect(hit, code, hit.absolute(target + query))
+    return _redirect(hit, code, hit.absolute(target, query))
 
 
 # -- bot blocks --------------------------------------------------------------------------------

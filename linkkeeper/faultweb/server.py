@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from yarl import URL
 
 from linkkeeper.faultweb import bodies
 from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS, BadPath, Behaviour, Hit
@@ -106,6 +107,11 @@ def max_overlap(intervals: Iterable[tuple[int, int | None]]) -> int:
         current += delta
         peak = max(peak, current)
     return peak
+
+
+def decoded_path(path: str) -> str:
+    """ "/ok/caf%C3%A9?x=1" -> "/ok/café": the key behaviours and counters use (aiohttp's request.path)."""
+    return URL(path.split("?", 1)[0] or "/").path
 
 
 def virtual_host(authority: str) -> str:
@@ -216,7 +222,7 @@ class FaultWeb:
         sent last; LookupError if none was sent yet or the behaviour has no body.
         """
         host = virtual_host(host)
-        path = path.split("?", 1)[0]
+        path = decoded_path(path)
         remembered = self._remembered.get((host, path))
         if remembered is not None:
             return remembered
@@ -333,7 +339,7 @@ class FaultWeb:
 
     def request_count(self, host: str, path: str) -> int:
         """How many requests (host, path) has had: what /flaky and /ratelimit count."""
-        return self._counts.get((virtual_host(host), path.split("?", 1)[0]), 0)
+        return self._counts.get((virtual_host(host), decoded_path(path)), 0)
 
     # -- connection tracking (server thread) ------------------------------------------------------
 
