@@ -43,6 +43,15 @@ captures, so a request/response pair never spans two files). ``WARC-Filename`` i
 the final name. Closing also writes the file's CDXJ index and refreshes the folder index
 (:mod:`linkkeeper.cdx`), so pywb replays the folder with :func:`linkkeeper.cdx.pywb_collection_config`.
 A closed file is never opened for writing again.
+
+Inputs the writer insists on (else :class:`InvalidExchange`, nothing written): an ASCII http(s)
+URL (``str(yarl.URL)`` is), a timezone-aware ``started``, header names that are HTTP tokens and
+values without CR/LF/NUL. Keep ``PriorCapture.date`` to the microsecond: it becomes
+``WARC-Refers-To-Date`` and must equal the original record's ``WARC-Date``.
+
+Reading: ``warcio check`` and ``content_stream()`` of warcio 1.8 fail on ``br`` records when
+Google's ``Brotli`` package is installed (warcio expects brotlipy's API, warcio#73); the
+records are fine, and pywb (which ships brotlipy) replays them.
 """
 
 from __future__ import annotations
