@@ -737,3 +737,47 @@ def test_any_exchange_round_trips_with_valid_digests(
             assert f"{name}: ".encode() + raw + b"\r\n" in head
         assert b"\r\nTransfer-Encoding:" not in head
         assert f"\r\nContent-Length: {len(body)}\r\n".encode() in head
+
+
+@pytest.fixture(scope="module")
+def five_capture_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list]:
+    folder = tmp_path_factory.mktemp("source") / "warcs"
+    with WarcStore(folder, clock=Clock()) as store:
+        captures = [
+            store.write(exchange(f"http://news.test/{i}", body=os.urandom(700 * i)))
+            for i in range(5)
+        ]
+    return (folder / captures[0].warc_file).read_bytes(), captures
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.floats(0, 1), garbage=st.binary(max_size=300))
+def test_repair_keeps_exactly_the_complete_records(
+    five_capture_file, cut: float, garbage: bytes
+) -> None:
+    """Wherever a crash cuts the file, and whatever follows, the complete records survive."""
+    data, captures = five_capture_file
+    kept_bytes = int(len(data) * cut)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        left = folder / (captures[0].warc_file + ".open")
+        left.parent.mkdir(parents=True)
+        left.write_bytes(data[:kept_bytes] + garbage)
+        ends = [0] + [offset + length for offset, length, _ in members_of(data)]
+        complete = [end for end in ends[1:] if end <= kept_bytes]
+        WarcStore(folder).close()
+        closed = folder / captures[0].warc_file
+        if not complete:
+            assert not closed.exists() and not left.exists()
+            return
+        assert closed.read_bytes() == data[: complete[-1]]
+        warcio_check(closed)
+
+
+def members_of(data: bytes) -> list[tuple[int, int, bytes]]:
+    with tempfile.NamedTemporaryFile() as fh:
+        fh.write(data)
+        fh.flush()
+        return members(Path(fh.name))
