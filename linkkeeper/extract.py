@@ -169,8 +169,10 @@ def _split_front_matter(
     if not isinstance(data, dict):
         problems.append(Problem(2, f"front matter: is a {type(data).__name__}, not a mapping"))
         return {}, fm_lines, body_start, False
-    result = _jsonable(data, [100_000])
-    return (result if isinstance(result, dict) else {}), fm_lines, body_start, True
+    # each top-level key gets its own node budget, so an alias bomb in one key cannot
+    # starve the others (the source keys in particular)
+    result = {str(key): _jsonable(value, [20_000]) for key, value in data.items()}
+    return result, fm_lines, body_start, True
 
 
 def _key_line(fm_lines: list[str], key: str) -> int:

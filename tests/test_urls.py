@@ -1,0 +1,319 @@
+"""URL keys: normalisation table, srcset parsing, image proxies, and properties that must hold
+for any text (never raises, checkable keys are absolute http(s) and idempotent)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from linkkeeper.urls import UrlInfo, is_image_url, normalize_url, parse_srcset, unwrap_proxy
+
+DW_RAW = "https://www.dw.com/zh/疫后振兴 欧盟通过史上最大财政援助案 /a-54251612"
+DW_ENCODED = (
+    "https://www.dw.com/zh/%E7%96%AB%E5%90%8E%E6%8C%AF%E5%85%B4%20%E6%AC%A7%E7%9B%9F%E9%80%9A"
+    "%E8%BF%87%E5%8F%B2%E4%B8%8A%E6%9C%80%E5%A4%A7%E8%B4%A2%E6%94%BF%E6%8F%B4%E5%8A%A9%E6%A1%88"
+    "%20/a-54251612"
+)
+
+# raw, base, expected key, expected fragment
+CHECKABLE = [
+    ("https://example.org/a", None, "https://example.org/a", ""),
+    ("  https://example.org/a \n", None, "https://example.org/a", ""),
+    ("HTTP://Example.ORG", None, "http://example.org/", ""),
+    ("https://example.org:443/x", None, "https://example.org/x", ""),
+    ("http://example.org:80/x", None, "http://example.org/x", ""),
+    ("http://example.org:8080/x", None, "http://example.org:8080/x", ""),
+    ("https://example.org/a#Top", None, "https://example.org/a", "Top"),
+    ("//cdn.example.org/i.png", None, "https://cdn.example.org/i.png", ""),
+    # entities as they appear in href values
+    ("https://x.org/p?a=1&amp;b=2", None, "https://x.org/p?a=1&b=2", ""),
+    ("https://x.org/p?a=1&#038;b=2", None, "https://x.org/p?a=1&b=2", ""),
+    ('http://adultwebcams.icu/"&gt;adult', None, "http://adultwebcams.icu/%22%3Eadult", ""),
+    # a named reference without ';' is not decoded in an attribute (HTML rules)
+    ("https://x.org/p?a=1&copy=2", None, "https://x.org/p?a=1&copy=2", ""),
+    # WordPress' mangled '&#038;' leaves a real fragment behind
+    (
+        "https://i1.wp.com/x.org/a.png?resize=960%2C484&amp;is-pending-load=1#038;ssl=1",
+        None,
+        "https://i1.wp.com/x.org/a.png?resize=960%2C484&is-pending-load=1",
+        "038;ssl=1",
+    ),
+    # raw spaces and Chinese are encoded once; an encoded twin gives the same key
+    (DW_RAW, None, DW_ENCODED, ""),
+    (DW_ENCODED, None, DW_ENCODED, ""),
+    # lower-case escapes are the same URL
+    ("https://x.org/%e7%96%ab", None, "https://x.org/%E7%96%AB", ""),
+    # double slashes, '+' and '@' in paths are kept
+    ("http://www.rfi.fr//cn/contenu/x", None, "http://www.rfi.fr//cn/contenu/x", ""),
+    ("https://x.org/a+b/@user", None, "https://x.org/a+b/@user", ""),
+    (
+        "https://www.google.com/search?q=foo%2Bbar",
+        None,
+        "https://www.google.com/search?q=foo%2Bbar",
+        "",
+    ),
+    # IDN to punycode
+    ("https://granö.fi", None, "https://xn--gran-8qa.fi/", ""),
+    ("https://Bücher.de/x", None, "https://xn--bcher-kva.de/x", ""),
+    # dot segments as browsers resolve them
+    ("https://x.org/a/./b/../c", None, "https://x.org/a/c", ""),
+    # backslashes are slashes in http(s) URLs (WHATWG)
+    (
+        "https:\\\\www.youtube.com\\watch?v=QafV7WHdLHE",
+        None,
+        "https://www.youtube.com/watch?v=QafV7WHdLHE",
+        "",
+    ),
+    # query characters: spaces and quotes encoded, '|' and ',' kept
+    (
+        "https://f.org/css?family=Open+Sans:300|Noto+Serif:400,700",
+        None,
+        "https://f.org/css?family=Open+Sans:300|Noto+Serif:400,700",
+        "",
+    ),
+    ("https://x.org/s?q=a b", None, "https://x.org/s?q=a%20b", ""),
+    ("https://x.org/?", None, "https://x.org/", ""),
+    # relative links with a base
+    ("/about/", "https://example.org/blog/", "https://example.org/about/", ""),
+    (
+        "img/a.png",
+        "https://example.org/blog/2020/post.html",
+        "https://example.org/blog/2020/img/a.png",
+        "",
+    ),
+    ("#sec", "https://example.org/p.html", "https://example.org/p.html", "sec"),
+    # userinfo kept, port range respected
+    ("https://user@x.org/", None, "https://user@x.org/", ""),
+    ("http://[::1]:8080/x", None, "http://[::1]:8080/x", ""),
+    # the 'http://https//host' slip of a real BBC post is a real (broken) URL to host 'https'
+    ("http://https//www.bbc.com/x", None, "http://https//www.bbc.com/x", ""),
+]
+
+
+@pytest.mark.parametrize(("raw", "base", "key", "fragment"), CHECKABLE)
+def test_checkable_urls_get_their_key(raw: str, base: str | None, key: str, fragment: str) -> None:
+    info = normalize_url(raw, base)
+    assert info.status is None, info.reason
+    assert info.url == key
+    assert info.fragment == fragment
+    assert info.reason == ""
+
+
+# raw, status, words the reason must contain
+UNCHECKABLE = [
+    ("mailto:someone@example.org", "excluded", "mailto:"),
+    ("tel:+4912345", "excluded", "tel:"),
+    ("javascript:void(0)", "excluded", "javascript:"),
+    (
+        "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7",
+        "excluded",
+        "data:",
+    ),
+    ("irc://irc.freenode.net/%23bootstrap", "excluded", "irc:"),
+    ("ftp://ftp.example.org/file", "excluded", "ftp:"),
+    ("#top", "excluded", "same page"),
+    ("http://", "invalid", "no host"),
+    ("//////", "invalid", "no host"),
+    ("http://exa mple.org/", "invalid", "invalid host"),
+    ("https://example]org/malformed", "invalid", "invalid host"),
+    ("http://example.org:99999/", "invalid", "invalid port"),
+    ("http://example.org:8o/", "invalid", "invalid port"),
+    ("http://[::1/", "invalid", "IPv6"),
+    ("", "invalid", "empty"),
+    ("   ", "invalid", "empty"),
+    ("/about/", "invalid", "no site url"),
+    ("https;//example.com/malformed_one", "invalid", "relative"),
+]
+
+
+@pytest.mark.parametrize(("raw", "status", "reason"), UNCHECKABLE)
+def test_uncheckable_urls_say_why(raw: str, status: str, reason: str) -> None:
+    info = normalize_url(raw)
+    assert info.status == status
+    assert reason in info.reason
+    assert info.host == ""
+
+
+def test_excluded_keeps_the_cleaned_original() -> None:
+    assert normalize_url(" mailto:a@b.org?subject=x&amp;y ").url == "mailto:a@b.org?subject=x&y"
+
+
+def test_relative_base_must_itself_be_http() -> None:
+    info = normalize_url("a.png", "file:///home/site/")
+    assert info.status == "invalid"
+    assert "base" in info.reason
+
+
+SRCSET = [
+    ("a.jpg", ["a.jpg"]),
+    ("a.jpg 1x, b.jpg 2x", ["a.jpg", "b.jpg"]),
+    ("a.jpg 300w,b.jpg 600w", ["a.jpg", "b.jpg"]),
+    # URLs may contain commas: only a trailing comma ends a URL
+    (
+        "https://i1.wp.com/x.png?resize=300%2C151,big 300w, https://x.org/a,b.png 600w",
+        ["https://i1.wp.com/x.png?resize=300%2C151,big", "https://x.org/a,b.png"],
+    ),
+    ("https://x.org/a,b.jpg 1x", ["https://x.org/a,b.jpg"]),
+    # linkinator's fixture: candidates without descriptors, separated by comma
+    ("_site/foo.html, _site/bar.html", ["_site/foo.html", "_site/bar.html"]),
+    ("_site/foo.html,                 _site/bar.html", ["_site/foo.html", "_site/bar.html"]),
+    # a data: URI with commas inside, kept as one candidate
+    (
+        "data:image/gif;base64,R0lGOD,AAA 1x, b.jpg 2x",
+        ["data:image/gif;base64,R0lGOD,AAA", "b.jpg"],
+    ),
+    # descriptors with parentheses containing commas
+    ("a.jpg (min-width: 1px, x) 1x, b.jpg", ["a.jpg", "b.jpg"]),
+    ("  ,, a.jpg ,, ", ["a.jpg"]),
+    ("a.jpg\n 1x,\n b.jpg 2x", ["a.jpg", "b.jpg"]),
+    ("", []),
+    (" , ", []),
+]
+
+
+@pytest.mark.parametrize(("value", "urls"), SRCSET)
+def test_srcset(value: str, urls: list[str]) -> None:
+    assert parse_srcset(value) == urls
+
+
+PROXIES = [
+    (
+        "https://images.weserv.nl?url=gdb.voanews.com/6EED_r1_s_w900.jpg",
+        "http://gdb.voanews.com/6EED_r1_s_w900.jpg",
+    ),
+    (
+        "https://images.weserv.nl/?url=api.dw.com/image/54250466_303.jpg",
+        "http://api.dw.com/image/54250466_303.jpg",
+    ),
+    ("https://images.weserv.nl/?url=ssl:api.dw.com/i.jpg&w=300", "https://api.dw.com/i.jpg"),
+    ("https://wsrv.nl/?url=https://x.org/i.png", "https://x.org/i.png"),
+    ("https://images.weserv.nl/?url=https%3A%2F%2Fx.org%2Fi.png", "https://x.org/i.png"),
+    (
+        "https://i1.wp.com/www.iyouport.org/wp-content/uploads/2019/08/00-4.png?resize=960%2C484&ssl=1",
+        "https://www.iyouport.org/wp-content/uploads/2019/08/00-4.png",
+    ),
+    ("https://i0.wp.com/example.org/a.jpg", "http://example.org/a.jpg"),
+    (
+        "https://thumbor.ftacademy.cn/unsafe/1340x754/https://thumbor.ftacademy.cn/unsafe/picture/2/000097802_piclink.jpg",
+        "https://thumbor.ftacademy.cn/unsafe/picture/2/000097802_piclink.jpg",
+    ),
+    (
+        "https://thumbor.example/unsafe/fit-in/300x200/filters:quality(80)/https://x.org/a.jpg",
+        "https://x.org/a.jpg",
+    ),
+    ("https://proxy.duckduckgo.com/iu/?u=https://x.org/a.jpg&f=1", "https://x.org/a.jpg"),
+]
+
+
+@pytest.mark.parametrize(("url", "original"), PROXIES)
+def test_image_proxies_are_unwrapped(url: str, original: str) -> None:
+    assert unwrap_proxy(url) == original
+    assert is_image_url(normalize_url(url).url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/a",
+        "https://images.weserv.nl/",
+        "https://i1.wp.com/",
+        "https://nei.st/medium/initium?source=https://theinitium.com/article/x",
+        "mailto:x@y.org",
+        "not a url",
+    ],
+)
+def test_not_a_proxy(url: str) -> None:
+    assert unwrap_proxy(url) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "image"),
+    [
+        ("https://x.org/a.JPG", True),
+        ("https://x.org/a.jpeg?itok=1", True),
+        ("https://www.rfa.org/m/story.html/@@images/image/social_media", True),
+        ("https://x.org/a.html", False),
+        ("https://x.org/jpg/", False),
+    ],
+)
+def test_is_image_url(url: str, image: bool) -> None:
+    assert is_image_url(url) is image
+
+
+# --- properties ---------------------------------------------------------------------------
+
+URL_ALPHABET = st.sampled_from(
+    [
+        *"abcXYZ019-._~:/?#[]@!$&'()*+,;=% \t\n\"<>\\^`{|}",
+        *("é", "中", "ö", "&amp;", "&#038;", "&gt;", "%2", "%zz", "%E4%B8%AD"),
+        *("\u3000", "\x00", "\ud800"),
+    ]
+)
+URLISH = st.one_of(
+    st.text(max_size=60),
+    st.builds(
+        lambda scheme, sep, host, port, rest: f"{scheme}{sep}{host}{port}{rest}",
+        st.sampled_from(["http:", "https:", "HTTP:", "hTtPs:", "", "mailto:", "ftp:", "data:"]),
+        st.sampled_from(["//", "/", "", "\\\\", "///"]),
+        st.one_of(st.from_regex(r"[a-zA-Z0-9.\-]{0,20}", fullmatch=True), st.text(max_size=12)),
+        st.sampled_from(["", ":", ":80", ":443", ":8080", ":99999", ":x"]),
+        st.lists(URL_ALPHABET, max_size=30).map("".join),
+    ),
+)
+BASES = st.sampled_from(
+    [None, "https://example.org/blog/", "https://example.org/2020/01/p.html", "ftp://x/"]
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=URLISH, base=BASES)
+def test_normalize_never_raises_and_keys_are_checkable_and_idempotent(
+    raw: str, base: str | None
+) -> None:
+    info = normalize_url(raw, base)
+    assert isinstance(info, UrlInfo)
+    if info.status is None:
+        scheme, _, rest = info.url.partition("://")
+        assert scheme in ("http", "https")
+        assert info.host and info.host == info.host.lower()
+        assert info.host.isascii()
+        assert info.url.isascii()
+        assert not any(c in info.url for c in ' "<>`#\t\n')
+        assert rest.startswith(info.host) or "@" in rest.split("/", 1)[0] or rest.startswith("[")
+        again = normalize_url(info.url)
+        assert again.status is None
+        assert again.url == info.url  # idempotent: normalising a key is a no-op
+        if info.fragment:
+            with_fragment = normalize_url(f"{info.url}#{info.fragment}")
+            assert (with_fragment.url, with_fragment.fragment) == (info.url, info.fragment)
+    else:
+        assert info.status in ("excluded", "invalid")
+        assert info.reason
+        assert info.host == ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["a", "b", "中", "%41", "%e4%b8%ad", " ", "+", "@", "/", "//", ","]),
+        max_size=20,
+    )
+)
+def test_never_double_encodes(parts: list[str]) -> None:
+    raw = "https://x.org/" + "".join(parts)
+    key = normalize_url(raw).url
+    assert "%25" not in key  # an existing escape is never encoded again
+    assert normalize_url(key).url == key
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_srcset_and_unwrap_never_raise(value: str) -> None:
+    for url in parse_srcset(value):
+        assert url and not any(c in url for c in " \t\n\r\f")
+        assert not url.endswith(",")
+    unwrap_proxy(value)
+    unwrap_proxy("https://images.weserv.nl/?url=" + value)
+    unwrap_proxy("https://i2.wp.com/" + value)
+    unwrap_proxy("https://t.example/unsafe/" + value)
