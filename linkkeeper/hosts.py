@@ -5,7 +5,7 @@ host gets a `HostGate`: at most `concurrency` requests in flight, starts spaced 
 a token bucket (`rate` per second, small `burst`), and a back-off that the host
 itself can trigger: a 429 or 503 pushes the host's next start past Retry-After
 (or an exponential delay) and halves its rate; successes bring the rate back
-gradually (x1.1 each), as lychee and linkinator do for the whole host rather
+gradually (x1.25 each), as lychee and linkinator do for the whole host rather
 than for the one URL.
 
 `HostGate` is plain state driven by an explicit clock value, so it is unit-tested
@@ -27,9 +27,10 @@ from email.utils import parsedate_to_datetime
 # When the configured rate is "unlimited" (0) and the host still says 429/503, the
 # adaptive rate starts from this figure before halving; above it, unlimited again.
 UNLIMITED_BASELINE_RATE = 16.0
-# Never slow a host below one request per this many seconds because of back-off.
-MIN_ADAPTIVE_RATE = 1 / 30
-RECOVERY_FACTOR = 1.1
+# Halving stops here: a host that needs longer pauses says so with Retry-After (or
+# keeps answering 429, which pushes its next start exponentially, up to backoff_cap).
+MIN_ADAPTIVE_RATE = 0.5
+RECOVERY_FACTOR = 1.25
 
 
 @dataclass(frozen=True, slots=True)
