@@ -627,6 +627,13 @@ async def test_connection_accounting_is_exact_with_a_connection_limit(faultweb: 
     assert faultweb.max_concurrent_requests("news.example") == limit
     assert len({entry.connection for entry in faultweb.requests(host="news.example")}) == limit
     assert faultweb.max_concurrent_connections("blog.example") == 0
+    stats = faultweb.stats()["hosts"]["news.example"]
+    assert stats == {
+        "requests": 4 * limit,
+        "connections": limit,
+        "max_concurrent_connections": limit,
+        "max_concurrent_requests": limit,
+    }
 
 
 def test_connection_accounting_counts_idle_open_sockets_per_host(faultweb: FaultWeb) -> None:
@@ -676,7 +683,7 @@ def test_max_overlap() -> None:
 
 
 def test_runs_as_a_process_and_writes_its_log(tmp_path: Path) -> None:
-    state, log = tmp_path / "fw.json", tmp_path / "fw.jsonl"
+    state, log, stats = tmp_path / "fw.json", tmp_path / "fw.jsonl", tmp_path / "stats.json"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -688,6 +695,8 @@ def test_runs_as_a_process_and_writes_its_log(tmp_path: Path) -> None:
             str(state),
             "--log",
             str(log),
+            "--stats",
+            str(stats),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -707,6 +716,7 @@ def test_runs_as_a_process_and_writes_its_log(tmp_path: Path) -> None:
     (entry,) = [json.loads(line) for line in log.read_text().splitlines()]
     assert (entry["host"], entry["path"], entry["status"]) == ("news.example", "/status/410/x", 410)
     assert not state.exists()
+    assert json.loads(stats.read_text())["hosts"]["news.example"]["max_concurrent_connections"] == 1
 
 
 def test_cli_lists_the_behaviours() -> None:

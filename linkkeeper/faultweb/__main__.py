@@ -5,7 +5,9 @@
 
 Prints one JSON line (ports, CA path, --connect-to list) once it is serving,
 writes the same JSON to --state-file if given, and serves until SIGTERM or
-SIGINT. With --log, the request log is written as JSON lines at exit.
+SIGINT. With --log, the request log is written as JSON lines at exit; with
+--stats, per-host politeness counted from the server's side (peak open TCP
+connections and in-flight requests, exact).
 """
 
 from __future__ import annotations
@@ -85,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log", type=Path, help="write the request log here as JSON lines at exit")
     parser.add_argument(
+        "--stats",
+        type=Path,
+        help="write per-host politeness (requests, peak connections, peak requests) as JSON at exit",
+    )
+    parser.add_argument(
         "--list", action="store_true", help="list the behaviours by path, then exit"
     )
     return parser
@@ -131,6 +138,8 @@ async def serve(args: argparse.Namespace) -> None:
             _write_atomically(
                 args.log, "".join(json.dumps(entry.to_dict()) + "\n" for entry in web.log)
             )
+        if args.stats:
+            _write_atomically(args.stats, json.dumps(web.stats(), indent=2) + "\n")
         if args.state_file:
             with contextlib.suppress(FileNotFoundError):
                 args.state_file.unlink()

@@ -331,6 +331,31 @@ class FaultWeb:
             if wanted is None or c.host == wanted
         )
 
+    def stats(self) -> dict[str, Any]:
+        """Politeness per host as the server saw it: requests, peak connections, peak requests."""
+        log, connections = self.log, self.connections
+        hosts = sorted({entry.host for entry in log} | {c.host for c in connections if c.host})
+        per_host = {}
+        for host in hosts:
+            entries = [e for e in log if e.host == host]
+            per_host[host] = {
+                "requests": len(entries),
+                "connections": sum(1 for c in connections if c.host == host),
+                "max_concurrent_connections": max_overlap(
+                    (c.seq_open, c.seq_close) for c in connections if c.host == host
+                ),
+                "max_concurrent_requests": max_overlap((e.seq_start, e.seq_end) for e in entries),
+            }
+        return {
+            "requests": len(log),
+            "connections": len(connections),
+            "max_concurrent_connections": max_overlap(
+                (c.seq_open, c.seq_close) for c in connections
+            ),
+            "max_concurrent_requests": max_overlap((e.seq_start, e.seq_end) for e in log),
+            "hosts": per_host,
+        }
+
     def reset_log(self) -> None:
         """Forget logged requests and closed connections (open ones stay tracked)."""
         with self._lock:
