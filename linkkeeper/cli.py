@@ -575,3 +575,7 @@ def example_site_path() -> Path:
         if candidate.is_dir():
             return candidate
     raise click.ClickException("the bundled example site is not installed with this copy")
+
+
+# Commands of the later stages live in their own modules and register themselves on `cli`.
+from linkkeeper import cli_archive, cli_export, cli_report  # noqa: E402, F401
