@@ -383,7 +383,8 @@ _SECTION_CANDIDATES = ", ".join(
     for hint in ("comment", "disqus", "respond", "related", "more", "further", "also")
 )
 _NOT_STORIES = re.compile(
-    r"share|sharing|social|menu|nav|pager|pagination|tabs|breadcrumb|tags|comment|\blinks\b"
+    r"(?<![a-z])(?:share|sharing|sharedaddy|social|menu|nav|navbar|navigation|pager|pagination|"
+    r"tabs|breadcrumbs?|tags|tag-?list|tagcloud|comments?|links)(?![a-z])"
 )
 # a block of related stories: class or id "related", "related-posts", "relatedArticles" ...
 _RELATED_SECTION = re.compile(
@@ -510,24 +511,31 @@ def _is_story_list(list_node: LexborNode, cache: dict[int, bool]) -> bool:
     key = list_node.mem_id
     if key in cache:
         return cache[key]
+    items = [c for c in list_node.iter() if c.tag == "li"]
+    # share buttons, menus, tag lists and pagers are lists of links too, but not stories:
+    # their class/id (on the list, its items, or a few ancestors) usually says so
+    marked: list[LexborNode] = list(items)
+    node: LexborNode | None = list_node
+    for _ in range(3):
+        if node is None:
+            break
+        marked.append(node)
+        node = node.parent
     marks = " ".join(
-        (n.attributes.get("class") or "") + " " + (n.attributes.get("id") or "")
-        for n in (list_node, list_node.parent)
-        if n is not None
+        (n.attributes.get("class") or "") + " " + (n.attributes.get("id") or "") for n in marked
     ).lower()
     result = False
-    if not _NOT_STORIES.search(marks):
-        items = [c for c in list_node.iter() if c.tag == "li"]
+    if items and not _NOT_STORIES.search(marks):
         story_items = 0
         for item in items:
-            item_text = _collapse(item.text(deep=True))
             links = item.css("a[href]")
             if not links:
                 continue
+            item_text = _collapse(item.text(deep=True))
             link_text = sum(len(_collapse(a.text(deep=True))) for a in links)
-            if link_text >= 0.5 * len(item_text) and link_text > 0:
+            if link_text > 0 and link_text * 2 >= len(item_text):
                 story_items += 1
-        result = bool(items) and story_items * 2 >= len(items)
+        result = story_items * 2 >= len(items)
     cache[key] = result
     return result
 
