@@ -681,7 +681,7 @@ def _element_links(
                 attrs.get("title") or attrs.get("alt") or ""
             )
         info = collector.resolve(value[0])
-        if info.status is None and is_image_url(info.url):
+        if is_image_url(info.url):
             kind = Kind.IMAGE
         elif in_comments:
             kind = Kind.INLINE
@@ -974,7 +974,7 @@ def _inline_links(
             if is_title_block and not title_done and len(text) * 2 >= len(para_text):
                 kind = Kind.SOURCE
                 title_done = True
-            elif info.status is None and is_image_url(info.url):
+            elif is_image_url(info.url):
                 kind = Kind.IMAGE
             elif in_list_item and len(text) >= 0.5 * len(para_text):
                 kind = Kind.RELATED
