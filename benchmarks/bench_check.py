@@ -1,0 +1,434 @@
+"""Check benchmark: linkkeeper against the ceiling and two peers, on the fault-injection web.
+
+One run generates (or reuses) a site of 20,000 distinct URLs over 20 hosts (70% on the
+main host, the failure mix of gen_site.BEHAVIOURS), then for each tool in turn starts a
+fresh fault web (``python -m linkkeeper.faultweb``, 20-100 ms latency per request, so
+/flaky and /ratelimit counters start at zero for everyone), measures the tool, stops the
+fault web and reads its request log:
+
+- ``linkkeeper check`` (the site pre-scanned into a fresh database, so this is the check),
+  with the same limits as the ceiling and ``--host-rate 0``;
+- ``raw``: benchmarks/raw_aiohttp.py, a bare aiohttp GET loop with the same global and
+  per-host connection limits: the ceiling for a polite checker;
+- linkinator (npm) and LinkChecker (PyPI) at their documented best settings, on the
+  rendered ``_site/`` (they read HTML), kept on loopback by the shims in peers/.
+
+Reported per tool: wall time, URLs/s (distinct site URLs / wall), CPU, peak RSS, requests
+the server saw, and the most requests / connections it had in flight at once for one
+host. Connections come from the request log: a connection counts from its first request's
+start to its last request's end (idle keep-alive time is not visible in the log, so this
+is a lower bound on connections open).
+
+    .venv/bin/python benchmarks/bench_check.py                        # all four, 20,000 URLs
+    .venv/bin/python benchmarks/bench_check.py --urls 100000 --tools linkkeeper  # peak RSS
+    .venv/bin/python benchmarks/bench_check.py --write-md             # update BENCHMARKS.md
+
+Peers need ``benchmarks/peers/setup.sh`` once; a missing peer is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from harness import REPO, cached_site, provenance, update_section
+from measure import OUT_DIR, markdown_table, measure, record
+
+BENCH = Path(__file__).resolve().parent
+PEERS = BENCH / "peers"
+PYTHON = REPO / ".venv" / "bin" / "python"
+LINKKEEPER = REPO / ".venv" / "bin" / "linkkeeper"
+LINKINATOR_CLI = PEERS / "node_modules" / "linkinator" / "build" / "src" / "cli.js"
+LINKCHECKER_PYTHON = BENCH / ".venvs" / "linkchecker" / "bin" / "python"
+MAIN_HOST = "www.news0.example"
+TOOLS = ("linkkeeper", "raw", "linkinator", "linkchecker")
+COLUMNS = (
+    ("label", "tool"),
+    ("wall_s", "wall s"),
+    ("urls_per_s", "URLs/s"),
+    ("of_ceiling", "× ceiling"),
+    ("cpu_s", "CPU s"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("requests", "requests"),
+    ("main_max_requests", "max in flight, main host"),
+    ("max_connections", "max connections, one host"),
+    ("note", "settings / note"),
+)
+LINKCHECKER_RC = """\
+[checking]
+threads={threads}
+timeout={timeout}
+maxrequestspersecond=1000
+[output]
+status=0
+"""
+
+
+def free_port(preferred: int) -> int:
+    """`preferred` if nothing listens there (so cached sites can be reused), else any."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError("no free port on loopback")
+
+
+class FaultWebProcess:
+    """`python -m linkkeeper.faultweb` as a child process; its request log once stopped."""
+
+    def __init__(self, port: int, latency: str, log: Path, seed: int = 1) -> None:
+        self.log = log
+        self.state = log.with_suffix(".state.json")
+        for path in (log, self.state):
+            path.unlink(missing_ok=True)
+        command = [
+            str(PYTHON),
+            "-m",
+            "linkkeeper.faultweb",
+            "--http-port",
+            str(port),
+            "--default-latency",
+            latency,
+            "--seed",
+            str(seed),
+            "--log",
+            str(log),
+            "--state-file",
+            str(self.state),
+        ]
+        self.stderr = log.with_suffix(".stderr")
+        with self.stderr.open("wb") as err:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=err, cwd=REPO, start_new_session=True
+            )
+        deadline = time.monotonic() + 30
+        while not self.state.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"fault web did not start:\n{self.stderr.read_text()[-2000:]}")
+            time.sleep(0.05)
+        self.described = json.loads(self.state.read_text())
+
+    def stop(self) -> list[dict[str, Any]]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if not self.log.exists():
+            return []
+        with self.log.open(encoding="utf-8") as lines:
+            return [json.loads(line) for line in lines if line.strip()]
+
+
+def server_stats(log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Politeness as the server saw it: requests and connections in flight per host."""
+
+    def peak(intervals: list[tuple[int, int]]) -> int:
+        events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+        current = best = 0
+        for _, delta in events:
+            current += delta
+            best = max(best, current)
+        return best
+
+    requests_by_host: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    spans: dict[int, list[Any]] = {}
+    for entry in log:
+        end = entry.get("seq_end") or entry["seq_start"]
+        requests_by_host[entry["host"]].append((entry["seq_start"], end))
+        span = spans.setdefault(entry["connection"], [entry["host"], entry["seq_start"], end])
+        span[1], span[2] = min(span[1], entry["seq_start"]), max(span[2], end)
+    connections_by_host: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for host, start, end in spans.values():
+        connections_by_host[host].append((start, end))
+    max_requests = {h: peak(v) for h, v in requests_by_host.items()}
+    max_connections = {h: peak(v) for h, v in connections_by_host.items()}
+    busiest = max(max_connections, key=lambda h: max_connections[h], default=None)
+    return {
+        "requests": len(log),
+        "methods": dict(Counter(e["method"] for e in log)),
+        "server_statuses": dict(Counter(str(e.get("status")) for e in log).most_common()),
+        "main_max_requests": max_requests.get(MAIN_HOST),
+        "main_max_connections": max_connections.get(MAIN_HOST),
+        "main_connections_used": sum(1 for h, *_ in spans.values() if h == MAIN_HOST),
+        "max_connections": max_connections.get(busiest) if busiest else None,
+        "max_connections_host": busiest,
+    }
+
+
+def _linkkeeper(
+    site: Path, port: int, args: argparse.Namespace, work: Path
+) -> tuple[list[str], str]:
+    db = work / "linkkeeper.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    scanned = subprocess.run(
+        [str(LINKKEEPER), "scan", str(site), "--db", str(db), "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
+    if scanned.returncode != 0:
+        raise RuntimeError(f"linkkeeper scan failed:\n{scanned.stderr[-2000:]}")
+    command = [
+        str(LINKKEEPER),
+        "check",
+        str(site),
+        "--db",
+        str(db),
+        "--connect-to",
+        f"*:{port}:127.0.0.1:{port}",
+        "--offline-dns",
+        "--concurrency",
+        str(args.limit),
+        "--host-concurrency",
+        str(args.limit_per_host),
+        "--host-rate",
+        "0",
+        "--format",
+        "json",
+        "-o",
+        str(work / "linkkeeper.json"),
+        "--fail-on",
+        "never",
+        "-q",
+    ]
+    note = f"--concurrency {args.limit} --host-concurrency {args.limit_per_host} --host-rate 0"
+    return command, note
+
+
+def _raw(site: Path, port: int, args: argparse.Namespace, work: Path) -> tuple[list[str], str]:
+    command = [
+        str(PYTHON),
+        str(BENCH / "raw_aiohttp.py"),
+        str(site / "_benchmark" / "urls.txt"),
+        "--limit",
+        str(args.limit),
+        "--limit-per-host",
+        str(args.limit_per_host),
+    ]
+    return command, f"GET, limit {args.limit}, limit_per_host {args.limit_per_host}, no retries"
+
+
+def _linkinator(
+    site: Path, port: int, args: argparse.Namespace, work: Path
+) -> tuple[list[str], str]:
+    # README: --concurrency (default 100) is the speed knob; --timeout in ms (default none);
+    # --retry honours 429 Retry-After per host; --retry-errors retries 5xx with back-off.
+    flags = [
+        "--recurse",
+        "--concurrency",
+        "100",
+        "--timeout",
+        "45000",
+        "--retry",
+        "--retry-errors",
+        "--retry-errors-count",
+        "2",
+        "--format",
+        "csv",
+    ]
+    command = [
+        shutil.which("node") or "node",
+        "--require",
+        str(PEERS / "loopback-dns.cjs"),
+        str(LINKINATOR_CLI),
+        str(site / "_site"),
+        *flags,
+    ]
+    return command, " ".join(flags[:-2])
+
+
+def _linkchecker(
+    site: Path, port: int, args: argparse.Namespace, work: Path
+) -> tuple[list[str], str]:
+    rc = work / "linkcheckerrc"
+    rc.write_text(LINKCHECKER_RC.format(threads=args.linkchecker_threads, timeout=45))
+    command = [
+        str(LINKCHECKER_PYTHON),
+        str(PEERS / "linkchecker_loopback.py"),
+        "--unthrottle",
+        "--",
+        "--config",
+        str(rc),
+        "--check-extern",
+        "--no-status",
+        "-o",
+        "none",
+        "-F",
+        f"csv/utf_8/{work / 'linkchecker.csv'}",
+        str(site / "_site" / "index.html"),
+    ]
+    note = (
+        f"--check-extern, threads={args.linkchecker_threads}, maxrequestspersecond=1000, "
+        "hosts unthrottled (as if they sent the LinkChecker header)"
+    )
+    return command, note
+
+
+BUILDERS = {
+    "linkkeeper": _linkkeeper,
+    "raw": _raw,
+    "linkinator": _linkinator,
+    "linkchecker": _linkchecker,
+}
+
+
+def missing(tool: str) -> str | None:
+    """Why `tool` cannot run here, or None."""
+    needs = {
+        "linkkeeper": (LINKKEEPER, "the project is not installed in .venv"),
+        "raw": (PYTHON, ".venv is missing"),
+        "linkinator": (LINKINATOR_CLI, "run benchmarks/peers/setup.sh"),
+        "linkchecker": (LINKCHECKER_PYTHON, "run benchmarks/peers/setup.sh"),
+    }
+    path, fix = needs[tool]
+    if not Path(path).exists():
+        return f"{tool} skipped: {path} not found ({fix})"
+    if tool == "linkinator" and shutil.which("node") is None:
+        return "linkinator skipped: node not found"
+    return None
+
+
+def run_tool(
+    tool: str, site: Path, manifest: dict[str, Any], port: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    work = OUT_DIR / f"check-{tool}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    web = FaultWebProcess(port, args.latency, work / "faultweb.jsonl")
+    try:
+        command, note = BUILDERS[tool](site, port, args, work)
+        env = dict(os.environ, BENCH_LOOPBACK_HOSTS="*.example")
+        result = measure(
+            command,
+            label=tool,
+            env=env,
+            cwd=work,
+            timeout=args.timeout,
+            stdout_path=work / "stdout.txt",
+        )
+    finally:
+        log = web.stop()
+    result |= server_stats(log)
+    result["urls"] = manifest["distinct_urls"]
+    result["urls_per_s"] = round(manifest["distinct_urls"] / result["wall_s"], 1)
+    result["note"] = note + (
+        f"; TIMED OUT after {args.timeout:.0f} s" if result["timed_out"] else ""
+    )
+    if result["exit_code"] not in (0, 1) and not result["timed_out"]:
+        result["note"] += f"; exit {result['exit_code']}: {result['stderr_tail'][-300:]}"
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--urls", type=int, default=20_000, help="distinct URLs in the site")
+    parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency", default="20-100", help="fault web latency, ms or MIN-MAX")
+    parser.add_argument("--port", type=int, default=47080, help="fault web port (in the URLs)")
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"subset of {','.join(TOOLS)}")
+    parser.add_argument(
+        "--limit", type=int, default=128, help="global concurrency (linkkeeper, raw)"
+    )
+    parser.add_argument("--limit-per-host", type=int, default=8, help="per-host connections")
+    parser.add_argument("--linkchecker-threads", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=300.0, help="per tool, seconds")
+    parser.add_argument("--write-md", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = set(tools) - set(TOOLS)
+    if unknown:
+        parser.error(f"unknown tools: {', '.join(sorted(unknown))}")
+
+    port = free_port(args.port)
+    needs_html = bool({"linkinator", "linkchecker"} & set(tools))
+    site, manifest = cached_site(
+        f"site-check-{args.urls}-h{args.hosts}-s{args.seed}-p{port}{'-html' if needs_html else ''}",
+        posts=max(args.urls // 4, 1),
+        hosts=args.hosts,
+        seed=args.seed,
+        port=port,
+        distinct_urls=args.urls,
+        html=needs_html,
+    )
+    print(
+        f"site: {manifest['posts']:,} posts, {manifest['distinct_urls']:,} distinct URLs, "
+        f"{manifest['by_host'].get(MAIN_HOST, 0):,} on {MAIN_HOST}; fault web on port {port}",
+        file=sys.stderr,
+    )
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for tool in tools:
+        reason = missing(tool)
+        if reason:
+            notes.append(reason)
+            print(reason, file=sys.stderr)
+            continue
+        print(f"running {tool} ...", file=sys.stderr)
+        result = run_tool(tool, site, manifest, port, args)
+        record(
+            result,
+            benchmark="check",
+            site=manifest["arguments"],
+            latency=args.latency,
+            limit=args.limit,
+            limit_per_host=args.limit_per_host,
+        )
+        rows.append(result)
+        print(
+            f"  {tool}: {result['wall_s']} s, {result['requests']} requests, "
+            f"max {result['main_max_connections']} connections on {MAIN_HOST}",
+            file=sys.stderr,
+        )
+    ceiling = next((r for r in rows if r["label"] == "raw"), None)
+    for row in rows:
+        if ceiling and not ceiling["timed_out"] and not row["timed_out"]:
+            row["of_ceiling"] = round(row["urls_per_s"] / ceiling["urls_per_s"], 2)
+    table = markdown_table(rows, COLUMNS)
+    detail = (
+        f"{manifest['distinct_urls']:,} distinct URLs in {manifest['posts']:,} posts over "
+        f"{args.hosts} hosts ({manifest['by_host'].get(MAIN_HOST, 0):,} on the main host), "
+        f"fault-web latency {args.latency} ms per request; ceiling = raw aiohttp loop with "
+        f"limit {args.limit}, {args.limit_per_host} per host."
+    )
+    command_line = " ".join(
+        shlex.quote(a) for a in ["python", "benchmarks/bench_check.py", *(argv or sys.argv[1:])]
+    )
+    print(table)
+    print()
+    print(detail)
+    for note in notes:
+        print(f"- {note}")
+    if args.write_md:
+        section = "check" if args.urls == 20_000 and len(tools) > 1 else f"check-{args.urls}"
+        body = f"{table}\n\n{detail}\n" + "".join(f"- {n}\n" for n in notes)
+        update_section(section, body + provenance(command_line))
+        print(f"BENCHMARKS.md updated ({section} section)", file=sys.stderr)
+    with contextlib.suppress(OSError):
+        (OUT_DIR / "last-check.json").write_text(
+            json.dumps([{k: v for k, v in r.items() if k != "stdout"} for r in rows], indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
