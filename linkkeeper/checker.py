@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import ssl
@@ -76,6 +77,8 @@ DEFAULT_USER_AGENT = f"linkkeeper/{__version__} (+https://github.com/linkkeeper)
 FETCHED_SCHEMES = frozenset({"http", "https"})
 # After this many HEAD refusals (405/501) and no HEAD success, a host gets GET directly.
 HEAD_REFUSALS_BEFORE_GET_ONLY = 5
+# URLs of one host in progress at once (in flight or waiting to retry), per slot of the host.
+HOST_TASKS_PER_SLOT = 2
 
 
 @dataclass
@@ -317,13 +320,21 @@ class Checker:
         assert scheduler is not None
         queues: OrderedDict[str, deque[tuple[str, URL]]] = OrderedDict()
         active: set[asyncio.Task[None]] = set()
+        # URLs in progress per start host, sleeping retries included: capped, so one
+        # failing host cannot fill the global limit with back-off sleepers.
+        per_host: dict[str, int] = {}
         buffered = 0
         source = _aiter(urls)
         exhausted = False
         limit = self.options.concurrency
 
-        def finished(task: asyncio.Task[None]) -> None:
+        def startable(host: str) -> bool:
+            cap = HOST_TASKS_PER_SLOT * self._settings(host).limits.concurrency
+            return per_host.get(host, 0) < cap
+
+        def finished(task: asyncio.Task[None], host: str) -> None:
             active.discard(task)
+            per_host[host] -= 1
             scheduler.any_change.set()
 
         try:
@@ -349,7 +360,7 @@ class Checker:
                     for host in list(queues):
                         if len(active) >= limit:
                             break
-                        if not scheduler.try_start(host):
+                        if not startable(host) or not scheduler.try_start(host):
                             continue
                         url, parsed = queues[host].popleft()
                         buffered -= 1
@@ -359,12 +370,13 @@ class Checker:
                             del queues[host]
                         task = asyncio.create_task(self._check_into(url, parsed, out))
                         active.add(task)
-                        task.add_done_callback(finished)
+                        per_host[host] = per_host.get(host, 0) + 1
+                        task.add_done_callback(functools.partial(finished, host=host))
                         progress = True
 
                 if exhausted and not queues and not active:
                     break
-                await self._wait_for_change(queues, active, limit)
+                await self._wait_for_change(queues, active, limit, startable)
         except BaseException as error:
             for task in active:
                 task.cancel()
@@ -380,6 +392,7 @@ class Checker:
         queues: OrderedDict[str, deque[tuple[str, URL]]],
         active: set[asyncio.Task[None]],
         limit: int,
+        startable: Callable[[str], bool],
     ) -> None:
         """Sleep until a slot frees, a task ends, or the earliest rate-limited host is due."""
         scheduler = self._scheduler
@@ -389,7 +402,7 @@ class Checker:
             now = scheduler.clock()
             for host in queues:
                 gate = scheduler.gate(host)
-                if gate.waiters:
+                if gate.waiters or not startable(host):
                     continue
                 wait = gate.ready_in(now)
                 if wait is not None and (timeout is None or wait < timeout):
@@ -478,8 +491,9 @@ class Checker:
                 methods_used.append(method)
                 result.error = f"{type(error).__name__}: {error}"
                 result.ip = result.ip or self._resolved_ip(current)
+                result.http_status = None  # an earlier hop's status would mislead
                 outcome = classify_error(error, settings.timeouts)
-                if method == "HEAD" and outcome.status is Status.NETWORK_ERROR:
+                if method == "HEAD" and _dropped_after_connect(error):
                     use_get = True  # some servers drop HEAD on the floor; GET is the real test
                     head_code = None
                     continue
@@ -815,6 +829,22 @@ async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> tuple[byt
         if not extra:
             complete = True
     return b"".join(chunks), complete
+
+
+def _dropped_after_connect(error: BaseException) -> bool:
+    """The server took the HEAD and then hung up or garbled it: worth asking with GET."""
+    if isinstance(error, aiohttp.ClientConnectorError | asyncio.TimeoutError):
+        return False
+    return isinstance(
+        error,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientPayloadError
+        | aiohttp.ClientResponseError
+        | ConnectionResetError,
+    ) or (
+        isinstance(error, aiohttp.ClientOSError)
+        and isinstance(error.__cause__, ConnectionResetError)
+    )
 
 
 def _peer_ip(response: aiohttp.ClientResponse) -> str | None:

@@ -365,6 +365,25 @@ async def test_other_hosts_keep_going_while_one_is_throttled(web: FaultWeb) -> N
     assert set(arrival) == set(interleaved)  # every URL answered once
 
 
+async def test_a_failing_host_cannot_fill_the_global_limit_with_retries(web: FaultWeb) -> None:
+    """URLs sleeping before a retry hold no connection, but they must not crowd out other hosts."""
+    failing = [f"http://archive.example/status/500/sv{i}" for i in range(40)]
+    healthy = [f"http://images.example/ok/sv{i}" for i in range(30)]
+    settings = {"concurrency": 6, "host_concurrency": 2, "attempts": 2}
+    settings |= {"backoff_base": 0.6, "backoff_cap": 0.6}
+    waiting = set(healthy)
+    began = time.monotonic()
+    async with (
+        Checker(options(web, **settings)) as checker,
+        contextlib.aclosing(checker.run(failing + healthy)) as results,
+    ):
+        async for result in results:
+            waiting.discard(result.url)
+            if not waiting:
+                break  # the failing host's retries are cancelled on the way out
+    assert time.monotonic() - began < 0.6
+
+
 async def test_never_more_than_host_concurrency_connections(web: FaultWeb) -> None:
     urls = [f"http://blog.example/ok/pol{i}" for i in range(40)]
     urls += [f"http://blog.example/head/405/pol{i}" for i in range(4)]
