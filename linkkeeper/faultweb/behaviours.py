@@ -17,7 +17,7 @@ import email.utils
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import quote
@@ -51,6 +51,10 @@ class Hit:
     count: int  # this is the count-th request for (host, path), counting from 1
     closing: asyncio.Event  # set when the server stops: endless behaviours give up
     remember: Callable[[bytes], None]  # record the body sent when it varies per request
+    # Call with the status just before the last bytes go out: the log then marks the request
+    # done before the client can see it done, so a client reacting at once is never counted
+    # as overlapping it. Responses returned unsent are marked by the server itself.
+    finishing: Callable[[int | None], None]
 
     @property
     def is_head(self) -> bool:
@@ -335,15 +339,37 @@ async def slow_body(hit: Hit) -> web.StreamResponse:
     duration = hit.int_arg(0, "duration in ms", 0, 3_600_000)
     body = bodies.article_html(hit.host, hit.path)
     response = _streaming(hit, len(body))
-    await response.prepare(hit.request)
-    if hit.is_head:
-        return response
-    step = -(-len(body) // SLOW_BODY_PIECES)
-    for start in range(0, len(body), step):
-        await asyncio.sleep(duration / 1000 / SLOW_BODY_PIECES)
-        await response.write(body[start : start + step])
-    await response.write_eof()
+    if await _send_headers(hit, response):
+        step = -(-len(body) // SLOW_BODY_PIECES)
+        pieces = (body[start : start + step] for start in range(0, len(body), step))
+        await _send_body(hit, response, pieces, delay=duration / 1000 / SLOW_BODY_PIECES)
     return response
+
+
+async def _send_headers(hit: Hit, response: web.StreamResponse) -> bool:
+    """Send the status line and headers; for HEAD that is the whole answer. True if a body follows."""
+    if hit.is_head:
+        hit.finishing(response.status)
+    await response.prepare(hit.request)
+    return not hit.is_head
+
+
+async def _send_body(
+    hit: Hit, response: web.StreamResponse, pieces: Iterable[bytes], delay: float = 0.0
+) -> None:
+    """Write the pieces (waiting `delay` before each), marking the request done before the last."""
+    iterator = iter(pieces)
+    piece = next(iterator, None)
+    while piece is not None:
+        following = next(iterator, None)
+        if delay:
+            await asyncio.sleep(delay)
+        if following is None:
+            hit.finishing(response.status)
+        await response.write(piece)
+        piece = following
+    hit.finishing(response.status)
+    await response.write_eof()
 
 
 async def hang(hit: Hit) -> web.StreamResponse:
@@ -379,13 +405,13 @@ async def reset(hit: Hit) -> web.StreamResponse:
     """Headers and half the body, then a TCP reset (abort), as a crashing backend does."""
     body = bodies.article_html(hit.host, hit.path)
     response = _streaming(hit, len(body))
-    await response.prepare(hit.request)
-    if hit.is_head:
+    if not await _send_headers(hit, response):
         return response
     await response.write(body[: len(body) // 2])
     transport = hit.request.transport
     if transport is not None:
         await _flushed(transport, hit.closing)
+        hit.finishing(response.status)
         reset_connection(transport)
     return response
 
@@ -411,12 +437,12 @@ async def bad_length(hit: Hit) -> web.StreamResponse:
     body = bodies.article_html(hit.host, hit.path)
     response = _streaming(hit, len(body) + BAD_LENGTH_EXCESS)
     response.force_close()
-    await response.prepare(hit.request)
-    if hit.is_head:
+    if not await _send_headers(hit, response):
         return response
     await response.write(body)
     transport = hit.request.transport
     if transport is not None:
+        hit.finishing(response.status)
         transport.close()  # flushes what was written, then FIN: a short body, not a reset
     return response
 
@@ -447,13 +473,9 @@ async def chunked(hit: Hit) -> web.StreamResponse:
     body = bodies.article_html(hit.host, hit.path)
     response = _streaming(hit, None)
     response.enable_chunked_encoding()
-    await response.prepare(hit.request)
-    if hit.is_head:
-        return response
-    step = -(-len(body) // CHUNKED_PIECES)
-    for start in range(0, len(body), step):
-        await response.write(body[start : start + step])
-    await response.write_eof()
+    if await _send_headers(hit, response):
+        step = -(-len(body) // CHUNKED_PIECES)
+        await _send_body(hit, response, (body[i : i + step] for i in range(0, len(body), step)))
     return response
 
 
@@ -466,12 +488,8 @@ async def large(hit: Hit) -> web.StreamResponse:
     """/large/<bytes>/...: a body of that size, streamed from a repeating block."""
     size = hit.int_arg(0, "size in bytes", 0, 1 << 40)
     response = _streaming(hit, size, content_type="application/octet-stream")
-    await response.prepare(hit.request)
-    if hit.is_head:
-        return response
-    for piece in bodies.iter_large(hit.host, hit.path, size):
-        await response.write(piece)
-    await response.write_eof()
+    if await _send_headers(hit, response):
+        await _send_body(hit, response, bodies.iter_large(hit.host, hit.path, size))
     return response
 
 

@@ -10,6 +10,7 @@ came back after a 429.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -425,6 +426,13 @@ class FaultWeb:
         with self._lock:
             self._log.append(entry)
         behaviour = self.behaviour_for(host, path)
+
+        def finishing(status: int | None) -> None:
+            if entry.seq_end is None:
+                entry.status = status
+                entry.t_end = time.monotonic()
+                entry.seq_end = next(self._seq)
+
         hit = Hit(
             request=request,
             host=host,
@@ -435,23 +443,25 @@ class FaultWeb:
             count=count,
             closing=self._closing,
             remember=lambda body: self._remembered.__setitem__(key, body),
+            finishing=finishing,
         )
+        response: web.StreamResponse | None = None
         try:
             delay = self._delay_for(host)
             if delay > 0:
                 await asyncio.sleep(delay)
             response = await self._respond(behaviour, hit)
-            try:
-                if not response.prepared:
-                    await response.prepare(request)
-                entry.status = response.status
+            if not response.prepared:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return response  # nothing can reach the client any more
+                finishing(response.status)  # before the bytes leave: see Hit.finishing
+            with contextlib.suppress(ConnectionError):  # the client or the behaviour hung up
+                await response.prepare(request)
                 await response.write_eof()
-            except ConnectionError:
-                pass  # the client (or the behaviour itself) dropped the connection
             return response
         finally:
-            entry.t_end = time.monotonic()
-            entry.seq_end = next(self._seq)
+            finishing(response.status if response is not None and response.prepared else None)
 
     async def _respond(self, behaviour: Behaviour, hit: Hit) -> web.StreamResponse:
         try:

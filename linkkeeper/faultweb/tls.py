@@ -6,12 +6,17 @@ trustme makes a throwaway CA per server, so a checker trusts it only when told
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import idna
 import trustme
+
+logger = logging.getLogger(__name__)
 
 # Names every good certificate covers besides the served hosts, so ad-hoc test hosts work too.
 WILDCARD_NAMES = ("*.example", "*.example.com", "*.example.org", "*.test", "localhost", "127.0.0.1")
@@ -33,12 +38,32 @@ def _server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
     return context
 
 
+def certifiable(name: str) -> bool:
+    """Whether a name can go in a certificate (IDNA-valid host or IP): "bad_name.example" cannot."""
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    try:
+        idna.encode(name[2:] if name.startswith("*.") else name, uts46=True)
+    except idna.IDNAError:
+        return False
+    return True
+
+
 def make_certificates(directory: Path, hosts: list[str], expired_host: str) -> Certificates:
-    """Write the CA to `directory`/ca.pem and return server contexts for the three TLS ports."""
+    """Write the CA to `directory`/ca.pem and return server contexts for the three TLS ports.
+
+    Host names no certificate can hold are left out (logged): over TLS they
+    then fail the name check, as they would against most real servers.
+    """
     ca = trustme.CA(organization_name="linkkeeper fault-injection web")
     ca_pem = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_pem))
-    names = list(dict.fromkeys([*hosts, *WILDCARD_NAMES]))
+    names = [name for name in dict.fromkeys([*hosts, *WILDCARD_NAMES]) if certifiable(name)]
+    for name in sorted(set(hosts) - set(names)):
+        logger.warning("fault web: %r cannot be put in a certificate; served over HTTP only", name)
     now = datetime.now(UTC)
     return Certificates(
         ca_pem=ca_pem,
