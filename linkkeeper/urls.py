@@ -58,7 +58,7 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 # WHATWG percent-encode sets (C0 controls, space and non-ASCII always encoded).
 _PATH_ENCODE = frozenset(' "#<>?`{}')
-_QUERY_ENCODE = frozenset(" \"#<>'")
+_QUERY_ENCODE = frozenset(" \"#<>'`")  # WHATWG's set, plus ` (not allowed by RFC 3986)
 _FRAGMENT_ENCODE = frozenset(' "<>`')
 _USERINFO_ENCODE = frozenset(' "#<>?`{}/:;=@[\\]^|')
 

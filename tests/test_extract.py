@@ -613,3 +613,16 @@ def test_parse_post_never_raises_on_text(text: str) -> None:
     parsed = parse_post(text.encode("utf-8", "surrogatepass"))
     check_invariants(parsed, text.count("\n") + text.count("\r") + 1)
     assert not any(p.message.startswith("internal error") for p in parsed.problems)
+
+
+@pytest.mark.slow
+@settings(max_examples=5_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    front_matter=FRONT_MATTER,
+    body=st.lists(BODY_PIECES, max_size=80).map("".join),
+    site=st.booleans(),
+)
+def test_parse_post_fuzz_long(front_matter: dict, body: str, site: bool) -> None:
+    test_parse_post_never_raises_on_front_matter_and_body.hypothesis.inner_test(
+        front_matter, body, site
+    )  # type: ignore[attr-defined]

@@ -266,11 +266,7 @@ BASES = st.sampled_from(
 )
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=URLISH, base=BASES)
-def test_normalize_never_raises_and_keys_are_checkable_and_idempotent(
-    raw: str, base: str | None
-) -> None:
+def check_key(raw: str, base: str | None) -> None:
     info = normalize_url(raw, base)
     assert isinstance(info, UrlInfo)
     if info.status is None:
@@ -291,6 +287,21 @@ def test_normalize_never_raises_and_keys_are_checkable_and_idempotent(
         assert info.status in ("excluded", "invalid")
         assert info.reason
         assert info.host == ""
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=URLISH, base=BASES)
+def test_normalize_never_raises_and_keys_are_checkable_and_idempotent(
+    raw: str, base: str | None
+) -> None:
+    check_key(raw, base)
+
+
+@pytest.mark.slow
+@settings(max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=URLISH, base=BASES)
+def test_normalize_fuzz_long(raw: str, base: str | None) -> None:
+    check_key(raw, base)
 
 
 @settings(max_examples=300, deadline=None)
