@@ -15,9 +15,8 @@ fault web and reads its request log:
 
 Reported per tool: wall time, URLs/s (distinct site URLs / wall), CPU, peak RSS, requests
 the server saw, and the most requests / connections it had in flight at once for one
-host. Connections come from the request log: a connection counts from its first request's
-start to its last request's end (idle keep-alive time is not visible in the log, so this
-is a lower bound on connections open).
+host, from the fault web's ``--stats`` (a connection counts from open to close, idle
+keep-alive included).
 
     .venv/bin/python benchmarks/bench_check.py                        # all four, 20,000 URLs
     .venv/bin/python benchmarks/bench_check.py --urls 100000 --tools linkkeeper  # peak RSS
@@ -80,6 +79,8 @@ def free_port(preferred: int) -> int:
     """`preferred` if nothing listens there (so cached sites can be reused), else any."""
     for port in (preferred, 0):
         with socket.socket() as probe:
+            # as a listening server would: TIME_WAIT leftovers of the last run do not count
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -94,7 +95,8 @@ class FaultWebProcess:
     def __init__(self, port: int, latency: str, log: Path, seed: int = 1) -> None:
         self.log = log
         self.state = log.with_suffix(".state.json")
-        for path in (log, self.state):
+        self.stats = log.with_suffix(".stats.json")
+        for path in (log, self.state, self.stats):
             path.unlink(missing_ok=True)
         command = [
             str(PYTHON),
@@ -110,6 +112,8 @@ class FaultWebProcess:
             str(log),
             "--state-file",
             str(self.state),
+            "--stats",
+            str(self.stats),
         ]
         self.stderr = log.with_suffix(".stderr")
         with self.stderr.open("wb") as err:
@@ -124,7 +128,8 @@ class FaultWebProcess:
             time.sleep(0.05)
         self.described = json.loads(self.state.read_text())
 
-    def stop(self) -> list[dict[str, Any]]:
+    def stop(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Stop the server; its request log and (exact) per-host politeness stats."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -132,14 +137,20 @@ class FaultWebProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        stats = json.loads(self.stats.read_text()) if self.stats.exists() else None
         if not self.log.exists():
-            return []
+            return [], stats
         with self.log.open(encoding="utf-8") as lines:
-            return [json.loads(line) for line in lines if line.strip()]
+            return [json.loads(line) for line in lines if line.strip()], stats
 
 
-def server_stats(log: list[dict[str, Any]]) -> dict[str, Any]:
-    """Politeness as the server saw it: requests and connections in flight per host."""
+def server_stats(log: list[dict[str, Any]], exact: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Politeness as the server saw it: requests and connections in flight per host.
+
+    `exact` is the fault web's --stats document (connections counted from open to close,
+    idle keep-alive included). Without it, connections are estimated from the request
+    log: first request start to last request end, a lower bound.
+    """
 
     def peak(intervals: list[tuple[int, int]]) -> int:
         events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
@@ -161,6 +172,12 @@ def server_stats(log: list[dict[str, Any]]) -> dict[str, Any]:
         connections_by_host[host].append((start, end))
     max_requests = {h: peak(v) for h, v in requests_by_host.items()}
     max_connections = {h: peak(v) for h, v in connections_by_host.items()}
+    connections_used = Counter(host for host, *_ in spans.values())
+    if exact:
+        hosts = exact.get("hosts", {})
+        max_requests = {h: v["max_concurrent_requests"] for h, v in hosts.items()}
+        max_connections = {h: v["max_concurrent_connections"] for h, v in hosts.items()}
+        connections_used = Counter({h: v["connections"] for h, v in hosts.items()})
     busiest = max(max_connections, key=lambda h: max_connections[h], default=None)
     return {
         "requests": len(log),
@@ -168,7 +185,8 @@ def server_stats(log: list[dict[str, Any]]) -> dict[str, Any]:
         "server_statuses": dict(Counter(str(e.get("status")) for e in log).most_common()),
         "main_max_requests": max_requests.get(MAIN_HOST),
         "main_max_connections": max_connections.get(MAIN_HOST),
-        "main_connections_used": sum(1 for h, *_ in spans.values() if h == MAIN_HOST),
+        "main_connections_used": connections_used.get(MAIN_HOST, 0),
+        "connections_exact": exact is not None,
         "max_connections": max_connections.get(busiest) if busiest else None,
         "max_connections_host": busiest,
     }
@@ -326,8 +344,8 @@ def run_tool(
             stdout_path=work / "stdout.txt",
         )
     finally:
-        log = web.stop()
-    result |= server_stats(log)
+        log, exact = web.stop()
+    result |= server_stats(log, exact)
     result["urls"] = manifest["distinct_urls"]
     result["urls_per_s"] = round(manifest["distinct_urls"] / result["wall_s"], 1)
     result["note"] = note + (
