@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -301,6 +302,22 @@ def _linkchecker(
     return command, note
 
 
+CONNECT = re.compile(
+    r'connect\(\d+, \{sa_family=AF_INET6?,[^}]*?(?:inet_addr\(|inet_pton\(AF_INET6, )"([^"]+)"'
+)
+
+
+def outside_connects(trace: Path) -> list[str]:
+    """Addresses outside loopback that the traced tool tried to connect() to."""
+    if not trace.exists():
+        return ["(no strace output)"]
+    found = []
+    for address in CONNECT.findall(trace.read_text(errors="replace")):
+        if not (address.startswith("127.") or address in ("::1", "::ffff:127.0.0.1")):
+            found.append(address)
+    return sorted(set(found))
+
+
 BUILDERS = {
     "linkkeeper": _linkkeeper,
     "raw": _raw,
@@ -335,6 +352,9 @@ def run_tool(
     try:
         command, note = BUILDERS[tool](site, port, args, work)
         env = dict(os.environ, BENCH_LOOPBACK_HOSTS="*.example")
+        trace = work / "connect.strace"
+        if args.verify_hermetic:
+            command = ["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace), *command]
         result = measure(
             command,
             label=tool,
@@ -346,6 +366,11 @@ def run_tool(
     finally:
         log, exact = web.stop()
     result |= server_stats(log, exact)
+    if args.verify_hermetic:
+        outside = outside_connects(trace)
+        result["outside_connects"] = outside
+        result["note"] = f"hermetic: {'yes' if not outside else 'NO: ' + ', '.join(outside[:3])}"
+        return result | {"urls": manifest["distinct_urls"], "urls_per_s": None}
     result["urls"] = manifest["distinct_urls"]
     result["urls_per_s"] = round(manifest["distinct_urls"] / result["wall_s"], 1)
     result["note"] = note + (
@@ -371,7 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--linkchecker-threads", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=300.0, help="per tool, seconds")
     parser.add_argument("--write-md", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument(
+        "--verify-hermetic",
+        action="store_true",
+        help="run each tool under strace and list any connect() outside loopback (no timings)",
+    )
     args = parser.parse_args(argv)
+    if args.verify_hermetic and shutil.which("strace") is None:
+        parser.error("--verify-hermetic needs strace")
+    if args.verify_hermetic:
+        args.write_md = False
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = set(tools) - set(TOOLS)
     if unknown:
@@ -419,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     ceiling = next((r for r in rows if r["label"] == "raw"), None)
     for row in rows:
-        if ceiling and not ceiling["timed_out"] and not row["timed_out"]:
+        if ceiling and ceiling["urls_per_s"] and row["urls_per_s"] and not row["timed_out"]:
             row["of_ceiling"] = round(row["urls_per_s"] / ceiling["urls_per_s"], 2)
     table = markdown_table(rows, COLUMNS)
     detail = (

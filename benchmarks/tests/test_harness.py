@@ -263,3 +263,19 @@ def test_bench_scan_runs_end_to_end_with_a_stand_in_scanner(tmp_path, monkeypatc
 def test_asyncio_mode_is_configured():
     # The resolver test above is a bare `async def`: it needs asyncio_mode=auto (pyproject).
     assert asyncio.iscoroutinefunction(test_raw_loop_resolver_maps_bench_names_and_refuses_the_rest)
+
+
+def test_strace_parsing_finds_only_connects_outside_loopback(tmp_path):
+    from bench_check import outside_connects
+
+    trace = tmp_path / "connect.strace"
+    trace.write_text(
+        '8442  connect(19, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}, 16) = 0\n'
+        '8442  connect(20, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.1.2.3")}, 16) = -1\n'
+        "8443  connect(21, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), "
+        'inet_pton(AF_INET6, "2001:db8::1", &sin6_addr), sin6_scope_id=0}, 28) = -1\n'
+        '8443  connect(22, {sa_family=AF_INET6, sin6_port=htons(80), inet_pton(AF_INET6, "::1", &sin6_addr)}, 28) = 0\n'
+        '8444  connect(5, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110) = -1\n'
+    )
+    assert outside_connects(trace) == ["10.1.2.3", "2001:db8::1"]
+    assert outside_connects(tmp_path / "missing") == ["(no strace output)"]
