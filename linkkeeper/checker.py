@@ -654,8 +654,13 @@ class Checker:
                         request_headers=_request_headers(response, url),
                         status=response.status,
                         reason=response.reason or "",
+                        # decoded the way the WARC writer encodes them back (warc.py):
+                        # the stored header bytes are exactly the bytes received
                         response_headers=[
-                            (name.decode("latin-1"), value.decode("latin-1"))
+                            (
+                                name.decode("utf-8", "surrogateescape"),
+                                value.decode("utf-8", "surrogateescape"),
+                            )
                             for name, value in response.raw_headers
                         ],
                         body=body,
