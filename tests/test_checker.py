@@ -360,7 +360,7 @@ async def test_other_hosts_keep_going_while_one_is_throttled(web: FaultWeb) -> N
     async with Checker(options(web, host_concurrency=2)) as checker:
         async for result in checker.run(interleaved):
             arrival[result.url] = time.monotonic() - began
-    assert max(arrival[u] for u in healthy) < 1.0
+    assert max(arrival[u] for u in healthy) < 1.5
     assert max(arrival[u] for u in throttled) >= 2.0
     assert set(arrival) == set(interleaved)  # every URL answered once
 
@@ -381,7 +381,7 @@ async def test_a_failing_host_cannot_fill_the_global_limit_with_retries(web: Fau
             waiting.discard(result.url)
             if not waiting:
                 break  # the failing host's retries are cancelled on the way out
-    assert time.monotonic() - began < 0.6
+    assert time.monotonic() - began < 1.5  # without the cap: about 3 s
 
 
 async def test_never_more_than_host_concurrency_connections(web: FaultWeb) -> None:
