@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import gzip
 import json
+import logging
 import os
 import signal
 import socket
@@ -430,6 +431,20 @@ async def test_large_body_has_the_exact_size_and_bytes(faultweb: FaultWeb, clien
         async for piece in response.content.iter_chunked(1 << 16):
             digest_stream += piece
     assert bytes(digest_stream) == faultweb.payload_for("cdn.example", f"/large/{size}/video.bin")
+
+
+async def test_a_client_that_stops_reading_is_not_a_server_error(
+    faultweb: FaultWeb, client, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with client.get("http://cdn.example/large/50000000/a") as response:
+        await response.content.read(100_000)
+        response.close()
+    deadline = time.monotonic() + 2
+    while faultweb.requests(path="/large/50000000/a")[0].t_end is None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert faultweb.requests(path="/large/50000000/a")[0].status == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_changing_page_differs_every_time(faultweb: FaultWeb, client) -> None:

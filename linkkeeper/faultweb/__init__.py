@@ -1,8 +1,19 @@
 """The fault-injection web: a local server that plays, on loopback, every way a real web fails.
 
-Used by tests (`faultweb` fixture), benchmarks and the demo
-(`python -m linkkeeper.faultweb`). See `server.FaultWeb` for the API and
-`behaviours` for what each path does.
+Used by tests (the `faultweb` fixture in tests/conftest.py), benchmarks and the
+demo (`python -m linkkeeper.faultweb`, `--list` shows the behaviours by path).
+
+    with FaultWeb(latency={"news.example": (20, 100)}) as web:
+        # realistic URLs, aimed here by curl-style --connect-to or by web.resolver():
+        run_checker("http://news.example/flaky/2/a", connect_to=web.connect_to_args(),
+                    ca_bundle=web.ca_pem)
+        assert web.max_concurrent_connections("news.example") <= 8
+        first, second, third = web.request_times("news.example", "/flaky/2/a")
+
+Modules: `server` (FaultWeb: ports, TLS, latency, request log), `behaviours`
+(the table of what each path plays; extend it with `FaultWeb.add_behaviour`),
+`bodies` (deterministic pages, images, encodings), `tls` (trustme certificates),
+`resolver` (an aiohttp resolver built from --connect-to entries, no real DNS).
 """
 
 from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS, BadPath, Behaviour, Hit

@@ -55,6 +55,7 @@ class Hit:
     # done before the client can see it done, so a client reacting at once is never counted
     # as overlapping it. Responses returned unsent are marked by the server itself.
     finishing: Callable[[int | None], None]
+    headers_sent: int | None = None  # status of headers already on the wire, if any
 
     @property
     def is_head(self) -> bool:
@@ -351,25 +352,31 @@ async def _send_headers(hit: Hit, response: web.StreamResponse) -> bool:
     if hit.is_head:
         hit.finishing(response.status)
     await response.prepare(hit.request)
+    hit.headers_sent = response.status
     return not hit.is_head
 
 
 async def _send_body(
     hit: Hit, response: web.StreamResponse, pieces: Iterable[bytes], delay: float = 0.0
 ) -> None:
-    """Write the pieces (waiting `delay` before each), marking the request done before the last."""
+    """Write the pieces (waiting `delay` before each), marking the request done before the last.
+
+    A client that stops reading halfway (a checker that has what it needs) ends
+    the body quietly: that is ordinary, not a server error.
+    """
     iterator = iter(pieces)
     piece = next(iterator, None)
-    while piece is not None:
-        following = next(iterator, None)
-        if delay:
-            await asyncio.sleep(delay)
-        if following is None:
-            hit.finishing(response.status)
-        await response.write(piece)
-        piece = following
-    hit.finishing(response.status)
-    await response.write_eof()
+    with contextlib.suppress(ConnectionError):
+        while piece is not None:
+            following = next(iterator, None)
+            if delay:
+                await asyncio.sleep(delay)
+            if following is None:
+                hit.finishing(response.status)
+            await response.write(piece)
+            piece = following
+        hit.finishing(response.status)
+        await response.write_eof()
 
 
 async def hang(hit: Hit) -> web.StreamResponse:
@@ -407,7 +414,8 @@ async def reset(hit: Hit) -> web.StreamResponse:
     response = _streaming(hit, len(body))
     if not await _send_headers(hit, response):
         return response
-    await response.write(body[: len(body) // 2])
+    with contextlib.suppress(ConnectionError):
+        await response.write(body[: len(body) // 2])
     transport = hit.request.transport
     if transport is not None:
         await _flushed(transport, hit.closing)
@@ -439,7 +447,8 @@ async def bad_length(hit: Hit) -> web.StreamResponse:
     response.force_close()
     if not await _send_headers(hit, response):
         return response
-    await response.write(body)
+    with contextlib.suppress(ConnectionError):
+        await response.write(body)
     transport = hit.request.transport
     if transport is not None:
         hit.finishing(response.status)

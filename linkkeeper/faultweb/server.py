@@ -450,7 +450,10 @@ class FaultWeb:
             delay = self._delay_for(host)
             if delay > 0:
                 await asyncio.sleep(delay)
-            response = await self._respond(behaviour, hit)
+            try:
+                response = await self._respond(behaviour, hit)
+            except ConnectionError:
+                return web.Response()  # the client left mid-answer; nothing more to send
             if not response.prepared:
                 transport = request.transport
                 if transport is None or transport.is_closing():
@@ -461,7 +464,10 @@ class FaultWeb:
                 await response.write_eof()
             return response
         finally:
-            finishing(response.status if response is not None and response.prepared else None)
+            if response is not None and response.prepared:
+                finishing(response.status)
+            else:  # cancelled (the client left) or never answered
+                finishing(hit.headers_sent)
 
     async def _respond(self, behaviour: Behaviour, hit: Hit) -> web.StreamResponse:
         try:
@@ -469,7 +475,7 @@ class FaultWeb:
         except BadPath as error:
             body = bodies.message_html(400, "Bad Request", str(error))
             return web.Response(body=body, status=400, content_type="text/html", charset="utf-8")
-        except (asyncio.CancelledError, ConnectionError):
+        except ConnectionError:
             raise
         except Exception:
             logger.exception("fault web: behaviour %r failed on %s", behaviour.name, hit.path)
