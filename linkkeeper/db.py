@@ -84,6 +84,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "counts": str,  # JSON {status: n}
             "pid": int,  # process running it, to refuse a second concurrent check
             "host": str,
+            "archive": str,  # JSON {captures, revisits, truncations, bytes_written, ...}
         },
         "pk": "id",
     },
@@ -152,6 +153,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "payload_length": int,
             "truncated": int,
             "revisit_of": int,  # snapshots.id of the original
+            "request_offset": int,  # the request record, right after the response/revisit
+            "request_length": int,
+            "bytes_written": int,  # both records, compressed
         },
         "pk": "id",
     },
@@ -165,6 +169,8 @@ INDEXES: list[tuple[str, Sequence[str], bool]] = [
     ("checks", ["url", "checked_at"], False),
     ("link_state", ["state"], False),
     ("snapshots", ["url", "date"], False),
+    ("snapshots", ["record_id"], False),
+    ("snapshots", ["run_id"], False),
 ]
 
 

@@ -1,0 +1,547 @@
+"""The archiving stage: capture live pages and images into WARC files, once per change.
+
+An :class:`Archiver` rides along a check run (``audit.run_audit_async``) or the
+``snapshot`` command. It decides which URLs are *due* for a snapshot, gives the
+checker its ``capture`` predicate (so a due URL is fetched once, with GET, and that
+same exchange is archived: no second fetch), and writes what comes back through
+:class:`~linkkeeper.warc.WarcStore`, recording each capture in the ``snapshots`` table.
+
+Due for a snapshot, among URLs cited with one of the archived kinds (default
+``source``, ``related``, ``image``; ``inline``/``embed`` opt-in):
+
+* never captured;
+* last capture older than ``max_age`` (``None``, the default: every run, so a change is
+  never missed; an unchanged body costs a ``revisit`` record of a few hundred bytes);
+* content changed: when ``max_age`` spares a URL its GET, a HEAD check that reports a
+  Content-Length or Content-Type different from its last capture queues a capture GET at
+  the end of the run.
+
+Only exchanges of a *live* result (``ok`` or ``redirected``) are written: every hop of
+the redirect chain, then the final page, so replay follows the same chain. A body equal
+to the URL's last capture becomes a ``revisit`` record.
+
+Order of writes, for crash safety: a record is written and flushed by the store before
+its ``snapshots`` row exists, and rows are committed in batches afterwards, so after a
+kill -9 every row points at a complete record (which the next run's repair keeps); at
+worst the last batch of records has no row and is simply captured again.
+
+The store's writes are blocking file I/O: they run in a worker thread, one result at a
+time, fed by a bounded queue, so the event loop never blocks on disk and a slow disk
+slows the checker instead of filling memory.
+
+``respect_robots`` (off by default, like the Internet Archive's own policy: a link
+audit archives what a post cites, a reader's request rather than a crawl) fetches each
+origin's robots.txt once per run through the checker's own session and politeness, and
+then neither captures nor writes what it disallows. RFC 9309 semantics: 4xx means no
+rules, 5xx or no answer means everything is disallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import brotli
+import sqlite_utils
+from protego import Protego
+from yarl import URL
+
+from linkkeeper.db import Transaction
+from linkkeeper.exchange import Exchange
+from linkkeeper.vocab import Kind, Status
+from linkkeeper.warc import CaptureRecord, InvalidExchange, PriorCapture, WarcStore
+
+if TYPE_CHECKING:
+    from linkkeeper.checker import Checker, CheckResult
+
+DEFAULT_KINDS: frozenset[str] = frozenset({Kind.SOURCE, Kind.RELATED, Kind.IMAGE})
+DEFAULT_MAX_CAPTURE_BYTES = 50 * 2**20
+DEFAULT_WARC_MAX_SIZE = 10**9
+ROBOTS_MAX_BYTES = 500 * 1024  # what Google reads of a robots.txt; the rest is ignored
+_QUEUE_SIZE = 32  # results waiting for the writer (each holds whole bodies)
+_FLUSH_SECONDS = 2.0
+
+
+@dataclass
+class ArchiveOptions:
+    """What to capture and where; the CLI's archiving options map onto these fields."""
+
+    folder: Path
+    kinds: frozenset[str] = DEFAULT_KINDS
+    max_age: timedelta | None = None  # re-capture after this; None = every run
+    max_capture_bytes: int = DEFAULT_MAX_CAPTURE_BYTES
+    warc_max_size: int = DEFAULT_WARC_MAX_SIZE
+    respect_robots: bool = False
+    operator: str | None = None
+    user_agent: str = ""  # matched against robots.txt groups; the checker's User-Agent
+    info: dict[str, str] = field(default_factory=dict)  # extra warcinfo fields
+    batch_size: int = 200  # snapshot rows per transaction
+
+
+@dataclass
+class ArchiveCounts:
+    """What a run wrote: the numbers the summaries and the JSON run record show."""
+
+    captures: int = 0  # response records (redirect hops included)
+    revisits: int = 0  # revisit records: body unchanged since the last capture
+    truncations: int = 0  # captures cut at max_capture_bytes (WARC-Truncated: length)
+    bytes_written: int = 0  # compressed WARC bytes of all records written
+    urls: int = 0  # cited URLs archived (one per live result, however many hops)
+    robots_disallowed: int = 0
+    errors: int = 0  # exchanges that could not be written (see Archiver.problems)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "captures": self.captures,
+            "revisits": self.revisits,
+            "truncations": self.truncations,
+            "bytes_written": self.bytes_written,
+            "urls": self.urls,
+            "robots_disallowed": self.robots_disallowed,
+            "errors": self.errors,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchiveCounts:
+        names = cls.__dataclass_fields__
+        return cls(**{k: int(v) for k, v in data.items() if k in names})
+
+
+@dataclass(slots=True)
+class _Last:
+    """A URL's latest capture and the original a revisit of it must refer to."""
+
+    date: datetime
+    payload_length: int | None
+    content_type: str | None
+    http_status: int | None
+    original: PriorCapture | None  # the last full (non-truncated) response
+
+
+@dataclass(slots=True)
+class _Row:
+    capture: CaptureRecord
+    refers_to_record: str | None
+
+
+def parse_kinds(text: str | Iterable[str]) -> frozenset[str]:
+    """"source,related,image" (or a list of such) -> the kinds; ValueError on an unknown one."""
+    parts = [text] if isinstance(text, str) else list(text)
+    names = {p.strip().lower() for part in parts for p in part.split(",") if p.strip()}
+    if "all" in names:
+        return frozenset(Kind)
+    unknown = names - {k.value for k in Kind}
+    if unknown:
+        raise ValueError(
+            f"unknown link kind(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(k.value for k in Kind)} or all"
+        )
+    return frozenset(Kind(n) for n in names)
+
+
+def decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """A content-encoded body decoded (gzip, deflate, br), at most `limit` bytes."""
+    encoding = (encoding or "").strip().lower()
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return zlib.decompressobj(wbits=31).decompress(body, limit)
+        if encoding == "deflate":
+            try:
+                return zlib.decompressobj().decompress(body, limit)
+            except zlib.error:
+                return zlib.decompressobj(wbits=-15).decompress(body, limit)
+        if encoding == "br":
+            return brotli.Decompressor().process(body)[:limit]
+    except (zlib.error, brotli.error):
+        return b""
+    return body[:limit]
+
+
+def _origin(url: str) -> str | None:
+    try:
+        parsed = URL(url)
+        return str(parsed.origin()) if parsed.absolute and parsed.scheme in ("http", "https") else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    """Microseconds kept: the date becomes WARC-Refers-To-Date and must match exactly."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def _parse_iso(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    lowered = name.lower()
+    return next((v for k, v in headers if k.lower() == lowered), None)
+
+
+class Archiver:
+    """Plans, captures and records snapshots for one run; see the module docstring.
+
+    Use as ``async with Archiver(db, options, run_id=run.id) as archiver:``; call
+    :meth:`plan` before the checker starts, give the checker :meth:`wants` as its capture
+    predicate, ``await archiver.submit(result)`` for every result.
+    """
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        options: ArchiveOptions,
+        *,
+        run_id: int | None = None,
+    ) -> None:
+        self.db = db
+        self.options = options
+        self.run_id = run_id
+        self.counts = ArchiveCounts()
+        if run_id is not None:  # a resumed run keeps counting from what it had recorded
+            row = db.execute("SELECT archive FROM runs WHERE id=?", [run_id]).fetchone()
+            if row and row[0]:
+                self.counts = ArchiveCounts.from_dict(json.loads(row[0]))
+        self.problems: list[str] = []  # one line per exchange that could not be written
+        self.disallowed: list[str] = []  # due URLs robots.txt kept out
+        self.repair_messages: list[str] = []
+        self.due: set[str] = set()
+        self.captured: dict[str, list[CaptureRecord]] = {}  # cited URL -> records written
+        self._candidates: set[str] = set()  # URLs of the archived kinds, due or not
+        self._forced: set[str] = set()  # captured whatever the plan says (robots, follow-ups)
+        self._last: dict[str, _Last] = {}
+        self._robots: dict[str, Protego | None] = {}  # origin -> rules (None: allow all)
+        self._followups: list[str] = []
+        self._store: WarcStore | None = None
+        self._queue: asyncio.Queue[CheckResult | None] = asyncio.Queue(maxsize=_QUEUE_SIZE)
+        self._writer: asyncio.Task[None] | None = None
+        self._rows: list[_Row] = []
+        self._last_flush = time.monotonic()
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def plan(self, urls: Iterable[str], *, explicit: bool = False, now: datetime | None = None) -> set[str]:
+        """Decide which of `urls` are due for a snapshot (``explicit``: skip the kinds filter)."""
+        wanted = list(dict.fromkeys(urls))
+        if not explicit:
+            kinds = sorted(self.options.kinds)
+            if not kinds:
+                self.due = set()
+                return self.due
+            marks = ",".join("?" * len(kinds))
+            cited = {
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT DISTINCT url FROM occurrences WHERE kind IN ({marks})", kinds
+                )
+            }
+            wanted = [u for u in wanted if u in cited]
+        self._load_last(wanted)
+        now = now or datetime.now(UTC)
+        max_age = self.options.max_age
+        self.due = {
+            url
+            for url in wanted
+            if url not in self._last
+            or max_age is None
+            or now - self._last[url].date >= max_age
+        }
+        self._candidates = set(wanted)
+        return self.due
+
+    def _load_last(self, urls: list[str]) -> None:
+        """Latest capture per URL, and the response a revisit of it would refer to."""
+        for start in range(0, len(urls), 500):
+            chunk = urls[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for url, date, length, ctype, status in self.db.execute(
+                "SELECT s.url, s.date, s.payload_length, s.content_type, s.http_status"
+                " FROM snapshots s JOIN (SELECT url, max(date) AS date FROM snapshots"
+                f" WHERE url IN ({marks}) GROUP BY url) m ON m.url = s.url AND m.date = s.date",
+                chunk,
+            ):
+                self._last[url] = _Last(_parse_iso(date), length, ctype, status, None)
+            for url, date, digest, record_id in self.db.execute(
+                "SELECT s.url, s.date, s.payload_digest, s.record_id FROM snapshots s"
+                " JOIN (SELECT url, max(date) AS date FROM snapshots"
+                f" WHERE url IN ({marks}) AND record_type='response'"
+                " AND coalesce(truncated, 0)=0 GROUP BY url) m"
+                " ON m.url = s.url AND m.date = s.date AND s.record_type='response'",
+                chunk,
+            ):
+                if url in self._last:
+                    self._last[url].original = PriorCapture(url, _parse_iso(date), digest, record_id)
+
+    def wants(self, url: str) -> bool:
+        """The checker's capture predicate: GET this URL and hand back its raw exchanges?"""
+        return url in self.due or url in self._forced
+
+    def prior_for(self, url: str) -> PriorCapture | None:
+        """The capture a new, identical body of `url` would be a revisit of."""
+        last = self._last.get(url) or self._last_from_db(url)
+        return last.original if last else None
+
+    def _last_from_db(self, url: str) -> _Last | None:
+        """For hop URLs the plan did not know (redirect targets)."""
+        self._load_last([url])
+        return self._last.get(url)
+
+    # -- robots.txt ----------------------------------------------------------------------------
+
+    async def load_robots(self, checker: Checker) -> None:
+        """Fetch robots.txt of every origin with a due URL (once), drop what it disallows."""
+        if not self.options.respect_robots:
+            return
+        origins = {o for o in (_origin(u) for u in self.due) if o and o not in self._robots}
+        targets = {f"{origin}/robots.txt": origin for origin in origins}
+        self._forced |= set(targets)
+        try:
+            async for result in checker.run(sorted(targets)):
+                origin = targets.get(result.url)
+                if origin is not None:
+                    self._robots[origin] = _robots_rules(result)
+        finally:
+            self._forced -= set(targets)
+        blocked = {url for url in self.due if not self.allowed(url)}
+        self.disallowed.extend(sorted(blocked))
+        self.counts.robots_disallowed += len(blocked)
+        self.due -= blocked
+
+    def allowed(self, url: str) -> bool:
+        """robots.txt lets us capture `url` (always true without --respect-robots)."""
+        if not self.options.respect_robots:
+            return True
+        origin = _origin(url)
+        if origin is None or origin not in self._robots:
+            return True  # an origin we never asked (a redirect target): no rules known
+        rules = self._robots[origin]
+        return True if rules is None else bool(rules.can_fetch(url, self.options.user_agent or "*"))
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Archiver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        await self.close(abort=exc_type is not None)
+
+    async def start(self) -> None:
+        """Open the store (repairing what a crashed run left) and start the writer."""
+        info = {"robots": "obey" if self.options.respect_robots else "ignore"}
+        if self.options.operator:
+            info["operator"] = self.options.operator
+        if self.options.user_agent:
+            info["http-header-user-agent"] = self.options.user_agent
+        info.update(self.options.info)
+        self._store = await asyncio.to_thread(
+            WarcStore, self.options.folder, max_file_size=self.options.warc_max_size, info=info
+        )
+        self.repair_messages = list(self._store.repair_messages)
+        self._writer = asyncio.create_task(self._write_loop())
+
+    async def submit(self, result: CheckResult) -> None:
+        """Hand over one check result; waits when the writer is behind (back-pressure)."""
+        if self._writer is None:
+            raise RuntimeError("use `async with Archiver(...)` (or start()) first")
+        if self._writer.done():
+            self._writer.result()  # the writer died: raise its error here
+        self._note_change(result)
+        if result.exchanges and result.status.is_alive:
+            await self._queue.put(result)
+
+    def take_followups(self) -> list[str]:
+        """URLs whose HEAD check showed a change since their last capture: capture them now."""
+        urls, self._followups = self._followups, []
+        self._forced |= set(urls)
+        return urls
+
+    def _note_change(self, result: CheckResult) -> None:
+        """A spared URL (max_age) whose HEAD answer differs from its last capture is due."""
+        url = result.url
+        if (
+            result.exchanges
+            or url in self.due
+            or url not in self._candidates
+            or result.status is not Status.OK
+            or result.redirects
+            or not self.allowed(url)
+        ):
+            return
+        last = self._last.get(url)
+        if last is None or last.http_status != 200:
+            return
+        length_changed = (
+            result.content_length is not None
+            and last.payload_length is not None
+            and result.content_length != last.payload_length
+        )
+        type_changed = bool(result.content_type and last.content_type) and (
+            result.content_type != last.content_type
+        )
+        if length_changed or type_changed:
+            self._followups.append(url)
+
+    async def _write_loop(self) -> None:
+        while True:
+            result = await self._queue.get()
+            if result is None:
+                break
+            exchanges = [ex for ex in result.exchanges if self.allowed(ex.url)]
+            priors = [self.prior_for(ex.url) for ex in exchanges]
+            written = await asyncio.to_thread(self._write_exchanges, exchanges, priors)
+            for capture, prior in written:
+                self._count(capture, prior)
+            if written and result.url not in self.captured:
+                self.counts.urls += 1
+            if written:
+                self.captured.setdefault(result.url, []).extend(c for c, _ in written)
+            if len(self._rows) >= self.options.batch_size or (
+                time.monotonic() - self._last_flush > _FLUSH_SECONDS
+            ):
+                self.flush()
+
+    def _write_exchanges(
+        self, exchanges: list[Exchange], priors: list[PriorCapture | None]
+    ) -> list[tuple[CaptureRecord, PriorCapture | None]]:
+        """In the worker thread: append each exchange to the WARC (flushed on return)."""
+        assert self._store is not None
+        written = []
+        for exchange, prior in zip(exchanges, priors, strict=True):
+            try:
+                written.append((self._store.write(exchange, prior=prior), prior))
+            except InvalidExchange as error:
+                self.problems.append(f"{exchange.url}: not archived: {error}")
+                self.counts.errors += 1
+        return written
+
+    def _count(self, capture: CaptureRecord, prior: PriorCapture | None) -> None:
+        counts = self.counts
+        counts.bytes_written += capture.bytes_written
+        if capture.record_type == "revisit":
+            counts.revisits += 1
+        else:
+            counts.captures += 1
+        if capture.truncated:
+            counts.truncations += 1
+        original = prior if capture.record_type == "revisit" else None
+        if capture.record_type == "response" and not capture.truncated:
+            original = PriorCapture(
+                capture.url, capture.date, capture.payload_digest, capture.record_id
+            )
+        self._last[capture.url] = _Last(
+            capture.date,
+            capture.payload_length,
+            capture.content_type,
+            capture.http_status,
+            original or (self._last[capture.url].original if capture.url in self._last else None),
+        )
+        self._rows.append(
+            _Row(capture, capture.refers_to.record_id if capture.refers_to else None)
+        )
+
+    def flush(self) -> None:
+        """Commit the pending snapshot rows (their records are already flushed to the file)."""
+        self._last_flush = time.monotonic()
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, []
+        with Transaction(self.db) as conn:
+            for row in rows:
+                c = row.capture
+                revisit_of = None
+                if row.refers_to_record:
+                    found = conn.execute(
+                        "SELECT id FROM snapshots WHERE record_id=?", (row.refers_to_record,)
+                    ).fetchone()
+                    revisit_of = found[0] if found else None
+                conn.execute(
+                    "INSERT INTO snapshots (url, run_id, warc_file, offset, length, record_type,"
+                    " record_id, payload_digest, date, http_status, content_type, payload_length,"
+                    " truncated, revisit_of, request_offset, request_length, bytes_written)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        c.url,
+                        self.run_id,
+                        c.warc_file,
+                        c.offset,
+                        c.length,
+                        c.record_type,
+                        c.record_id,
+                        c.payload_digest,
+                        _iso(c.date),
+                        c.http_status,
+                        c.content_type,
+                        c.payload_length,
+                        int(c.truncated),
+                        revisit_of,
+                        c.request_offset,
+                        c.request_length,
+                        c.bytes_written,
+                    ),
+                )
+            if self.run_id is not None:
+                conn.execute(
+                    "UPDATE runs SET archive=? WHERE id=?",
+                    (json.dumps(self.counts.as_dict()), self.run_id),
+                )
+
+    async def close(self, *, abort: bool = False) -> None:
+        """Write what is queued (unless aborting), commit the rows, close and index the file."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            if abort:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+            else:
+                await self._queue.put(None)
+                await writer
+        with contextlib.suppress(Exception) if abort else contextlib.nullcontext():
+            self.flush()
+        if self._store is not None:
+            store, self._store = self._store, None
+            await asyncio.to_thread(store.close)
+
+    @property
+    def current_file(self) -> str | None:
+        return self._store.current_file if self._store else None
+
+
+def _robots_rules(result: CheckResult) -> Protego | None:
+    """RFC 9309: 2xx -> its rules; 4xx -> no rules (None); 5xx or no answer -> disallow all."""
+    code = result.http_status
+    if code is not None and 400 <= code < 500:
+        return None
+    if code is None or code >= 500 or not result.status.is_alive:
+        return Protego.parse("User-agent: *\nDisallow: /\n")
+    final = result.exchanges[-1] if result.exchanges else None
+    if final is None:
+        return None
+    encoding = _header(final.response_headers, "Content-Encoding")
+    text = decode_body(final.body, encoding, ROBOTS_MAX_BYTES).decode("utf-8", "replace")
+    return Protego.parse(text)
+
+
+def archive_record(db: sqlite_utils.Database, run_id: int) -> dict[str, int] | None:
+    """The run's archive counts as stored with the run (None when it archived nothing)."""
+    row = db.execute("SELECT archive FROM runs WHERE id=?", [run_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def with_capture(check_options: Any, archiver: Archiver) -> Any:
+    """The checker's options with the archiver's predicate and size cap in place."""
+    return replace(
+        check_options,
+        capture=archiver.wants,
+        capture_max_bytes=archiver.options.max_capture_bytes,
+    )
