@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
+from linkkeeper.archive import ArchiveCounts, ArchiveOptions, Archiver, with_capture
 from linkkeeper.checker import Checker, CheckOptions, CheckResult
 from linkkeeper.history import (
     ConfirmPolicy,
@@ -40,6 +41,7 @@ class AuditOptions:
     new_run: bool = False
     confirm: ConfirmPolicy = field(default_factory=ConfirmPolicy)
     record_options: dict[str, Any] = field(default_factory=dict)  # stored in runs.options
+    archive: ArchiveOptions | None = None  # None: no snapshots (--no-snapshot)
 
 
 @dataclass
@@ -52,6 +54,8 @@ class AuditResult:
     elapsed_s: float
     interrupted: bool = False
     host_times: dict[str, tuple[int, float]] = field(default_factory=dict)  # host -> (n, total ms)
+    archive: ArchiveCounts | None = None  # what the archiving stage wrote (None: off)
+    archive_messages: list[str] = field(default_factory=list)  # repairs, robots, write problems
 
 
 ProgressFn = Callable[[int, int, dict[str, int]], None]
@@ -120,15 +124,27 @@ async def run_audit_async(
     for url, (status, reason) in pre.items():
         record(_scan_time_result(url, status, reason))
 
+    archiver = Archiver(db, options.archive, run_id=run.id) if options.archive else None
+    if archiver is not None:
+        archiver.plan(fetch)
+        check_options = with_capture(check_options, archiver)
+
     interrupted = False
     last_flush = time.monotonic()
     try:
-        async with Checker(check_options) as checker:
+        async with Checker(check_options) as checker, _archiving(archiver):
+            if archiver is not None:
+                await archiver.load_robots(checker)
             async for result in checker.run(fetch):
                 record(result)
+                if archiver is not None:
+                    await archiver.submit(result)
                 if time.monotonic() - last_flush > 2.0:  # keep the file fresh for readers
                     recorder.flush()
                     last_flush = time.monotonic()
+            if archiver is not None and (changed := archiver.take_followups()):
+                async for result in checker.run(changed):  # HEAD saw a change: capture it
+                    await archiver.submit(result)
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
         recorder.finish("interrupted")
@@ -146,7 +162,22 @@ async def run_audit_async(
         checked=recorder.done,
         elapsed_s=time.perf_counter() - t0,
         host_times=host_times,
+        archive=archiver.counts if archiver else None,
+        archive_messages=_archive_messages(archiver),
     )
+
+
+def _archiving(archiver: Archiver | None) -> contextlib.AbstractAsyncContextManager[Any]:
+    return archiver if archiver is not None else contextlib.nullcontext()
+
+
+def _archive_messages(archiver: Archiver | None) -> list[str]:
+    if archiver is None:
+        return []
+    messages = [f"warcs: {m}" for m in archiver.repair_messages]
+    messages += archiver.problems
+    messages += [f"{url}: not archived: robots.txt disallows it" for url in archiver.disallowed]
+    return messages
 
 
 def _host(url: str) -> str:
