@@ -3,7 +3,7 @@
 `check --format json` and (later) `report --format json` share this schema,
 documented in the README; keep it stable (add keys, never rename):
 
-    {"run": {id, started_at, finished_at, state, counts, requests, ...},
+    {"run": {id, started_at, finished_at, state, counts, requests, archive, ...},
      "links": [{url, status, http_status, final_url, reason, kinds, posts,
                 redirects, method, attempts, elapsed_ms, checked_at, run_id,
                 checked_this_run, new_failure, state, state_since,
@@ -30,6 +30,9 @@ def run_record(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     for key in ("options", "counts"):
         rec[key] = json.loads(rec[key]) if rec[key] else {}
     rec["insecure"] = bool(rec["insecure"])
+    archive = db.execute("SELECT archive FROM runs WHERE id=?", [run_id]).fetchone()[0]
+    # what the archiving stage wrote: captures, revisits, truncations, bytes_written, ...
+    rec["archive"] = json.loads(archive) if archive else None
     return rec
 
 
