@@ -347,9 +347,14 @@ def check_options(fn: Any) -> Any:
     return fn
 
 
+# The archiving options live with the archive stage (it imports nothing of this module's rest).
+from linkkeeper.cli_archive import archive_options, archive_options_from  # noqa: E402
+
+
 @cli.command(context_settings=CONTEXT)
 @common_site_options
 @check_options
+@archive_options
 @click.option("--max-age", envvar="LINKKEEPER_MAX_AGE", metavar="DURATION",
               help="Skip URLs checked ok within this time (e.g. 20h, 7d); failing URLs are "
               "always re-checked.")
@@ -402,6 +407,8 @@ def check(ctx: click.Context, **params: Any) -> int:
         raise ConfigError(exc.message) from None
     site = open_site(list(p["site"]), p["site_url"])
     db = open_db_for(p["site"], p["db"])
+    db_path = p["db"] or default_db_path(p["site"][0] if p["site"] else Path("."))
+    archive = archive_options_from(p, Path(db_path), opts.user_agent)
     from linkkeeper.extract import DEFAULT_SOURCE_KEYS
     from linkkeeper.scan import scan_site
 
@@ -416,7 +423,7 @@ def check(ctx: click.Context, **params: Any) -> int:
                    if not k.startswith("_") and k not in ("site",)}
     audit_opts = AuditOptions(max_age=max_age, failing_only=p["failing_only"],
                               budget=p["budget"], new_run=p["new_run"], confirm=confirm,
-                              record_options=record_opts)
+                              record_options=record_opts, archive=archive)
     progress = ProgressReporter(quiet=p["quiet"])
     try:
         result = asyncio.run(run_audit_async(db, opts, audit_opts, on_progress=progress.update))
@@ -428,6 +435,8 @@ def check(ctx: click.Context, **params: Any) -> int:
         say("interrupted: what was checked is recorded; the next `check` resumes the run")
         raise
     progress.close()
+    for message in result.archive_messages:
+        say(message)
     if p["fmt"] == "json":
         from linkkeeper.results import write_json
 
@@ -476,6 +485,10 @@ def format_check_summary(db: Any, r: Any) -> str:
     if slow:
         lines.append("slowest hosts (mean ms per URL)")
         lines.extend(f"  {avg:>8.0f}  {h} ({n} URLs)" for avg, h, n in slow)
+    if getattr(r, "archive", None) is not None:
+        from linkkeeper.cli_archive import format_archive_summary
+
+        lines.append(format_archive_summary(r.archive))
     return "\n".join(lines)
 
 
