@@ -414,6 +414,24 @@ async def test_gzip_and_brotli_bodies_are_encoded_on_the_wire(faultweb: FaultWeb
     assert brotli.decompress(raw_brotli) == bodies.article_html("news.example", "/brotli/a")
 
 
+def test_encoding_is_skipped_only_when_the_client_refuses_it(faultweb: FaultWeb) -> None:
+    def fetch(path: str, accept: str | None) -> tuple[bytes, bytes]:
+        line = f"Accept-Encoding: {accept}\r\n" if accept is not None else ""
+        request = f"GET {path} HTTP/1.1\r\nHost: news.example\r\n{line}Connection: close\r\n\r\n"
+        return raw_exchange(faultweb.http_port, request.encode())
+
+    for accept in (None, "gzip", "br;q=0.5, gzip", "*"):
+        head, body = fetch("/gzip/e", accept)
+        assert header(head, "Content-Encoding") == "gzip"
+        assert body == faultweb.payload_for("news.example", "/gzip/e")
+    for accept in ("identity", "gzip;q=0", "br", "*;q=0"):
+        head, body = fetch("/gzip/e", accept)
+        assert header(head, "Content-Encoding") is None
+        assert body == bodies.article_html("news.example", "/gzip/e")
+    head, _ = fetch("/brotli/e", "gzip, deflate, br")
+    assert header(head, "Content-Encoding") == "br"
+
+
 def test_chunked_is_chunked_on_the_wire(faultweb: FaultWeb) -> None:
     head, rest = raw_get(faultweb.http_port, "news.example", "/chunked/a")
     assert header(head, "Transfer-Encoding") == "chunked"

@@ -464,17 +464,44 @@ def _brotli_payload(host: str, path: str) -> bytes:
     return bodies.brotli_bytes(bodies.article_html(host, path))
 
 
+def accepts_coding(accept_encoding: str | None, coding: str) -> bool:
+    """Whether an Accept-Encoding value allows `coding` (RFC 9110 12.5.3; absent means anything)."""
+    if accept_encoding is None:
+        return True
+    qualities: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        name, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if name.strip():
+            qualities[name.strip().lower()] = quality
+    return qualities.get(coding, qualities.get("*", 0.0)) > 0
+
+
+async def _encoded(hit: Hit, coding: str, payload: Payload) -> web.StreamResponse:
+    """The article content-encoded, unless the client's Accept-Encoding refuses the coding.
+
+    payload_for() gives the encoded bytes: what aiohttp, browsers and curl
+    --compressed get (and clients that send no Accept-Encoding at all).
+    """
+    if accepts_coding(hit.request.headers.get("Accept-Encoding"), coding):
+        body = payload(hit.host, hit.path)
+        return _page(body, **{"Content-Encoding": coding, "Vary": "Accept-Encoding"})
+    return _page(bodies.article_html(hit.host, hit.path), Vary="Accept-Encoding")
+
+
 async def gzip_encoded(hit: Hit) -> web.StreamResponse:
-    """Always gzip, whatever Accept-Encoding says: bytes stay fixed per (host, path)."""
-    return _page(
-        _gzip_payload(hit.host, hit.path), **{"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
-    )
+    return await _encoded(hit, "gzip", _gzip_payload)
 
 
 async def brotli_encoded(hit: Hit) -> web.StreamResponse:
-    return _page(
-        _brotli_payload(hit.host, hit.path), **{"Content-Encoding": "br", "Vary": "Accept-Encoding"}
-    )
+    return await _encoded(hit, "br", _brotli_payload)
 
 
 async def chunked(hit: Hit) -> web.StreamResponse:
