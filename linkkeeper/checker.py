@@ -67,6 +67,7 @@ from linkkeeper.hosts import (
 )
 from linkkeeper.resolver import (
     ConnectToResolver,
+    ascii_host,
     is_ip_literal,
     is_private_address,
     parse_connect_to,
@@ -221,6 +222,7 @@ class Checker:
         self._include = [re.compile(p) for p in self.options.include]
         self._exclude = [re.compile(p) for p in self.options.exclude]
         self._connect_to = parse_connect_to(self.options.connect_to)
+        self._policies = {_policy_key(key): policy for key, policy in self.options.hosts.items()}
         self._settings_cache: dict[str, _HostSettings] = {}
         self._head_refusals: dict[str, int] = {}
         self._head_successes: dict[str, int] = {}
@@ -695,7 +697,7 @@ class Checker:
         if cached is not None:
             return cached
         options = self.options
-        policy = _policy_for(host, options.hosts) or HostPolicy()
+        policy = _policy_for(host, self._policies) or HostPolicy()
         headers = {**options.headers, **policy.headers}
         if not any(name.lower() == "user-agent" for name in headers):
             headers["User-Agent"] = options.user_agent
@@ -787,6 +789,13 @@ def _policy_for(host: str, policies: dict[str, HostPolicy]) -> HostPolicy | None
             if host.endswith(suffix) and (best is None or len(suffix) > best[0]):
                 best = (len(suffix), policy)
     return best[1] if best else None
+
+
+def _policy_key(key: str) -> str:
+    """Config keys may be written in Unicode; URLs are matched in their IDNA form."""
+    if key.startswith("*."):
+        return "*." + ascii_host(key[2:])
+    return ascii_host(key)
 
 
 def _pick(override: float | None, default: float) -> float:

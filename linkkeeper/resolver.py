@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 _ANY = {"", "*"}
 # Resolved without DNS even offline: curl and every OS agree on these.
@@ -59,6 +60,17 @@ def is_private_address(address: str) -> bool:
     return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified
 
 
+def ascii_host(host: str) -> str:
+    """The form aiohttp resolves: lower-case, IDNA (punycode), no brackets or final dot."""
+    host = host.strip().strip("[]").rstrip(".")
+    if host.isascii():
+        return host.lower()
+    try:
+        return (URL.build(scheme="http", host=host).raw_host or host).lower()
+    except ValueError:
+        return host.lower()
+
+
 def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
@@ -90,14 +102,14 @@ class ConnectTo:
             )
         host, port, target_host, target_port = fields
         return cls(
-            host=None if host in _ANY else host.strip("[]").lower().rstrip("."),
+            host=None if host in _ANY else ascii_host(host),
             port=None if port in _ANY else _port(port, spec),
             target_host=target_host.strip("[]") or None,
             target_port=_port(target_port, spec) if target_port else None,
         )
 
     def matches(self, host: str, port: int) -> bool:
-        host = host.strip("[]").lower().rstrip(".")
+        host = ascii_host(host)
         return (self.host is None or self.host == host) and (self.port is None or self.port == port)
 
     def __str__(self) -> str:

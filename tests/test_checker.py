@@ -588,3 +588,13 @@ def test_check_urls_returns_results_in_input_order(web: FaultWeb) -> None:
     results = check_urls(urls, options(web))
     assert [r.url for r in results] == urls
     assert [r.status for r in results] == [Status.OK, Status.OK, Status.EXCLUDED]
+
+
+async def test_unicode_host_names_in_urls_and_policies(web: FaultWeb) -> None:
+    policies = {"bücher.example": HostPolicy(headers={"User-Agent": "idn-agent/1"})}
+    result = await check_one(
+        web, "http://bücher.example/ok/idn", hosts=policies, connect_to=web.connect_to_args()
+    )
+    assert result.status is Status.OK and result.host == "xn--bcher-kva.example"
+    [entry] = web.requests(path="/ok/idn")
+    assert (entry.host, entry.user_agent) == ("xn--bcher-kva.example", "idn-agent/1")

@@ -65,6 +65,12 @@ def test_text_round_trips(
     assert ConnectTo.parse(str(rule)) == rule
 
 
+def test_unicode_host_names_match_their_idna_form() -> None:
+    rule = ConnectTo.parse("bücher.example:80:127.0.0.1:8080")
+    assert rule.host == "xn--bcher-kva.example"
+    assert rule.matches("xn--bcher-kva.example", 80)
+
+
 def test_matching_and_first_rule_wins() -> None:
     rules = parse_connect_to(["a.example:443:127.0.0.1:1", "::127.0.0.1:2"])
     assert rules[0].matches("A.EXAMPLE", 443)
