@@ -230,6 +230,7 @@ class Checker:
         self._resolver: ConnectToResolver | None = None
         self._scheduler: HostScheduler | None = None
         self._ssl: ssl.SSLContext | bool = True
+        self._dispatchers: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -265,6 +266,11 @@ class Checker:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Cancel runs still going (a consumer that stopped iterating) and close the session."""
+        for dispatcher in list(self._dispatchers):
+            dispatcher.cancel()
+        if self._dispatchers:
+            await asyncio.gather(*self._dispatchers, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -289,6 +295,8 @@ class Checker:
             maxsize=max(64, self.options.concurrency * 2)
         )
         dispatcher = asyncio.create_task(self._dispatch(urls, out))
+        self._dispatchers.add(dispatcher)
+        dispatcher.add_done_callback(self._dispatchers.discard)
         try:
             while True:
                 item = await out.get()

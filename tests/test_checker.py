@@ -598,3 +598,14 @@ async def test_unicode_host_names_in_urls_and_policies(web: FaultWeb) -> None:
     assert result.status is Status.OK and result.host == "xn--bcher-kva.example"
     [entry] = web.requests(path="/ok/idn")
     assert (entry.host, entry.user_agent) == ("xn--bcher-kva.example", "idn-agent/1")
+
+
+async def test_leaving_the_checker_stops_an_abandoned_run(web: FaultWeb) -> None:
+    urls = [f"http://cdn.example/hang/abandon{i}" for i in range(3)] + [f"{N}/ok/abandon"]
+    began = time.monotonic()
+    async with Checker(options(web, read_timeout=30, total_timeout=60)) as checker:
+        results = checker.run(urls)
+        first = await anext(results)  # then stop iterating without closing the generator
+        assert first.url == f"{N}/ok/abandon"
+    assert time.monotonic() - began < 3
+    await results.aclose()
