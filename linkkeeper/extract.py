@@ -140,6 +140,89 @@ def _jsonable(value: Any, budget: list[int], seen: frozenset[int] = frozenset())
     return str(value)
 
 
+# Fast path for the flat front matter almost every post has (`key: plain`, `key: "quoted"`,
+# `key: [ a, b ]`): the same values YAML's safe loader gives, without building a YAML node
+# tree (the loader's Python constructor costs more than the rest of a post's parsing).
+# Anything else (nesting, comments, escapes, quotes, anchors, block scalars) goes to YAML;
+# tests compare both on the corpus and on generated front matter.
+_FM_FAST_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):[ \t]+(\S(?:.*\S)?)[ \t]*")
+_FM_QUOTED = re.compile(r'"([^"\\]*)"')
+_FM_PLAIN_BAD_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_YAML_RESOLVERS: dict[str | None, list[tuple[str, re.Pattern[str]]]] = (
+    yaml.SafeLoader.yaml_implicit_resolvers
+)
+_YAML_CONSTRUCTOR = yaml.SafeLoader("")
+
+
+def _plain_scalar(text: str) -> tuple[bool, Any]:
+    """(understood, value) of a plain YAML scalar, resolved as the safe loader does."""
+    if text[0] in _FM_PLAIN_BAD_START or ": " in text or " #" in text or text.endswith(":"):
+        return False, None
+    if "\t" in text:
+        return False, None
+    for tag, regexp in _YAML_RESOLVERS.get(text[0], ()):
+        if regexp.match(text):
+            if tag == "tag:yaml.org,2002:str":
+                return True, text
+            constructor = _YAML_CONSTRUCTOR.yaml_constructors.get(tag)
+            if constructor is None or tag.endswith((":merge", ":value")):
+                return False, None
+            return True, constructor(_YAML_CONSTRUCTOR, yaml.ScalarNode(tag, text))
+    return True, text
+
+
+# what YAML would fold, reject or treat as a line break: leave those to the real parser
+_FM_UNSAFE = re.compile(
+    "[^\t\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]"
+)
+
+
+def _simple_front_matter(lines: list[str]) -> dict[str, Any] | None:
+    data: dict[str, Any] = {}
+    for line in lines:
+        if not line.strip():
+            if line:  # whitespace-only lines: let YAML decide
+                return None
+            continue
+        if _FM_UNSAFE.search(line):
+            return None
+        if "\t" in line:
+            return None
+        m = _FM_FAST_LINE.fullmatch(line)
+        if m is None:
+            return None
+        key, raw = m.group(1), m.group(2)
+        understood, key_value = _plain_scalar(key)
+        if not understood or key_value != key:  # 'yes:', 'null:', '1:' are not string keys
+            return None
+        if raw[0] == '"':
+            q = _FM_QUOTED.fullmatch(raw)
+            if q is None:
+                return None
+            data[key] = q.group(1)
+        elif raw[0] == "[":
+            if not raw.endswith("]") or any(c in raw[1:-1] for c in "[]{}\"'"):
+                return None
+            items = [item.strip() for item in raw[1:-1].split(",")]
+            if items and not items[-1]:
+                items.pop()  # a trailing comma
+            values = []
+            for item in items:
+                if not item:
+                    return None
+                understood, value = _plain_scalar(item)
+                if not understood:
+                    return None
+                values.append(value)
+            data[key] = values
+        else:
+            understood, value = _plain_scalar(raw)
+            if not understood:
+                return None
+            data[key] = value
+    return data
+
+
 def _split_front_matter(
     text: str, problems: list[Problem]
 ) -> tuple[dict[str, Any], list[str], int, bool]:
@@ -154,7 +237,9 @@ def _split_front_matter(
     fm_lines = block.split("\n")
     body_start = text.count("\n", 0, close.start()) + 1
     try:
-        data = yaml.load(block, Loader=_YAML_LOADER)
+        data = _simple_front_matter(fm_lines)
+        if data is None:
+            data = yaml.load(block, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = 2 + (mark.line if mark is not None else 0)

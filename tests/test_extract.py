@@ -626,3 +626,120 @@ def test_parse_post_fuzz_long(front_matter: dict, body: str, site: bool) -> None
     test_parse_post_never_raises_on_front_matter_and_body.hypothesis.inner_test(
         front_matter, body, site
     )  # type: ignore[attr-defined]
+
+
+# --- the fast path for flat front matter gives exactly what YAML gives -----------------------
+
+FM_KEYS = st.one_of(
+    st.sampled_from(
+        ["title", "date", "from", "tags", "comments", "yes", "null", "on", "1", "a-b", "_x"]
+    ),
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,8}", fullmatch=True),
+)
+FM_ATOMS = st.sampled_from(
+    [
+        "True",
+        "false",
+        "yes",
+        "No",
+        "on",
+        "null",
+        "~",
+        "Null",
+        "0",
+        "-1",
+        "0x1F",
+        "017",
+        "1_000",
+        "3.5",
+        ".5",
+        "1e3",
+        "1.0e+3",
+        ".inf",
+        "-.Inf",
+        ".nan",
+        "1:30",
+        "2020-07-24",
+        "2020-07-24T12:01:17.000Z",
+        "2014-09-28T23:51:30+02:00",
+        "2020-7-4 1:02:03",
+        "https://x.example/a b",
+        "http://www.rfi.fr//cn/x",
+        "中文 标题",
+        "a: b",
+        "a #b",
+        "a#b",
+        "#c",
+        "-",
+        "- x",
+        "?",
+        "&a",
+        "*a",
+        "!x",
+        "|",
+        ">",
+        "%",
+        "@",
+        "`",
+        "'q'",
+        '"q"',
+        '"a\\"b"',
+        '"a\\\\b"',
+        "[a, b]",
+        "[ 自由亚洲电台 ]",
+        "[news, x]",
+        "[a,,b]",
+        "[a, ]",
+        "[]",
+        "[a: b]",
+        "{a: b}",
+        "x,y",
+        "ends:",
+        "\u2028",
+        "\x85",
+        "\ufeff",
+        "\u00a0",
+        "=",
+        "<<",
+        "a\tb",
+    ]
+)
+FM_VALUES = st.one_of(
+    FM_ATOMS,
+    st.lists(FM_ATOMS, max_size=3).map(" ".join),
+    st.lists(FM_ATOMS, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+    st.lists(FM_ATOMS, max_size=2).map(lambda xs: '"' + " ".join(xs) + '"'),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(FM_KEYS, st.sampled_from([": ", ":  ", ":\t", ":"]), FM_VALUES), max_size=6)
+)
+def test_fast_front_matter_agrees_with_yaml(entries: list[tuple[str, str, str]]) -> None:
+    from linkkeeper.extract import _simple_front_matter
+
+    lines = [f"{key}{sep}{value}" for key, sep, value in entries]
+    fast = _simple_front_matter(lines)
+    if fast is None:
+        return  # left to YAML: always correct
+    loaded = yaml.load("\n".join(lines), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert (fast or None) == loaded or (fast == {} and loaded is None)
+    for key, value in fast.items():
+        assert type(value) is type(loaded[key])
+
+
+def test_fast_front_matter_agrees_with_yaml_on_the_corpus() -> None:
+    import pathlib
+
+    from linkkeeper.extract import _simple_front_matter
+
+    corpus = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "posts"
+    if not corpus.is_dir():
+        pytest.skip("corpus not found")
+    for path in sorted(corpus.glob("*.md")):
+        block = path.read_text("utf-8").split("\n---", 1)[0][4:]
+        fast = _simple_front_matter(block.split("\n"))
+        assert fast is not None, path.name
+        assert fast == yaml.safe_load(block), path.name
