@@ -635,6 +635,9 @@ class _Place:
     media: str = ""  # nearest picture/video/audio ancestor
 
 
+_NOWHERE = _Place()
+
+
 def _context(node: LexborNode, sections: dict[int, str], lists: dict[int, bool]) -> _Place:
     place = _Place()
     parent = node.parent
@@ -692,21 +695,35 @@ def _html_links(collector: _Collector, html: str, first_line: int) -> None:
         if pos_text is not None and pos_text.isdigit():
             pos = int(pos_text)
             line = lines.line(pos)
-            raw = _raw_attributes(html, pos)
+            end = html.find(">", pos)
+            if (
+                end != -1
+                and html.find("&", pos, end) == -1
+                and html.find("\n", pos, end) == -1
+                and not any(">" in value for value in attrs.values() if value)
+            ):
+                # one-line tag without character references: the parser's values are
+                # exactly what is written, no need to re-read the tag
+                raw = None
+            else:
+                raw = _raw_attributes(html, pos)
         else:  # an element the parser made up: no position, no raw text
-            line, raw = first_line, {}
+            line, raw = first_line, None
         _element_links(collector, node, attrs, raw, _Where(line, lines), sections, lists)
 
 
 def _value(
-    attrs: dict[str, str | None], raw: dict[str, tuple[str, int]], name: str, where: _Where
+    attrs: dict[str, str | None],
+    raw: dict[str, tuple[str, int]] | None,
+    name: str,
+    where: _Where,
 ) -> tuple[str, int, int] | None:
     """(the attribute as written, its line, its offset or -1), None when absent or empty."""
     decoded = attrs.get(name)
     if decoded is None:
         return None
-    written = raw.get(name)
-    if written is None:  # no raw text (an element the parser made up): use the decoded value
+    written = raw.get(name) if raw is not None else None
+    if written is None:  # the decoded value is the written one (or all we have)
         text, line, offset = decoded, where.tag_line, -1
     else:
         text, offset = written
@@ -745,13 +762,17 @@ def _element_links(
     collector: _Collector,
     node: LexborNode,
     attrs: dict[str, str | None],
-    raw: dict[str, tuple[str, int]],
+    raw: dict[str, tuple[str, int]] | None,
     where: _Where,
     sections: dict[int, str],
     lists: dict[int, bool],
 ) -> None:
     tag = node.tag
-    place = _context(node, sections, lists)
+    # the ancestor walk only matters for links (story lists), <source> (picture or video)
+    # and when the chunk has comment or related sections
+    place = (
+        _context(node, sections, lists) if sections or tag in ("a", "area", "source") else _NOWHERE
+    )
     in_comments, media = place.in_comments, place.media
     add = collector.add
 
