@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import re
 import ssl
@@ -73,6 +74,8 @@ from linkkeeper.resolver import (
     parse_connect_to,
 )
 from linkkeeper.vocab import Status
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = f"linkkeeper/{__version__} (+https://github.com/linkkeeper)"
 FETCHED_SCHEMES = frozenset({"http", "https"})
@@ -461,6 +464,25 @@ class Checker:
             raise _Excluded(Status.EXCLUDED, f"private address {host} (--exclude-private)")
 
     async def _check(self, url: str, start: URL, *, slot_taken: bool) -> CheckResult:
+        """Check one URL; a bug or a failing capture callback becomes a result, never a lost URL."""
+        token = _SlotToken(slot_taken)
+        try:
+            return await self._check_url(url, start, token)
+        except Exception as error:
+            logger.exception("internal error while checking %s", url)
+            return CheckResult(
+                url,
+                Status.NETWORK_ERROR,
+                f"internal error: {type(error).__name__}: {error}",
+                error=repr(error),
+                host=_host_key(start),
+            )
+        finally:
+            if token.pending:  # the dispatcher's slot was never used: give it back
+                assert self._scheduler is not None
+                self._scheduler.release(_host_key(start))
+
+    async def _check_url(self, url: str, start: URL, token: _SlotToken) -> CheckResult:
         options = self.options
         began = time.perf_counter()
         result = CheckResult(url, Status.NETWORK_ERROR, "", started_at=datetime.now(UTC))
@@ -493,10 +515,10 @@ class Checker:
             settings = self._settings(host)
             method = "GET" if use_get or self._host_prefers_get(host) else "HEAD"
             result.final_url = str(current)
+            slot_taken, token.pending = token.pending, False  # _fetch owns the slot now
             try:
                 answer = await self._fetch(current, method, settings, capture, slot_taken)
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
-                slot_taken = False
                 result.requests += 1
                 methods_used.append(method)
                 result.error = f"{type(error).__name__}: {error}"
@@ -515,7 +537,6 @@ class Checker:
                     )
                     continue
                 return finish(outcome)
-            slot_taken = False
             result.requests += 1
             methods_used.append(method)
             result.error = None
@@ -550,7 +571,10 @@ class Checker:
                 hops = len(result.redirects)
                 key = _without_fragment(target)
                 if key in visited:
-                    return finish(status=Status.BROKEN, reason=f"redirect loop after {hops} hops")
+                    plural = "hop" if hops == 1 else "hops"
+                    return finish(
+                        status=Status.BROKEN, reason=f"redirect loop after {hops} {plural}"
+                    )
                 if hops > options.max_redirects:
                     return finish(
                         status=Status.BROKEN, reason=f"more than {options.max_redirects} redirects"
@@ -755,6 +779,13 @@ class Checker:
             return None
         addresses = self._resolver.addresses.get((url.raw_host.lower(), url.port or 0))
         return addresses[0] if addresses else None
+
+
+@dataclass(slots=True)
+class _SlotToken:
+    """Whether the host slot the dispatcher took for a URL is still unused."""
+
+    pending: bool
 
 
 @dataclass(slots=True)

@@ -609,3 +609,22 @@ async def test_leaving_the_checker_stops_an_abandoned_run(web: FaultWeb) -> None
         assert first.url == f"{N}/ok/abandon"
     assert time.monotonic() - began < 3
     await results.aclose()
+
+
+async def test_a_failing_capture_callback_costs_one_result_not_the_run(web: FaultWeb) -> None:
+    def capture(url: str) -> bool:
+        if "boom" in url:
+            raise RuntimeError("capture rule broke")
+        return False
+
+    urls = [f"{N}/ok/boom", *(f"{N}/ok/later{i}" for i in range(10))]
+    results = await check_all(web, urls, capture=capture, host_concurrency=1)
+    assert results[f"{N}/ok/boom"].status is Status.NETWORK_ERROR
+    assert results[f"{N}/ok/boom"].reason == "internal error: RuntimeError: capture rule broke"
+    assert all(results[u].status is Status.OK for u in urls[1:])  # the slot was given back
+
+
+async def test_self_redirect_is_a_loop_of_one_hop(web: FaultWeb) -> None:
+    result = await check_one(web, f"{N}/loop/1/self")
+    assert (result.status, result.reason) == (Status.BROKEN, "redirect loop after 1 hop")
+    assert result.requests == 1
