@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web as aiohttp_web
 
 import linkkeeper.checker as checker_module
 import linkkeeper.resolver as resolver_module
@@ -628,3 +629,37 @@ async def test_self_redirect_is_a_loop_of_one_hop(web: FaultWeb) -> None:
     result = await check_one(web, f"{N}/loop/1/self")
     assert (result.status, result.reason) == (Status.BROKEN, "redirect loop after 1 hop")
     assert result.requests == 1
+
+
+@contextlib.asynccontextmanager
+async def recording_proxy() -> AsyncIterator[tuple[str, list[str]]]:
+    """A stand-in HTTP proxy on loopback that answers every request itself, recording its target."""
+    seen: list[str] = []
+
+    async def answer(request: aiohttp_web.BaseRequest) -> aiohttp_web.Response:
+        seen.append(f"{request.method} {request.raw_path}")
+        return aiohttp_web.Response(text="via proxy")
+
+    runner = aiohttp_web.ServerRunner(aiohttp_web.Server(answer))
+    await runner.setup()
+    site = aiohttp_web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_proxy_option_and_proxy_from_the_environment(
+    web: FaultWeb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with recording_proxy() as (proxy, seen):
+        explicit = await check_one(web, f"{N}/ok/px1", proxy=proxy)
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        from_env = await check_one(web, f"{N}/ok/px2", trust_env=True)
+        ignored = await check_one(web, f"{N}/ok/px3", trust_env=False)
+    assert explicit.status is Status.OK and from_env.status is Status.OK
+    assert ignored.status is Status.OK
+    assert seen == [f"HEAD {N}/ok/px1", f"HEAD {N}/ok/px2"]
+    assert len(web.requests(path="/ok/px3")) == 1 and web.requests(path="/ok/px1") == []
