@@ -1,5 +1,328 @@
-"""Commands of the export stage; they register themselves on the `linkkeeper` group."""
+"""Commands of the export stage: `export`, `replay`, `serve`; they register on the `linkkeeper` group."""
 
 from __future__ import annotations
 
-from linkkeeper.cli import cli  # noqa: F401
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from linkkeeper.cli import CONTEXT, cli, load_params
+from linkkeeper.db import connect, default_db_path
+from linkkeeper.vocab import State
+
+
+def _store_options(fn: Any) -> Any:
+    """SITE, --config, --db and --warc-dir: where the history and the WARC files are."""
+    fn = click.option(
+        "--warc-dir", type=click.Path(file_okay=False, path_type=Path),
+        envvar="LINKKEEPER_WARC_DIR",
+        help="Folder of the WARC files [default: warcs/ next to the database].",
+    )(fn)
+    fn = click.option(
+        "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="LINKKEEPER_DB",
+        help="SQLite file [default: linkkeeper.db next to the site].",
+    )(fn)
+    fn = click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path, exists=True),
+        envvar="LINKKEEPER_CONFIG",
+        help="Config file (default: linkkeeper.toml or [tool.linkkeeper] in pyproject.toml).",
+    )(fn)
+    return click.argument("site", nargs=-1, type=click.Path(exists=True, path_type=Path))(fn)
+
+
+def _locations(p: dict[str, Any]) -> tuple[Path, Path]:
+    """(database, WARC folder), the way `check` chooses them; the database must exist."""
+    site_args: tuple[Path, ...] = p["site"]
+    db_path: Path = p["db"] or default_db_path(site_args[0] if site_args else Path("."))
+    if not db_path.exists():
+        raise click.ClickException(
+            f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
+    return db_path, Path(p["warc_dir"]) if p["warc_dir"] else db_path.parent / "warcs"
+
+
+def _moment(text: str | None, option: str, *, end: bool) -> Any:
+    from linkkeeper.replay import parse_moment
+
+    if not text:
+        return None
+    try:
+        return parse_moment(text, end_of_period=end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+class _ExportProgress:
+    """Bytes copied on stderr: a rich bar on a terminal, a line every few seconds in logs."""
+
+    def __init__(self, quiet: bool, interval: float = 5.0) -> None:
+        self.quiet = quiet
+        self.interval = interval
+        self.tty = sys.stderr.isatty()
+        self.started = self._last = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int, records: int, records_total: int) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            if self._bar is None:
+                from rich.console import Console
+                from rich.progress import (
+                    BarColumn,
+                    DownloadColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                    TransferSpeedColumn,
+                )
+
+                self._bar = Progress(TextColumn("exporting"), BarColumn(), DownloadColumn(),
+                                     TransferSpeedColumn(), TimeRemainingColumn(),
+                                     console=Console(file=sys.stderr), transient=True)
+                self._task = self._bar.add_task("export", total=total)
+                self._bar.start()
+            self._bar.update(self._task, completed=done, total=total)
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval or records == records_total:
+            self._last = now
+            rate = done / max(now - self.started, 1e-6) / 1e6
+            click.echo(f"[{records}/{records_total} captures] {done / 1e6:.1f}/{total / 1e6:.1f}"
+                       f" MB, {rate:.1f} MB/s", err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+@cli.command(context_settings=CONTEXT)
+@_store_options
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write: NAME.warc.gz (one WARC/1.1 file) or NAME.wacz (WACZ "
+              "1.1.1 package).")
+@click.option("--post", "posts", multiple=True, metavar="PATH",
+              help="Captures of the links of this post (path as scanned, a path ending in it, "
+              "or a glob); repeatable.")
+@click.option("--url", "urls", multiple=True, metavar="PATTERN",
+              help="Captures whose URL matches: a glob ('https://www.rfa.org/*') or, without "
+              "* ? [, a substring; repeatable.")
+@click.option("--since", metavar="DATE", help="Captures made at or after DATE (2026-11-01, an "
+              "ISO time or a 14-digit timestamp).")
+@click.option("--until", metavar="DATE", help="Captures made at or before DATE (a date means "
+              "the end of that day).")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice([s.value for s in State]),
+              help="Links currently in this state (dead, failing, drifted, alive...); "
+              "repeatable.")
+@click.option("--latest", is_flag=True, help="Only the newest selected capture of each URL "
+              "[default: all captures].")
+@click.option("--no-redirects", is_flag=True, help="Do not add the captures that archived "
+              "redirects lead to.")
+@click.option("--title", help="WACZ: the package title [default: linkkeeper export].")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Summary format (on stdout).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress, no summary.")
+@click.pass_context
+def export(ctx: click.Context, **params: Any) -> None:
+    """Export archived captures to a WARC file or a WACZ package.
+
+    Selections combine (--post AND --url AND --state AND dates); a repeated
+    option widens its own criterion. Records are copied byte for byte from the
+    WARC folder; revisits bring their original record and archived redirects
+    the capture they lead to, so the export replays on its own. The file is
+    written under a temporary name and renamed when complete.
+
+    \b
+    Examples:
+      linkkeeper export ~/blog --state dead -o dead-links.warc.gz
+      linkkeeper export ~/blog --post _posts/2024-11-19-storm.md -o storm.wacz
+      linkkeeper export --db links.db --url 'https://www.rfa.org/*' --since 2026-01-01 \\
+          --latest -o rfa-2026.wacz
+    """
+    from linkkeeper.export import ExportError, Selection
+    from linkkeeper.export import export as run_export
+
+    p = load_params(ctx, params)
+    db_path, folder = _locations(p)
+    selection = Selection(
+        posts=tuple(p["posts"]),
+        url_patterns=tuple(p["urls"]),
+        since=_moment(p["since"], "--since", end=False),
+        until=_moment(p["until"], "--until", end=True),
+        states=tuple(p["states"]),
+        latest=p["latest"],
+    )
+    progress = _ExportProgress(p["quiet"])
+    try:
+        result = run_export(connect(db_path), folder, selection, p["output"], force=p["force"],
+                            follow_redirects=not p["no_redirects"], on_progress=progress,
+                            title=p["title"])
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+    for problem in result.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if p["quiet"]:
+        return
+    if p["fmt"] == "json":
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        return
+    added = []
+    if result.originals_added:
+        added.append(f"{result.originals_added} revisit originals")
+    if result.redirect_targets_added:
+        added.append(f"{result.redirect_targets_added} redirect targets")
+    pages = f", {result.pages} pages" if result.format == "wacz" else ""
+    click.echo(
+        f"{result.path}: {result.captures} captures ({result.selected} selected"
+        + (f"; added {', '.join(added)}" if added else "") + f"), {result.requests} requests"
+        f"{pages}, {result.bytes_written / 1e6:.1f} MB in {result.elapsed_s:.1f}s"
+    )
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("url")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path, exists=True),
+              envvar="LINKKEEPER_DB", default="linkkeeper.db", show_default=True)
+@click.option("--warc-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="LINKKEEPER_WARC_DIR",
+              help="Folder of the WARC files [default: warcs/ next to the database].")
+@click.option("--at", metavar="DATE", help="Choose the capture closest at or before DATE "
+              "(2026-11-26, an ISO time, a 14-digit timestamp) [default: the newest].")
+@click.option("--body", is_flag=True, help="Write the chosen capture's payload instead of the "
+              "list, content coding (gzip, br) removed.")
+@click.option("--raw", is_flag=True, help="With --body: keep the content coding (the bytes as "
+              "the server sent them).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --body: write to this file instead of stdout.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Format of the capture list.")
+def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool, raw: bool,
+           output: Path | None, fmt: str) -> None:
+    """List the captures of URL, or write one's archived payload (--body).
+
+    \b
+    Examples:
+      linkkeeper replay https://www.rfa.org/a.html --db ~/blog/linkkeeper.db
+      linkkeeper replay https://www.rfa.org/a.html --at 2026-11-01 --body -o a.html
+      linkkeeper replay https://img.rfa.org/p.jpg --body > p.jpg
+    """
+    from linkkeeper.replay import (
+        CaptureUnavailable,
+        UnsupportedEncoding,
+        captures_of,
+        closest_capture,
+        decode_content,
+        describe_capture,
+        load_response,
+        rfc3339,
+    )
+
+    database = connect(db)
+    folder = warc_dir or db.parent / "warcs"
+    moment = _moment(at, "--at", end=True)
+    captures = captures_of(database, url)
+    if not captures:
+        raise click.ClickException(f"{url}: nothing archived in {db}")
+    chosen = closest_capture(captures, moment)
+    assert chosen is not None
+    if not body:
+        if fmt == "json":
+            click.echo(json.dumps({
+                "url": captures[0].url,
+                "chosen": chosen.timestamp,
+                "captures": [{
+                    "timestamp": c.timestamp, "date": rfc3339(c.date), "status": c.http_status,
+                    "record_type": c.record_type, "content_type": c.content_type,
+                    "payload_length": c.payload_length, "truncated": c.truncated,
+                    "warc_file": c.warc_file, "offset": c.offset, "length": c.length,
+                } for c in captures],
+            }, ensure_ascii=False, indent=2))
+            return
+        click.echo(f"{captures[0].url}: {len(captures)} capture{'s' * (len(captures) != 1)}")
+        for c in captures:
+            mark = "*" if c.id == chosen.id and (moment is not None) else " "
+            click.echo(f"{mark} {describe_capture(c)}")
+        return
+    try:
+        archived = load_response(database, folder, chosen)
+        payload = archived.payload if raw else decode_content(
+            archived.payload, archived.header("Content-Encoding"))
+    except CaptureUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    except UnsupportedEncoding as exc:
+        raise click.ClickException(f"{exc} (use --raw for the stored bytes)") from None
+    click.echo(f"{chosen.timestamp} {archived.status} {archived.reason} "
+               f"{archived.header('Content-Type') or ''}".rstrip(), err=True)
+    if archived.truncated:
+        click.echo("warning: this capture was truncated at the size cap", err=True)
+    location = archived.header("Location")
+    if location and 300 <= archived.status < 400:
+        click.echo(f"redirect to {location}", err=True)
+    if output:
+        tmp = output.with_name(f".{output.name}.part")
+        tmp.write_bytes(payload)
+        tmp.replace(output)
+    else:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()
+
+
+@cli.command(context_settings=CONTEXT)
+@_store_options
+@click.option("--reports", "reports_dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="LINKKEEPER_OUTPUT_DIR",
+              help="Folder of the HTML report [default: reports/ next to the database].")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="LINKKEEPER_SERVE_HOST",
+              help="Address to listen on (loopback: only this machine can connect).")
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              envvar="LINKKEEPER_SERVE_PORT")
+@click.option("--no-regenerate", is_flag=True, help="Serve the report as it is on disk instead "
+              "of writing it afresh from the database when the server starts.")
+@click.pass_context
+def serve(ctx: click.Context, **params: Any) -> None:
+    """Browse the broken-link report and the archived copies it links to.
+
+    Serves reports/index.html at / (written afresh from the database first,
+    unless --no-regenerate) and each archived copy at
+    /archive/<timestamp>/<url> straight from the WARC files, with the status,
+    headers and bytes the server sent. /archive/ lists every archived URL.
+
+    \b
+    Examples:
+      linkkeeper serve ~/blog                  # then open http://127.0.0.1:8000/
+      linkkeeper serve --db links.db --port 8080 --no-regenerate
+    """
+    from linkkeeper.serve import LOOPBACK_HOSTS, create_app, open_read_only, run
+
+    p = load_params(ctx, params)
+    db_path, folder = _locations(p)
+    reports = p["reports_dir"] or db_path.parent / "reports"
+    if not p["no_regenerate"]:
+        _regenerate_report(db_path, reports)
+    if p["host"] not in LOOPBACK_HOSTS:
+        click.echo(f"warning: listening on {p['host']}: other machines can read the report "
+                   "and the archive", err=True)
+    app = create_app(open_read_only(db_path), folder, reports)
+    run(app, p["host"], p["port"], say=lambda msg: click.echo(msg, err=True))
+
+
+def _regenerate_report(db_path: Path, reports: Path) -> None:
+    """Write reports/index.html with the report library, when this build has it."""
+    try:
+        from linkkeeper.report import ReportError, build_report, write_html
+    except ImportError:
+        return
+    try:
+        write_html(build_report(connect(db_path)), reports / "index.html")
+    except ReportError as exc:
+        click.echo(f"warning: report not regenerated ({exc}); serving {reports} as it is",
+                   err=True)

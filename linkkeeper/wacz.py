@@ -1,0 +1,389 @@
+"""WACZ 1.1.1 packages of an export plan: what ReplayWeb.page opens and other archives ingest.
+
+Our own writer rather than the ``wacz`` PyPI package: that package pins old libraries
+(``typer==0.11.1``, frictionless, black, pytest-cov) and re-reads every WARC to index it.
+Here the combined WARC is streamed straight into the ZIP (stored, not deflated: replay tools
+read records by offset through HTTP ranges) while the CDXJ lines are taken from the source
+files' own cdxj-indexer indexes with only ``offset``/``length``/``filename`` changed, so the
+archive is read once. Layout (WACZ 1.1.1, https://specs.webrecorder.net/wacz/1.1.1/)::
+
+    archive/linkkeeper-export-YYYYMMDDhhmmss.warc.gz   the combined WARC (see linkkeeper.export)
+    indexes/index.cdxj        sorted CDXJ of its response/revisit records (cdxj-indexer format)
+    pages/pages.jsonl         header line, then one page per exported post link: url, ts, title
+    datapackage.json          profile data-package, wacz_version 1.1.1, sha256 + size of each file
+    datapackage-digest.json   sha256 of datapackage.json
+
+A *page* is a URL that a post cites and that has an exported capture; its ``ts`` is the
+newest exported capture's WARC-Date and its title the link's text in the post (the post title
+for a source link), else the citing post's title. Memory: one CDXJ line per exported capture
+(sorted at the end); the WARC bytes stream through.
+
+:func:`check_wacz` re-reads a package and lists what is wrong with it; ``wacz validate`` from
+the ``wacz`` package does not notice missing files, so this one checks every listed file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cdxj_indexer import CDXJIndexer
+
+from linkkeeper.cdx import index_path_for
+from linkkeeper.export import (
+    SOFTWARE,
+    ExportPlan,
+    ExportResult,
+    Output,
+    Placement,
+    ProgressCallback,
+    assemble_warc,
+    atomic_output,
+)
+from linkkeeper.replay import Capture, parse_stored_date, rfc3339, warc_path
+
+WACZ_VERSION = "1.1.1"
+PAGES_HEADER = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}
+_KIND_ORDER = {"source": 0, "related": 1, "inline": 2, "image": 3, "embed": 4}
+
+
+# ---------------------------------------------------------------------------------------------
+# Index lines
+
+
+class _SourceIndexes:
+    """CDXJ lines of the source WARCs by (file, offset), one file in memory at a time."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._file: str | None = None
+        self._lines: dict[int, tuple[str, str, dict[str, Any]]] = {}
+
+    def line_for(self, capture: Capture) -> tuple[str, str, dict[str, Any]] | None:
+        if capture.warc_file != self._file:
+            self._load(capture.warc_file, prefer_existing=True)
+        found = self._lines.get(capture.offset)
+        if found is None:  # an index older than the file, or none: index the file itself
+            self._load(capture.warc_file, prefer_existing=False)
+            found = self._lines.get(capture.offset)
+        return found
+
+    def _load(self, warc_file: str, *, prefer_existing: bool) -> None:
+        self._file = warc_file
+        path = warc_path(self.folder, warc_file)
+        index = index_path_for(self.folder / warc_file)
+        if prefer_existing and index.exists():
+            text = index.read_text(encoding="utf-8")
+        else:
+            buffer = io.StringIO()
+            with open(path, "rb") as handle:
+                CDXJIndexer(output=buffer, inputs=[handle], filename=warc_file).process_all()
+            text = buffer.getvalue()
+        self._lines = {}
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("!"):
+                continue
+            urlkey, ts, rest = line.split(" ", 2)
+            fields = json.loads(rest)
+            self._lines[int(fields["offset"])] = (urlkey, ts, fields)
+
+
+def _index_line(source: tuple[str, str, dict[str, Any]], placement: Placement, name: str) -> str:
+    urlkey, ts, fields = source
+    moved = dict(fields)
+    moved["offset"] = str(placement.offset)
+    moved["length"] = str(placement.length)
+    moved["filename"] = name
+    return f"{urlkey} {ts} {json.dumps(moved)}\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages
+
+
+def pages_for(db: Any, captures: list[Capture]) -> list[dict[str, str]]:
+    """One page per exported URL that a post cites: newest exported capture, link title."""
+    newest: dict[str, Capture] = {}
+    for capture in captures:
+        held = newest.get(capture.url)
+        if held is None or (capture.date, capture.id) > (held.date, held.id):
+            newest[capture.url] = capture
+    urls = sorted(newest)
+    titles: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(urls), 500):
+        chunk = urls[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            "SELECT o.url, o.kind, o.text, p.title FROM occurrences o"
+            f" LEFT JOIN posts p ON p.path = o.post WHERE o.url IN ({marks})"
+            " ORDER BY o.post, o.line",
+            chunk,
+        )
+        for url, kind, text, post_title in rows:
+            rank = _KIND_ORDER.get(kind or "", 9)
+            title = " ".join((text or "").split()) or " ".join((post_title or "").split()) or url
+            if url not in titles or rank < titles[url][0]:
+                titles[url] = (rank, title)
+    pages = []
+    for url in urls:
+        if url not in titles:
+            continue  # a redirect target or revisit original: archived, but not a post link
+        capture = newest[url]
+        pages.append(
+            {
+                "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{url} {capture.timestamp}").hex,
+                "url": url,
+                "ts": rfc3339(capture.date),
+                "title": titles[url][1],
+            }
+        )
+    return pages
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "file"
+
+
+@dataclass
+class _Resource:
+    path: str
+    sha256: str
+    size: int
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": _safe_name(Path(self.path).name),
+            "path": self.path,
+            "hash": f"sha256:{self.sha256}",
+            "bytes": self.size,
+        }
+
+
+def _write_bytes(zf: zipfile.ZipFile, path: str, data: bytes, *, deflate: bool) -> _Resource:
+    info = zipfile.ZipInfo(path, date_time=time.gmtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    zf.writestr(info, data)
+    return _Resource(path, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def write_wacz(
+    db: Any,
+    folder: Path,
+    plan: ExportPlan,
+    output: Path,
+    *,
+    force: bool = False,
+    on_progress: ProgressCallback | None = None,
+    title: str | None = None,
+) -> ExportResult:
+    """Write ``plan`` as a WACZ 1.1.1 package at ``output`` (atomically)."""
+    started = time.monotonic()
+    created = datetime.now(UTC).replace(microsecond=0)
+    warc_name = f"linkkeeper-export-{created:%Y%m%d%H%M%S}.warc.gz"
+    archive_path = f"archive/{warc_name}"
+    sources = _SourceIndexes(folder)
+    lines: list[str] = []
+    placed: list[Capture] = []
+    problems: list[str] = []
+
+    def index(placement: Placement) -> None:
+        placed.append(placement.capture)
+        source = sources.line_for(placement.capture)
+        if source is None:
+            problems.append(
+                f"{placement.capture.url} at {placement.capture.timestamp}: not indexable"
+            )
+            return
+        lines.append(_index_line(source, placement, warc_name))
+
+    with (
+        atomic_output(output, force=force) as temp,
+        zipfile.ZipFile(temp, "x", allowZip64=True) as zf,
+    ):
+        info = zipfile.ZipInfo(archive_path, date_time=created.timetuple()[:6])
+        info.compress_type = zipfile.ZIP_STORED
+        with zf.open(info, "w", force_zip64=True) as entry:
+            out = Output(entry, sha256=True)
+            stats = assemble_warc(
+                folder, plan, out, warc_name, on_record=index, on_progress=on_progress
+            )
+        resources = [_Resource(archive_path, out.sha256, out.position)]
+        lines.sort()
+        resources.append(
+            _write_bytes(zf, "indexes/index.cdxj", "".join(lines).encode(), deflate=False)
+        )
+        indexed = {(json.loads(line.split(" ", 2)[2])["url"]) for line in lines}
+        pages = [p for p in pages_for(db, placed) if p["url"] in indexed]
+        pages_text = "".join(
+            json.dumps(entry, ensure_ascii=False) + "\n" for entry in (PAGES_HEADER, *pages)
+        )
+        resources.append(
+            _write_bytes(zf, "pages/pages.jsonl", pages_text.encode(), deflate=True)
+        )
+        package = _datapackage(plan, resources, pages, created, title)
+        package_bytes = json.dumps(package, indent=2, ensure_ascii=False).encode()
+        _write_bytes(zf, "datapackage.json", package_bytes, deflate=True)
+        digest = {"path": "datapackage.json",
+                  "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest()}
+        _write_bytes(zf, "datapackage-digest.json", json.dumps(digest, indent=2).encode(),
+                     deflate=True)
+    return ExportResult(
+        path=output,
+        format="wacz",
+        selected=len(plan.selected),
+        captures=stats.captures,
+        originals_added=len(plan.originals),
+        redirect_targets_added=len(plan.redirect_hops),
+        requests=stats.requests,
+        warcinfos=stats.warcinfos,
+        bytes_written=output.stat().st_size,
+        elapsed_s=time.monotonic() - started,
+        problems=plan.problems + stats.skipped + problems,
+        pages=len(pages),
+    )
+
+
+def _datapackage(
+    plan: ExportPlan,
+    resources: list[_Resource],
+    pages: list[dict[str, str]],
+    created: datetime,
+    title: str | None,
+) -> dict[str, object]:
+    stamp = rfc3339(created)
+    package: dict[str, object] = {
+        "profile": "data-package",
+        "wacz_version": WACZ_VERSION,
+        "title": title or "linkkeeper export",
+        "description": f"Archived links selected by `linkkeeper export {plan.selection.describe()}`"
+        f": {len(plan.selected)} captures, plus {len(plan.originals)} revisit originals and "
+        f"{len(plan.redirect_hops)} redirect targets they need.",
+        "created": stamp,
+        "modified": stamp,
+        "software": SOFTWARE,
+        "resources": [r.as_json() for r in resources],
+    }
+    if pages:
+        package["mainPageUrl"] = pages[0]["url"]
+        package["mainPageDate"] = pages[0]["ts"]
+    return package
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking
+
+
+def _read_stored(path: Path, info: zipfile.ZipInfo, offset: int, length: int) -> bytes:
+    """Bytes of a stored ZIP member by offset, read straight from the package (as replay does)."""
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if local[:4] != b"PK\x03\x04":
+            raise ValueError(f"{info.filename}: bad local header")
+        name_length = int.from_bytes(local[26:28], "little")
+        extra_length = int.from_bytes(local[28:30], "little")
+        handle.seek(info.header_offset + 30 + name_length + extra_length + offset)
+        return handle.read(min(length, max(0, info.file_size - offset)))
+
+
+def check_wacz(path: Path) -> list[str]:
+    """Everything wrong with a WACZ package, by reading it back (empty list: it is sound).
+
+    Checks the layout, that every file ``datapackage.json`` lists exists with its stated size
+    and sha256, the digest of ``datapackage.json``, that every CDXJ line points at a readable
+    record with its URL and payload digest, and that every page has an index entry.
+    """
+    from warcio.archiveiterator import ArchiveIterator
+
+    problems: list[str] = []
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as err:
+        return [f"{path}: not a ZIP file ({err})"]
+    with zf:
+        names = set(zf.namelist())
+        for required in ("datapackage.json", "pages/pages.jsonl"):
+            if required not in names:
+                problems.append(f"missing {required}")
+        warcs = [n for n in names if n.startswith("archive/") and n.endswith((".warc", ".warc.gz"))]
+        if not warcs:
+            problems.append("no WARC in archive/")
+        for name in warcs:
+            if zf.getinfo(name).compress_type != zipfile.ZIP_STORED:
+                problems.append(f"{name} is compressed in the ZIP (must be stored)")
+        index_names = [n for n in names if n.startswith("indexes/") and n.endswith(".cdxj")]
+        if not index_names:
+            problems.append("no CDXJ index in indexes/")
+        if problems:
+            return problems
+        package_bytes = zf.read("datapackage.json")
+        package = json.loads(package_bytes)
+        if package.get("wacz_version") != WACZ_VERSION:
+            problems.append(f"wacz_version is {package.get('wacz_version')!r}")
+        listed = set()
+        for resource in package.get("resources", []):
+            name = resource.get("path")
+            listed.add(name)
+            if name not in names:
+                problems.append(f"datapackage.json lists {name}, which is not in the package")
+                continue
+            digest = hashlib.sha256()
+            size = 0
+            with zf.open(name) as member:
+                while chunk := member.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+            if size != resource.get("bytes"):
+                problems.append(f"{name}: {size} bytes, datapackage.json says {resource.get('bytes')}")
+            if f"sha256:{digest.hexdigest()}" != resource.get("hash"):
+                problems.append(f"{name}: sha256 differs from datapackage.json")
+        for name in sorted(names - listed - {"datapackage.json", "datapackage-digest.json"}):
+            problems.append(f"{name} is not listed in datapackage.json")
+        if "datapackage-digest.json" in names:
+            stated = json.loads(zf.read("datapackage-digest.json")).get("hash")
+            if stated != "sha256:" + hashlib.sha256(package_bytes).hexdigest():
+                problems.append("datapackage-digest.json does not match datapackage.json")
+        entries: set[tuple[str, str]] = set()
+        for index_name in index_names:
+            for line in zf.read(index_name).decode().splitlines():
+                if not line.strip():
+                    continue
+                _urlkey, ts, rest = line.split(" ", 2)
+                fields = json.loads(rest)
+                entries.add((fields["url"], ts))
+                warc = f"archive/{fields['filename']}"
+                if warc not in names:
+                    problems.append(f"{index_name}: {fields['filename']} is not in archive/")
+                    continue
+                raw = _read_stored(path, zf.getinfo(warc), int(fields["offset"]),
+                                   int(fields["length"]))
+                try:
+                    record = next(iter(ArchiveIterator(io.BytesIO(raw))))
+                    payload_ok = record.rec_type == "revisit" or (
+                        record.rec_headers.get_header("WARC-Payload-Digest") == fields.get("digest")
+                    )
+                    url_ok = record.rec_headers.get_header("WARC-Target-URI") == fields["url"]
+                except Exception as err:  # warcio raises assorted errors on bad bytes
+                    problems.append(f"{index_name}: {fields['url']} {ts}: unreadable ({err})")
+                    continue
+                if not (payload_ok and url_ok):
+                    problems.append(f"{index_name}: {fields['url']} {ts}: record does not match")
+        for line in zf.read("pages/pages.jsonl").decode().splitlines()[1:]:
+            page = json.loads(line)
+            ts = f"{parse_stored_date(page['ts']):%Y%m%d%H%M%S}"
+            if (page["url"], ts) not in entries:
+                problems.append(f"page {page['url']} {page['ts']}: no index entry")
+    return problems
