@@ -663,3 +663,12 @@ async def test_proxy_option_and_proxy_from_the_environment(
     assert ignored.status is Status.OK
     assert seen == [f"HEAD {N}/ok/px1", f"HEAD {N}/ok/px2"]
     assert len(web.requests(path="/ok/px3")) == 1 and web.requests(path="/ok/px1") == []
+
+
+async def test_a_host_that_keeps_refusing_head_gets_get_directly(web: FaultWeb) -> None:
+    urls = [f"http://cdn.example/head/405/learn{i}" for i in range(8)]
+    results = await check_all(web, urls, host_concurrency=1)
+    assert all(r.status is Status.OK for r in results.values())
+    assert len(web.requests(host="cdn.example", method="HEAD")) == 5
+    assert len(web.requests(host="cdn.example", method="GET")) == 8
+    assert results[urls[-1]].reason == "HTTP 200 OK" and results[urls[-1]].method == "GET"
