@@ -2,4 +2,90 @@
 
 from __future__ import annotations
 
-from linkkeeper.cli import cli  # noqa: F401
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from linkkeeper.cli import CONTEXT, cli, common_site_options, load_params
+from linkkeeper.db import connect, default_db_path
+
+# Left in the report folder: it lies inside the site by default, and it is output, not posts.
+REPORT_MARKER = ".linkkeeper-report"
+
+
+@cli.command(context_settings=CONTEXT)
+@common_site_options
+@click.option("--format", "fmt", default="html", show_default=True,
+              type=click.Choice(["html", "markdown", "json", "csv", "junit", "sarif"]),
+              envvar="LINKKEEPER_REPORT_FORMAT",
+              help="html: a page for people; the others for machines (stdout unless -o).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="LINKKEEPER_OUTPUT_DIR",
+              help="Where the HTML report goes, as index.html [default: reports/ next to the "
+              "database].")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead (HTML: instead of OUTPUT_DIR/index.html; other "
+              "formats: instead of stdout).")
+@click.option("--since", metavar="RUN|DATE", envvar="LINKKEEPER_SINCE",
+              help="Only what changed after run RUN, or since DATE (2024-11-19 or an ISO "
+              "time): newly broken, recovered, other status changes [default: everything; "
+              "changes counted against the previous run].")
+@click.option("--sarif-prefix", default="", metavar="PATH/",
+              help="SARIF: prefix for post paths when the site is not the repository root "
+              "(e.g. 'site/').")
+@click.pass_context
+def report(ctx: click.Context, **params: Any) -> None:
+    """Write the broken-link report from the history database.
+
+    The HTML report is one self-contained page (no network needed: open it
+    from disk, or through `linkkeeper serve`, which also serves the archived
+    copies it links to). Machine formats go to stdout: markdown (a GitHub
+    issue or PR comment, newly broken first), json (the schema of
+    `check --format json`), csv (one row per link in a post), junit (one test
+    case per link), sarif (GitHub code scanning annotates the posts).
+
+    \b
+    Examples:
+      linkkeeper report ~/blog                       # ~/blog/reports/index.html
+      linkkeeper report --db links.db --output-dir /var/www/links
+      linkkeeper report ~/blog --format markdown --since 41 > comment.md
+      linkkeeper report ~/blog --format sarif -o links.sarif
+      linkkeeper report ~/blog --format csv --since 2024-11-01 -o changes.csv
+    """
+    from linkkeeper.report import ReportError, build_report, write_html, write_report
+
+    p = load_params(ctx, params)
+    site_args: tuple[Path, ...] = p["site"]
+    db_path = p["db"] or default_db_path(site_args[0] if site_args else Path("."))
+    if not db_path.exists():
+        raise click.ClickException(
+            f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
+    db = connect(db_path)
+    try:
+        rep = build_report(db, since=p["since"])
+    except ReportError as exc:
+        if p["since"] and str(exc).startswith("--since"):
+            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--since") from None
+        raise click.ClickException(str(exc)) from None
+    if p["fmt"] == "html":
+        if p["output"]:
+            target = write_html(rep, p["output"])
+        else:
+            folder = p["output_dir"] or db_path.parent / "reports"
+            target = write_html(rep, folder / "index.html")
+            (folder / REPORT_MARKER).write_text(
+                "linkkeeper report output: not posts; scanners skip this folder\n")
+        s = rep.summary
+        click.echo(f"{target}: {s.links} links, {s.newly_broken} newly broken, "
+                   f"{s.recovered} recovered, {s.failing + s.dead} failing or dead", err=True)
+        return
+    if p["output"]:
+        tmp = p["output"].with_name(f".{p['output'].name}.tmp")
+        p["output"].parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            write_report(db, rep, p["fmt"], fh, sarif_prefix=p["sarif_prefix"])
+        tmp.replace(p["output"])
+    else:
+        write_report(db, rep, p["fmt"], sys.stdout, sarif_prefix=p["sarif_prefix"])

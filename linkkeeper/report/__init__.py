@@ -1,0 +1,51 @@
+"""Stage 4: reports a person reads (HTML) and reports machines read (Markdown, JSON, CSV, JUnit, SARIF).
+
+    from linkkeeper.db import connect
+    from linkkeeper.report import build_report, write_html, write_report
+
+    db = connect("linkkeeper.db")
+    report = build_report(db, since="2024-11-01")   # or since="12" (a run id), or None
+    write_html(report, Path("reports/index.html"))
+    write_report(db, report, "sarif", sys.stdout)
+
+`data` reads the history into a typed `Report`; `html` and `formats` only render it.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import sqlite_utils
+
+from linkkeeper.report.data import Report, ReportError, build_report
+from linkkeeper.report.formats import (
+    FORMATS,
+    write_csv,
+    write_json,
+    write_junit,
+    write_markdown,
+    write_sarif,
+)
+from linkkeeper.report.html import render_html, write_html
+
+__all__ = ["FORMATS", "Report", "ReportError", "build_report", "render_html", "write_html",
+           "write_report"]
+
+
+def write_report(db: sqlite_utils.Database, report: Report, fmt: str, out: TextIO,
+                 *, sarif_prefix: str = "") -> None:
+    """Render `report` in one of FORMATS to a text stream."""
+    if fmt == "html":
+        out.write(render_html(report))
+    elif fmt == "markdown":
+        write_markdown(report, out)
+    elif fmt == "json":
+        write_json(db, report, out)
+    elif fmt == "csv":
+        write_csv(report, out)
+    elif fmt == "junit":
+        write_junit(report, out)
+    elif fmt == "sarif":
+        write_sarif(report, out, uri_prefix=sarif_prefix)
+    else:
+        raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -1,0 +1,177 @@
+"""Charts as inline SVG, drawn on the server so they show without scripts (and in e-mail/print).
+
+Each function returns `Markup` ready for the template; every piece of text
+that comes from data (host names, dates) goes through `escape`. Sizes are in
+a viewBox, so the charts scale to the page width on a phone or a laptop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from markupsafe import Markup, escape
+
+from linkkeeper.report.data import HostView, RunPoint, YearRot
+
+# Status groups of the history chart, bottom to top, with their colours.
+HISTORY_GROUPS: list[tuple[str, tuple[str, ...], str]] = [
+    ("ok / redirected", ("ok", "redirected"), "#2e7d32"),
+    ("blocked / rate-limited", ("blocked", "rate-limited"), "#c9a227"),
+    ("timeout / 5xx / TLS / network", ("timeout", "server-error", "tls-error", "network-error"),
+     "#e67e22"),
+    ("soft-404", ("soft-404",), "#8e44ad"),
+    ("broken", ("broken",), "#c0392b"),
+]
+ROT_SERIES: list[tuple[str, str, str]] = [
+    ("dead", "dead", "#7b1c1c"),
+    ("soft_404", "soft-404", "#8e44ad"),
+    ("broken", "broken, not yet confirmed dead", "#e8a39b"),
+]
+
+FONT = 'font-family="system-ui, sans-serif" font-size="11" fill="currentColor"'
+
+
+def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
+    return Markup(
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(label)}</title>{''.join(body)}</svg>"
+    )
+
+
+def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
+    out = []
+    for label, color in items:
+        out.append(f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{x + 14:.1f}" y="{y:.1f}" {FONT}>{escape(label)}</text>')
+        x += 22 + 6.2 * len(label)
+    return out
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    for step in (1, 2, 5):
+        for power in range(0, 9):
+            candidate = step * 10**power
+            if candidate >= value:
+                return float(candidate)
+    return value
+
+
+def history_chart(points: Sequence[RunPoint]) -> Markup:
+    """Stacked bars of check statuses per run, oldest run on the left."""
+    width, height, left, top, bottom = 640, 230, 44, 30, 36
+    plot_h = height - top - bottom
+    if not points:
+        return _svg(width, 60, "No runs yet", [f'<text x="10" y="30" {FONT}>No runs yet.</text>'])
+    totals = [sum(p.counts.get(s, 0) for _, ss, _ in HISTORY_GROUPS for s in ss) for p in points]
+    ymax = _nice_max(max(totals))
+    slot = (width - left - 10) / len(points)
+    bar = max(2.0, min(28.0, slot * 0.7))
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
+        'stroke="currentColor" stroke-opacity="0.4"/>',
+        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{int(ymax)}</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {FONT}>0</text>',
+        f'<line x1="{left}" y1="{top}" x2="{width - 10}" y2="{top}" stroke="currentColor" '
+        'stroke-opacity="0.1"/>',
+    ]
+    label_every = max(1, len(points) // 10)
+    for i, point in enumerate(points):
+        x = left + i * slot + (slot - bar) / 2
+        y = top + plot_h
+        tip = [f"run {point.id} ({point.started_at[:16].replace('T', ' ')})"]
+        for label, statuses, color in HISTORY_GROUPS:
+            n = sum(point.counts.get(s, 0) for s in statuses)
+            if not n:
+                continue
+            h = plot_h * n / ymax
+            y -= h
+            tip.append(f"{label}: {n}")
+            body.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
+                f"<title>{escape(f'run {point.id}: {label}: {n}')}</title></rect>"
+            )
+        if i % label_every == 0 or i == len(points) - 1:
+            body.append(
+                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
+                f"{FONT}>{point.id}</text>"
+            )
+    body.append(f'<text x="{left}" y="{height - 4}" {FONT}>run</text>')
+    body += _legend([(label, color) for label, _, color in HISTORY_GROUPS], left, 14)
+    return _svg(width, height, "Check statuses per run", body)
+
+
+def rot_chart(years: Sequence[YearRot]) -> Markup:
+    """The rot curve: share of each year's links that are dead or soft-404 (plus unconfirmed)."""
+    width, height, left, top, bottom = 640, 230, 44, 30, 36
+    plot_h = height - top - bottom
+    if not years:
+        return _svg(width, 60, "No dated posts with checked links",
+                    [f'<text x="10" y="30" {FONT}>No dated posts with checked links yet.</text>'])
+    shares = [(y.dead + y.soft_404 + y.broken) / y.links if y.links else 0 for y in years]
+    ymax = min(1.0, max(0.1, -(-max(shares) * 10 // 1) / 10))
+    slot = (width - left - 10) / len(years)
+    bar = max(3.0, min(40.0, slot * 0.7))
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
+        'stroke="currentColor" stroke-opacity="0.4"/>',
+        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{ymax:.0%}</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {FONT}>0%</text>',
+    ]
+    label_every = max(1, len(years) // 12)
+    for i, year in enumerate(years):
+        x = left + i * slot + (slot - bar) / 2
+        y = top + plot_h
+        for attr, label, color in ROT_SERIES:
+            n = getattr(year, attr)
+            if not n or not year.links:
+                continue
+            h = plot_h * (n / year.links) / ymax
+            y -= h
+            body.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
+                f"<title>{escape(f'{year.year}: {label}: {n} of {year.links} links')}</title></rect>"
+            )
+        body.append(
+            f'<text x="{x + bar / 2:.1f}" y="{max(top - 2, y - 3):.1f}" text-anchor="middle" '
+            f'{FONT}>{year.rot_share:.0%}</text>'
+        )
+        if i % label_every == 0 or i == len(years) - 1:
+            body.append(
+                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
+                f"{FONT}>{escape(year.year)}</text>"
+            )
+    body.append(f'<text x="{left}" y="{height - 4}" {FONT}>year of post (label: dead + '
+                "soft-404 share)</text>")
+    body += _legend([(label, color) for _, label, color in ROT_SERIES], left, 14)
+    return _svg(width, height, "Share of links dead or soft-404 by year of post", body)
+
+
+def host_chart(hosts: Sequence[HostView], limit: int = 12) -> Markup:
+    """Horizontal bars: failure rate of the hosts with the most failures."""
+    worst = [h for h in hosts if h.failures][:limit]
+    if not worst:
+        return _svg(640, 40, "No host has failing links",
+                    [f'<text x="10" y="24" {FONT}>No host has failing links.</text>'])
+    row, label_w, width = 22, 230, 640
+    height = row * len(worst) + 10
+    bar_w = width - label_w - 120
+    body = []
+    for i, host in enumerate(worst):
+        y = 5 + i * row
+        name = host.host if len(host.host) <= 34 else host.host[:33] + "…"
+        body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" {FONT}>'
+                    f"{escape(name)}</text>")
+        body.append(f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="14" '
+                    'fill="currentColor" fill-opacity="0.08"/>')
+        w = max(1.0, bar_w * host.failure_rate)
+        body.append(
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="14" fill="#c0392b">'
+            f"<title>{escape(f'{host.host}: {host.failures} of {host.links} links failing')}"
+            "</title></rect>"
+        )
+        body.append(f'<text x="{label_w + bar_w + 6}" y="{y + 14}" {FONT}>'
+                    f"{host.failures}/{host.links} ({host.failure_rate:.0%})</text>")
+    return _svg(width, height, "Failure rate of the hosts with the most failing links", body)

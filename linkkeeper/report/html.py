@@ -1,0 +1,142 @@
+"""The HTML report: one self-contained page (styles, script, data and SVG charts inline).
+
+No CDN, no web fonts, no request of any kind: it works from a file:// URL, from
+an e-mail attachment and inside `linkkeeper serve`. Jinja2 autoescapes every
+value; the table data is embedded as JSON in a non-executed <script> block with
+`<`, `>`, `&`, U+2028 and U+2029 escaped, so no string from a post or a server
+can end the block or start markup. As a second line of defence the page carries
+a Content-Security-Policy that allows only its own script (by hash) and no
+network at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from linkkeeper import __version__
+from linkkeeper.report import charts
+from linkkeeper.report.data import Report, is_web_url
+
+POST_LIMIT = 1000  # posts rendered in "by post"; the table and CSV carry the rest
+HOST_LIMIT = 300
+CHANGE_LIMIT = 500
+
+
+def safe_json(value: Any) -> Markup:
+    """JSON that is safe inside <script>: nothing in it can close the element or open a comment."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return Markup(text)
+
+
+@cache
+def _asset(name: str) -> str:
+    return (files("linkkeeper.report") / "templates" / name).read_text(encoding="utf-8")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("linkkeeper.report", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals.update(is_web_url=is_web_url, pct=_pct, short_date=_short_date,
+                       short_time=_short_time)
+    return env
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if 0 < value < 0.01:
+        return "<1%"
+    return f"{value:.0%}" if value < 0.995 or value == 1 else "99%"
+
+
+def _short_date(value: str | None) -> str:
+    return (value or "")[:10]
+
+
+def _short_time(value: str | None) -> str:
+    return (value or "")[:16].replace("T", " ") + (" UTC" if value else "")
+
+
+def table_data(report: Report) -> dict[str, Any]:
+    """The all-links table as compact arrays: hosts, statuses, states and kinds by index."""
+    statuses: dict[str, int] = {}
+    states: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    hosts: dict[str, int] = {}
+    rows = []
+    for link in report.shown:
+        mask = 0
+        for kind in link.kinds:
+            mask |= 1 << kinds.setdefault(kind, len(kinds))
+        first = link.occurrences[0].post if link.occurrences else ""
+        rows.append([
+            link.url,
+            hosts.setdefault(link.host, len(hosts)),
+            statuses.setdefault(link.status, len(statuses)),
+            states.setdefault(link.state, len(states)),
+            mask,
+            link.http_status,
+            "" if link.status == "ok" else link.reason,
+            len(link.occurrences),
+            first,
+            (link.checked_at or "")[:16].replace("T", " "),
+            link.archive.href(link.url) if link.archive and is_web_url(link.url) else "",
+            link.change or "",
+        ])
+    return {"statuses": list(statuses), "states": list(states), "kinds": list(kinds),
+            "hosts": list(hosts), "rows": rows}
+
+
+def script_hash(script: str) -> str:
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
+
+
+def render_html(report: Report) -> str:
+    script = _asset("report.js")
+    page = _environment().get_template("report.html.j2")
+    return page.render(
+        r=report,
+        s=report.summary,
+        version=__version__,
+        css=Markup(_asset("report.css")),
+        script=Markup(script),
+        script_hash=script_hash(script),
+        table_json=safe_json(table_data(report)),
+        charts={
+            "history": charts.history_chart(report.history),
+            "rot": charts.rot_chart(report.rot),
+            "hosts": charts.host_chart(report.hosts),
+        },
+        post_title=report.post_title,
+        limit=CHANGE_LIMIT,
+        post_limit=POST_LIMIT,
+        host_limit=HOST_LIMIT,
+    )
+
+
+def write_html(report: Report, path: Path) -> Path:
+    """Write atomically (temp file + rename), so `serve` never shows half a page."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(render_html(report), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,174 @@
+(function () {
+  "use strict";
+  // The all-links table: rows live in a JSON block; only the visible page is ever in the DOM,
+  // so filtering and sorting stay fast with 100,000 links. Data is set with textContent only.
+  var source = document.getElementById("links-data");
+  if (!source) { return; }
+  var data = JSON.parse(source.textContent);
+  var rows = data.rows, S = data.statuses, T = data.states, K = data.kinds, H = data.hosts;
+  var $ = function (id) { return document.getElementById(id); };
+  var text = $("f-text"), status = $("f-status"), state = $("f-state"), kind = $("f-kind"),
+      host = $("f-host"), body = $("links-body"), info = $("links-info"),
+      prev = $("page-prev"), next = $("page-next"), size = $("page-size");
+  var U = 0, HOST = 1, STATUS = 2, STATE = 3, KINDS = 4, HTTP = 5, REASON = 6, POSTS = 7,
+      POST = 8, CHECKED = 9, ARCHIVE = 10, CHANGE = 11;
+  var page = 0, view = rows, sortKey = -1, sortDir = 1, haystack = null;
+  var webUrl = /^https?:\/\//i;
+
+  function fill(select, names) {
+    names.forEach(function (name, i) {
+      var option = document.createElement("option");
+      option.value = String(i);
+      option.textContent = name;
+      select.appendChild(option);
+    });
+  }
+  fill(status, S); fill(state, T); fill(kind, K);
+  var hostList = $("f-host-list");
+  H.slice().sort().forEach(function (name) {
+    var option = document.createElement("option");
+    option.value = name;
+    hostList.appendChild(option);
+  });
+
+  function search(i) {
+    if (haystack === null) {
+      haystack = rows.map(function (r) {
+        return (r[U] + " " + H[r[HOST]] + " " + r[REASON] + " " + r[POST]).toLowerCase();
+      });
+    }
+    return haystack[i];
+  }
+
+  function apply() {
+    var q = text.value.trim().toLowerCase(), st = status.value, sa = state.value,
+        kd = kind.value, hs = host.value.trim().toLowerCase();
+    var wantStatus = st === "" ? -1 : +st, wantState = sa === "" ? -1 : +sa,
+        wantKind = kd === "" ? 0 : (1 << +kd);
+    var out = [];
+    for (var i = 0; i < rows.length; i++) {
+      var r = rows[i];
+      if (wantStatus >= 0 && r[STATUS] !== wantStatus) { continue; }
+      if (wantState >= 0 && r[STATE] !== wantState) { continue; }
+      if (wantKind && !(r[KINDS] & wantKind)) { continue; }
+      if (hs && H[r[HOST]].toLowerCase().indexOf(hs) < 0) { continue; }
+      if (q && search(i).indexOf(q) < 0) { continue; }
+      out.push(r);
+    }
+    view = out;
+    sort();
+    page = 0;
+    render();
+  }
+
+  function value(r, key) {
+    if (key === HOST) { return H[r[HOST]]; }
+    if (key === STATUS) { return S[r[STATUS]]; }
+    if (key === STATE) { return T[r[STATE]]; }
+    var v = r[key];
+    return v === null || v === undefined ? "" : v;
+  }
+
+  function sort() {
+    if (sortKey < 0) { return; }
+    var key = sortKey, dir = sortDir;
+    view = view.slice().sort(function (a, b) {
+      var x = value(a, key), y = value(b, key);
+      if (x === y) { return a[U] < b[U] ? -1 : a[U] > b[U] ? 1 : 0; }
+      if (x === "") { return 1; }
+      if (y === "") { return -1; }
+      return (x < y ? -1 : 1) * dir;
+    });
+  }
+
+  function cell(tr, cls, content) {
+    var td = document.createElement("td");
+    if (cls) { td.className = cls; }
+    if (content !== undefined && content !== null) {
+      if (typeof content === "object") { td.appendChild(content); } else { td.textContent = String(content); }
+    }
+    tr.appendChild(td);
+    return td;
+  }
+
+  function badge(name, extra) {
+    var span = document.createElement("span");
+    span.className = "badge s-" + name;
+    span.textContent = name + (extra ? " " + extra : "");
+    return span;
+  }
+
+  function link(url) {
+    if (!webUrl.test(url)) {
+      var span = document.createElement("span");
+      span.className = "nolink";
+      span.textContent = url;
+      return span;
+    }
+    var a = document.createElement("a");
+    a.href = url;
+    a.rel = "noopener noreferrer";
+    a.textContent = url;
+    return a;
+  }
+
+  function render() {
+    var per = +size.value || 100, pages = Math.max(1, Math.ceil(view.length / per));
+    if (page >= pages) { page = pages - 1; }
+    var start = page * per, end = Math.min(view.length, start + per);
+    var frag = document.createDocumentFragment();
+    for (var i = start; i < end; i++) {
+      var r = view[i], tr = document.createElement("tr");
+      var first = cell(tr, "url", link(r[U]));
+      if (r[CHANGE]) { first.appendChild(document.createTextNode(" ")); first.appendChild(badge(r[CHANGE])); }
+      cell(tr, "", badge(S[r[STATUS]], r[HTTP] || ""));
+      cell(tr, "", badge(T[r[STATE]]));
+      cell(tr, "hide-sm", K.filter(function (_, k) { return r[KINDS] & (1 << k); }).join(", "));
+      cell(tr, "", H[r[HOST]]);
+      cell(tr, "hide-sm", r[REASON]);
+      cell(tr, "hide-sm", r[POST] + (r[POSTS] > 1 ? " +" + (r[POSTS] - 1) : ""));
+      cell(tr, "hide-sm", r[CHECKED]);
+      var arch = cell(tr, "");
+      if (r[ARCHIVE] && r[ARCHIVE].indexOf("archive/") === 0) {
+        var a = document.createElement("a");
+        a.href = r[ARCHIVE];
+        a.textContent = "archived";
+        arch.appendChild(a);
+      }
+      frag.appendChild(tr);
+    }
+    body.textContent = "";
+    body.appendChild(frag);
+    info.textContent = view.length === 0 ? "No link matches." :
+      "Links " + (start + 1) + "–" + end + " of " + view.length +
+      (view.length !== rows.length ? " (filtered from " + rows.length + ")" : "") +
+      " · page " + (page + 1) + " of " + pages;
+    prev.disabled = page === 0;
+    next.disabled = page >= pages - 1;
+  }
+
+  var timer = 0;
+  function later() { clearTimeout(timer); timer = setTimeout(apply, 120); }
+  text.addEventListener("input", later);
+  host.addEventListener("input", later);
+  [status, state, kind].forEach(function (s) { s.addEventListener("change", apply); });
+  size.addEventListener("change", function () { page = 0; render(); });
+  prev.addEventListener("click", function () { page -= 1; render(); });
+  next.addEventListener("click", function () { page += 1; render(); });
+  Array.prototype.forEach.call(document.querySelectorAll("#links-table th[data-key]"), function (th) {
+    th.querySelector("button").addEventListener("click", function () {
+      var key = +th.getAttribute("data-key");
+      sortDir = sortKey === key ? -sortDir : 1;
+      sortKey = key;
+      Array.prototype.forEach.call(document.querySelectorAll("#links-table th"), function (other) {
+        other.removeAttribute("aria-sort");
+      });
+      th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
+      sort();
+      page = 0;
+      render();
+    });
+  });
+  $("links-controls").hidden = false;
+  apply();
+}());
