@@ -1,0 +1,160 @@
+"""WACZ exports, validated by reading them back independently (zipfile, hashlib, json, warcio):
+every listed file present with its size and sha256, the datapackage digest, every CDXJ line
+pointing at a readable record with its URL and digest, every page indexed. Plus our own
+`check_wacz`, shown to catch the damage `wacz validate` is known to miss."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from surt import surt
+from test_export import (
+    BRIDGE_POST,
+    BRIDGE_URL,
+    GONE_URL,
+    NEW_URL,
+    OLD_URL,
+    PHOTO,
+    PHOTO_URL,
+    STORM_POST,
+    STORM_URL,
+    Archive,
+    build_archive,
+)
+from test_warc import warcio_check
+from warcio.archiveiterator import ArchiveIterator
+
+from linkkeeper.export import Selection, export
+from linkkeeper.wacz import check_wacz
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Archive:
+    return build_archive(tmp_path / "site")
+
+
+def independent_check(path: Path) -> dict[str, object]:
+    """Validate a WACZ 1.1.1 package without linkkeeper's code; returns what it holds."""
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        package_bytes = zf.read("datapackage.json")
+        package = json.loads(package_bytes)
+        assert package["profile"] == "data-package"
+        assert package["wacz_version"] == "1.1.1"
+        listed = {r["path"] for r in package["resources"]}
+        assert listed | {"datapackage.json", "datapackage-digest.json"} == names
+        for resource in package["resources"]:
+            data = zf.read(resource["path"])
+            assert len(data) == resource["bytes"], resource["path"]
+            assert resource["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = json.loads(zf.read("datapackage-digest.json"))
+        assert digest == {"path": "datapackage.json",
+                          "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest()}
+
+        warcs = [n for n in names if n.startswith("archive/")]
+        assert len(warcs) == 1 and warcs[0].endswith(".warc.gz")
+        assert zf.getinfo(warcs[0]).compress_type == zipfile.ZIP_STORED
+        warc = zf.read(warcs[0])
+        index_lines = zf.read("indexes/index.cdxj").decode().splitlines()
+        assert index_lines == sorted(index_lines)
+        entries = set()
+        for line in index_lines:
+            urlkey, ts, rest = line.split(" ", 2)
+            fields = json.loads(rest)
+            assert urlkey == surt(fields["url"])  # the key replay tools binary-search on
+            assert "archive/" + fields["filename"] == warcs[0]
+            offset, length = int(fields["offset"]), int(fields["length"])
+            record = next(iter(ArchiveIterator(io.BytesIO(warc[offset : offset + length]))))
+            assert record.rec_headers.get_header("WARC-Target-URI") == fields["url"]
+            assert record.rec_headers.get_header("WARC-Payload-Digest") == fields["digest"]
+            assert record.rec_headers.get_header("WARC-Date").replace("-", "").replace(
+                ":", "").replace("T", "")[:14] == ts
+            entries.add((fields["url"], ts))
+        pages_lines = zf.read("pages/pages.jsonl").decode().splitlines()
+        header = json.loads(pages_lines[0])
+        assert header["format"] == "json-pages-1.0" and header["id"] == "pages"
+        pages = [json.loads(line) for line in pages_lines[1:]]
+        for page in pages:
+            when = datetime.fromisoformat(page["ts"].replace("Z", "+00:00"))
+            assert (page["url"], f"{when:%Y%m%d%H%M%S}") in entries, page
+            assert page["title"] and page["id"]
+        return {"package": package, "pages": pages, "entries": entries, "warc": warc}
+
+
+def test_wacz_export_validates_independently(archive: Archive) -> None:
+    target = archive.root / "all.wacz"
+    result = export(archive.db, archive.folder, Selection(), target, title="Storm archive")
+    held = independent_check(target)
+
+    assert result.format == "wacz" and result.problems == []
+    assert held["package"]["title"] == "Storm archive"
+    assert held["package"]["software"].startswith("linkkeeper/")
+    assert len(held["entries"]) == len(archive.captures)  # every capture indexed
+    extracted = archive.root / "extracted.warc.gz"
+    extracted.write_bytes(held["warc"])
+    warcio_check(extracted)
+    assert check_wacz(target) == []
+
+
+def test_pages_are_the_exported_post_links_with_their_titles(archive: Archive) -> None:
+    target = archive.root / "bridge.wacz"
+    export(archive.db, archive.folder, Selection(posts=(BRIDGE_POST, STORM_POST)), target)
+    pages = {p["url"]: p for p in independent_check(target)["pages"]}
+
+    # every post link with a capture, once; the redirect target is archived but no page
+    assert set(pages) == {STORM_URL, PHOTO_URL, OLD_URL, BRIDGE_URL, GONE_URL}
+    assert NEW_URL not in pages
+    assert pages[STORM_URL]["title"] == "Storm floods harbour"
+    assert pages[OLD_URL]["title"] == "Harbour <b>history</b>"  # data, kept as written
+    assert pages[PHOTO_URL]["title"] in ("Storm floods harbour", "Bridge reopens")
+    assert pages[STORM_URL]["ts"] == "2026-11-21T02:00:00.500000Z"  # the newest capture
+    assert pages[GONE_URL]["ts"] == "2026-11-20T02:00:00.125000Z"
+
+
+def test_a_wacz_of_revisits_carries_their_originals(archive: Archive) -> None:
+    target = archive.root / "photo.wacz"
+    export(archive.db, archive.folder, Selection(url_patterns=("*.jpg",), latest=True), target)
+    held = independent_check(target)
+    records = list(ArchiveIterator(io.BytesIO(held["warc"])))
+    kinds = sorted(r.rec_type for r in records)
+    assert kinds == ["request", "request", "response", "revisit", "warcinfo", "warcinfo",
+                     "warcinfo"]
+    response = next(r for r in ArchiveIterator(io.BytesIO(held["warc"]))
+                    if r.rec_type == "response")
+    assert response.content_stream().read() == PHOTO
+    assert [p["url"] for p in held["pages"]] == [PHOTO_URL]
+
+
+def _rewrite(source: Path, target: Path, *, drop: str | None = None,
+             change: str | None = None) -> None:
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for info in zin.infolist():
+            if info.filename == drop:
+                continue
+            data = zin.read(info.filename)
+            if info.filename == change:
+                data = data.replace(b"Mayor", b"Major")
+            zout.writestr(info, data)
+
+
+def test_check_wacz_catches_missing_and_altered_files(archive: Archive) -> None:
+    good = archive.root / "good.wacz"
+    export(archive.db, archive.folder, Selection(), good)
+    no_pages = archive.root / "no-pages.wacz"
+    _rewrite(good, no_pages, drop="pages/pages.jsonl")
+    assert "missing pages/pages.jsonl" in check_wacz(no_pages)
+    no_index = archive.root / "no-index.wacz"
+    _rewrite(good, no_index, drop="indexes/index.cdxj")
+    assert check_wacz(no_index) == ["no CDXJ index in indexes/"]
+    altered = archive.root / "altered.wacz"
+    _rewrite(good, altered, change="pages/pages.jsonl")
+    assert check_wacz(altered) == ["pages/pages.jsonl: sha256 differs from datapackage.json"]
+    not_zip = archive.root / "not.wacz"
+    not_zip.write_bytes(b"PK nothing")
+    assert "not a ZIP file" in check_wacz(not_zip)[0]
