@@ -232,6 +232,9 @@ class Archiver:
     def plan(self, urls: Iterable[str], *, explicit: bool = False, now: datetime | None = None) -> set[str]:
         """Decide which of `urls` are due for a snapshot (``explicit``: skip the kinds filter)."""
         wanted = list(dict.fromkeys(urls))
+        unarchived = self._checked_but_not_archived() if self.run_id is not None else []
+        known = set(wanted)
+        wanted += [u for u in unarchived if u not in known]
         if not explicit:
             kinds = sorted(self.options.kinds)
             if not kinds:
@@ -256,7 +259,22 @@ class Archiver:
             or now - self._last[url].date >= max_age
         }
         self._candidates = set(wanted)
+        # checked live before a crash, snapshot rows lost with it: captured again at the end
+        self._followups = sorted(self.due & set(unarchived))
+        self.due -= set(unarchived)
         return self.due
+
+    def _checked_but_not_archived(self) -> list[str]:
+        """URLs this (resumed) run checked live but recorded no snapshot of."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT c.url FROM checks c WHERE c.run_id=? AND c.status IN (?, ?)"
+                " AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.run_id=c.run_id"
+                " AND s.url=c.url) ORDER BY c.id",
+                [self.run_id, Status.OK.value, Status.REDIRECTED.value],
+            )
+        ]
 
     def _load_last(self, urls: list[str]) -> None:
         """Latest capture per URL, and the response a revisit of it would refer to."""
@@ -360,7 +378,8 @@ class Archiver:
             await self._queue.put(result)
 
     def take_followups(self) -> list[str]:
-        """URLs whose HEAD check showed a change since their last capture: capture them now."""
+        """URLs to capture after the check: a HEAD saw them change since their last capture,
+        or a crash lost their snapshot rows (a resumed run does not check them again)."""
         urls, self._followups = self._followups, []
         self._forced |= set(urls)
         return urls
