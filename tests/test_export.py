@@ -503,3 +503,53 @@ def test_pywb_replays_the_exported_warc_with_identical_bytes(archive: Archive) -
         target = get(port, f"/x/20261120020000id_/{NEW_URL}", browser)
         assert target.read() == NEW_STORY
 
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: what `check` archived, exported
+
+
+def test_export_of_what_check_archived(faultweb, tmp_path: Path) -> None:
+    """check archives against the fault web (twice: revisits), then export and replay."""
+    from test_archive import make_site, path_of, run, web_args
+    from test_wacz import independent_check
+
+    site = make_site(tmp_path / "site", [
+        {"source": "https://news.example/chunked/a-story",
+         "images": ["https://images.example/img/a.png"],
+         "related": ["https://news.example/redirect/301/1/moved", "https://news.example/gzip/b"]},
+        {"source": "https://news.example/brotli/second-story",
+         "related": ["https://news.example/status/404/gone"]},
+    ])
+    for _night in range(2):
+        done = run("check", site, *web_args(faultweb), "--attempts", "1", "--fail-on", "never")
+        assert done.returncode == 0, done.stderr
+    db = connect(site / "linkkeeper.db")
+    kinds = {t for (t,) in db.execute("SELECT record_type FROM snapshots")}
+    assert kinds == {"response", "revisit"}
+
+    target = tmp_path / "latest.warc.gz"
+    done = run("export", site, "--latest", "-o", target, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["originals_added"] > 0 and summary["problems"] == []
+    warcio_check(target)
+    records = records_of(target)
+    latest = {u: n for u, n in db.execute("SELECT url, count(*) FROM snapshots GROUP BY url")}
+    exported = [r["uri"] for r in records if r["type"] in ("response", "revisit")]
+    assert set(exported) == set(latest)  # every archived URL, its newest capture + originals
+    assert len(exported) == summary["captures"]
+
+    wacz = tmp_path / "posts.wacz"
+    done = run("export", site, "--post", "_posts/*", "-o", wacz)
+    assert done.returncode == 0, done.stderr
+    pages = {p["url"] for p in independent_check(wacz)["pages"]}
+    assert "https://news.example/chunked/a-story" in pages
+    assert "https://news.example/status/404/gone" not in pages  # never archived: it was dead
+
+    source = "https://news.example/brotli/second-story"
+    body = subprocess.run([sys.executable, "-m", "linkkeeper", "replay", source, "--db",
+                           str(site / "linkkeeper.db"), "--body", "--raw"],
+                          capture_output=True, check=False)
+    assert body.returncode == 0, body.stderr
+    assert body.stdout == faultweb.payload_for(*path_of(source))
