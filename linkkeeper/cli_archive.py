@@ -45,8 +45,13 @@ def human_bytes(n: int) -> str:
     return f"{n} B"  # unreachable
 
 
-def archive_options(fn: Any) -> Any:
-    """The archiving options shared by `check` and `snapshot` (`switch`: --no-snapshot too)."""
+def archive_options(fn: Any = None, *, switch: bool = True) -> Any:
+    """The archiving options shared by `check` and `snapshot` (`switch`: --no-snapshot too).
+
+    Use as ``@archive_options`` or ``@archive_options(switch=False)``.
+    """
+    if fn is None:
+        return lambda f: archive_options(f, switch=switch)
     opts = [
         click.option("--no-snapshot", is_flag=True, envvar="LINKKEEPER_NO_SNAPSHOT",
                      help="Do not archive: check only (HEAD where possible)."),
@@ -76,7 +81,7 @@ def archive_options(fn: Any) -> Any:
                      help="Who runs the archive, for the WARC's warcinfo record "
                      "(e.g. 'Jane Doe <jane@example.org>')."),
     ]
-    for opt in reversed(opts):
+    for opt in reversed(opts if switch else opts[1:]):
         fn = opt(fn)
     return fn
 
@@ -166,7 +171,7 @@ def _is_url(target: str) -> bool:
 @click.option("--source-key", "source_keys", multiple=True, envvar="LINKKEEPER_SOURCE_KEYS",
               help="Front matter key naming the post's source URL; repeatable.")
 @check_options
-@archive_options
+@archive_options(switch=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, envvar="LINKKEEPER_FORMAT",
               help="json: every URL with its captures on stdout.")
@@ -175,7 +180,7 @@ def _is_url(target: str) -> bool:
 def snapshot(ctx: click.Context, **params: Any) -> int:
     """Capture pages and images into the WARC folder now, without waiting for `check`.
 
-    TARGETS are URLs, post files (their links of the archived kinds), or one site folder
+    Targets are URLs, post files (their links of the archived kinds), or one site folder
     (every cited link of those kinds) [default: the current folder]. A URL is fetched once
     with GET and written as it came: redirect hops, then the page; a body unchanged since
     its last capture is written as a small revisit record. Only live pages are archived.
