@@ -185,6 +185,9 @@ def connect(path: Path | str) -> sqlite_utils.Database:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=OFF")
+    # a 64 MB page cache keeps the occurrence/link indexes in memory during big scans
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA temp_store=MEMORY")
     db = sqlite_utils.Database(conn)
     ensure_schema(db)
     return db

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -102,15 +103,27 @@ def scan_site(
     def flush() -> None:
         if not pending:
             return
+        links: dict[str, tuple[object, ...]] = {}  # one upsert per URL per batch
         with Transaction(db) as conn:
             for rel, _abs, data, digest, size, mtime_ns in pending:
                 parsed = parse_post(
                     data, path=rel, site_url=site.url, source_keys=tuple(source_keys)
                 )
-                _store_post(conn, rel, parsed, digest, size, mtime_ns, now)
+                _store_post(conn, rel, parsed, digest, size, mtime_ns, now, rel in known)
+                for o in parsed.occurrences:
+                    if o.url not in links or (o.wraps and not links[o.url][5]):
+                        links[o.url] = (o.url, o.host, _scheme(o.url), o.status,
+                                        o.reason or None, o.wraps, now, now)
                 for p in parsed.problems:
                     report(ScanProblem(rel, p.line, p.message))
                 summary.parsed += 1
+            conn.executemany(
+                "INSERT INTO links (url, host, scheme, status, reason, wraps, first_seen,"
+                " last_seen) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(url) DO UPDATE SET last_seen = excluded.last_seen,"
+                " wraps = coalesce(excluded.wraps, links.wraps)",
+                links.values(),
+            )
         pending.clear()
 
     for rel, path in site.posts():
@@ -159,16 +172,17 @@ def scan_site(
 
 
 def _store_post(
-    conn: object,
+    conn: sqlite3.Connection,
     rel: str,
     parsed: ParsedPost,
     digest: str,
     size: int,
     mtime_ns: int,
     now: str,
+    existed: bool,
 ) -> None:
-    execute = conn.execute  # type: ignore[attr-defined]
-    executemany = conn.executemany  # type: ignore[attr-defined]
+    execute = conn.execute
+    executemany = conn.executemany
     problems = [{"line": p.line, "message": p.message} for p in parsed.problems]
     execute(
         "INSERT OR REPLACE INTO posts (path, title, date, source_url, front_matter, sha256,"
@@ -189,23 +203,13 @@ def _store_post(
             now,
         ),
     )
-    execute("DELETE FROM occurrences WHERE post = ?", (rel,))
+    if existed:
+        execute("DELETE FROM occurrences WHERE post = ?", (rel,))
     occ = parsed.occurrences
     executemany(
         "INSERT INTO occurrences (post, url, kind, line, text, original, fragment, element)"
         " VALUES (?,?,?,?,?,?,?,?)",
         [(rel, o.url, o.kind, o.line, o.text, o.original, o.fragment, o.element) for o in occ],
-    )
-    scheme_of = _scheme
-    executemany(
-        "INSERT INTO links (url, host, scheme, status, reason, wraps, first_seen, last_seen)"
-        " VALUES (?,?,?,?,?,?,?,?)"
-        " ON CONFLICT(url) DO UPDATE SET last_seen = excluded.last_seen,"
-        " wraps = coalesce(excluded.wraps, links.wraps)",
-        [
-            (o.url, o.host, scheme_of(o.url), o.status, o.reason or None, o.wraps, now, now)
-            for o in occ
-        ],
     )
 
 
