@@ -115,7 +115,7 @@ async def run_audit_async(
         if result.requests:
             host = _host(result.url)
             n, ms = host_times.get(host, (0, 0.0))
-            host_times[host] = (n + 1, ms + float(result.elapsed_ms or 0.0))
+            host_times[host] = (n + 1, ms + float(result.latency_ms or 0.0))  # not queueing
         if on_progress:
             on_progress(recorder.done, total, dict(recorder.counts))
 
