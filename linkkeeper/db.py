@@ -163,7 +163,7 @@ TABLES: dict[str, dict[str, Any]] = {
 
 INDEXES: list[tuple[str, Sequence[str], bool]] = [
     ("occurrences", ["post"], False),
-    ("occurrences", ["url"], False),
+    ("occurrences", ["url", "kind"], False),  # covers "distinct URLs by kind"
     ("links", ["host"], False),
     ("checks", ["run_id", "url"], True),  # exactly once per URL per run
     ("checks", ["url", "checked_at"], False),

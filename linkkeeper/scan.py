@@ -219,27 +219,26 @@ def _scheme(url: str) -> str:
 
 
 def _fill_totals(db: sqlite_utils.Database, summary: ScanSummary) -> None:
+    """Totals over the whole inventory (not just this scan), in three index-backed passes."""
     q = db.execute
     summary.occurrences = q("SELECT count(*) FROM occurrences").fetchone()[0]
     summary.posts_with_problems = q(
         "SELECT count(*) FROM posts WHERE problems IS NOT NULL OR ok = 0"
     ).fetchone()[0]
-    summary.distinct_urls = q("SELECT count(DISTINCT url) FROM occurrences").fetchone()[0]
     summary.urls_by_kind = dict(
-        q("SELECT kind, count(DISTINCT url) FROM occurrences GROUP BY kind ORDER BY 2 DESC")
+        q("SELECT kind, count(*) FROM (SELECT DISTINCT url, kind FROM occurrences)"
+          " GROUP BY kind ORDER BY 2 DESC, 1")
     )
     status_counts: Counter[str] = Counter()
-    for status, n in q(
-        "SELECT coalesce(l.status, 'checkable'), count(*) FROM links l"
-        " WHERE l.url IN (SELECT url FROM occurrences) GROUP BY 1"
+    host_counts: Counter[str] = Counter()
+    # links rows outlive deleted posts (history refers to them): count only cited ones
+    for host, status, n in q(
+        "SELECT l.host, l.status, count(*) FROM links l"
+        " WHERE EXISTS (SELECT 1 FROM occurrences o WHERE o.url = l.url) GROUP BY 1, 2"
     ):
-        status_counts[status] = n
+        status_counts[status or "checkable"] += n
+        if status is None and host:
+            host_counts[host] += n
+    summary.distinct_urls = sum(status_counts.values())
     summary.urls_by_status = dict(status_counts)
-    summary.top_hosts = [
-        (h, n)
-        for h, n in q(
-            "SELECT l.host, count(*) FROM links l WHERE l.status IS NULL AND l.host != ''"
-            " AND l.url IN (SELECT url FROM occurrences) GROUP BY l.host"
-            " ORDER BY 2 DESC, 1 LIMIT 10"
-        )
-    ]
+    summary.top_hosts = sorted(host_counts.items(), key=lambda hn: (-hn[1], hn[0]))[:10]
