@@ -37,6 +37,7 @@ import fnmatch
 import hashlib
 import io
 import os
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -398,9 +399,12 @@ def _warcinfo_member(warc_name: str, fields: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
 def export_warcinfo_fields(plan: ExportPlan, source_files: int) -> dict[str, str]:
     """The fresh warcinfo's fields: what was selected and what was added to make it whole."""
-    return {
+    fields = {
         "software": SOFTWARE,
         "format": "WARC File Format 1.1",
         "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
@@ -414,6 +418,8 @@ def export_warcinfo_fields(plan: ExportPlan, source_files: int) -> dict[str, str
         "linkkeeper-source-files": str(source_files),
         "linkkeeper-exported-at": rfc3339(datetime.now(UTC).replace(microsecond=0)),
     }
+    # one field per line: a selection typed with a newline must not break the record
+    return {name: _CONTROL.sub(" ", value) for name, value in fields.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,7 +104,7 @@ def archive_path(timestamp: str, url: str) -> str:
 async def _report_file(request: web.Request) -> web.StreamResponse:
     reports = request.app[REPORTS_KEY].resolve()
     relative = request.match_info["path"] or REPORT_INDEX
-    target = (reports / unquote(relative)).resolve()
+    target = (reports / relative).resolve()  # match_info is already percent-decoded
     if target.is_dir():
         target = target / REPORT_INDEX
     if not target.is_relative_to(reports):

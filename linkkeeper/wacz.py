@@ -85,8 +85,11 @@ class _SourceIndexes:
             text = index.read_text(encoding="utf-8")
         else:
             buffer = io.StringIO()
-            with open(path, "rb") as handle:
-                CDXJIndexer(output=buffer, inputs=[handle], filename=warc_file).process_all()
+            try:
+                with open(path, "rb") as handle:
+                    CDXJIndexer(output=buffer, inputs=[handle], filename=warc_file).process_all()
+            except Exception:  # a file still being written ends mid-record: keep what indexed
+                pass
             text = buffer.getvalue()
         self._lines = {}
         for line in text.splitlines():

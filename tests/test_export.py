@@ -553,3 +553,11 @@ def test_export_of_what_check_archived(faultweb, tmp_path: Path) -> None:
                           capture_output=True, check=False)
     assert body.returncode == 0, body.stderr
     assert body.stdout == faultweb.payload_for(*path_of(source))
+
+
+def test_a_selection_typed_with_a_newline_cannot_break_the_warcinfo(archive: Archive) -> None:
+    _, target = export_warc(archive, Selection(url_patterns=("*.jpg", "evil\r\nWARC-Type: x")))
+    warcio_check(target)
+    info = records_of(target)[0]
+    fields = dict(line.split(": ", 1) for line in info["payload"].decode().splitlines())
+    assert fields["linkkeeper-selection"] == "--url *.jpg --url evil WARC-Type: x"
