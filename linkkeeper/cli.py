@@ -58,6 +58,14 @@ def common_site_options(fn: Any) -> Any:
         help="Front matter key naming the post's source URL; repeatable "
         "[default: from, source, source_url, original_url, canonical_url, link].",
     )(fn)
+    fn = click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(0),
+        default=0,
+        envvar="LINKKEEPER_JOBS",
+        help="Processes parsing posts [default 0: one per CPU for big scans].",
+    )(fn)
     fn = click.argument(
         "site", nargs=-1, type=click.Path(exists=True, path_type=Path)
     )(fn)
@@ -125,6 +133,7 @@ def scan(ctx: click.Context, **params: Any) -> None:
         source_keys=p["source_keys"] or DEFAULT_SOURCE_KEYS,
         force=p["force"],
         on_problem=lambda prob: click.echo(f"{prob}", err=True),
+        jobs=p["jobs"],
     )
     if p["fmt"] == "json":
         click.echo(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
@@ -416,7 +425,7 @@ def check(ctx: click.Context, **params: Any) -> int:
     if site.config_problem:
         say(f"warning: {site.config_problem}")
     summary = scan_site(db, site, source_keys=p["source_keys"] or DEFAULT_SOURCE_KEYS,
-                        on_problem=lambda prob: say(str(prob)))
+                        on_problem=lambda prob: say(str(prob)), jobs=p["jobs"])
     say(f"scanned {summary.posts} posts: {summary.distinct_urls} distinct URLs "
         f"({summary.parsed} posts parsed)")
     record_opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in p.items()

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import sqlite_utils
@@ -81,11 +84,20 @@ def scan_site(
     source_keys: Sequence[str] = DEFAULT_SOURCE_KEYS,
     force: bool = False,
     on_problem: Callable[[ScanProblem], None] | None = None,
+    jobs: int = 0,
 ) -> ScanSummary:
-    """Bring the inventory tables up to date with the site's files."""
+    """Bring the inventory tables up to date with the site's files.
+
+    Parsing is the CPU cost: with `jobs` > 1 posts are parsed in that many
+    worker processes (SQLite writes stay here, in order); `jobs=0` means one
+    per CPU once a scan has a full batch to parse, so small rescans never pay
+    for starting processes.
+    """
     import time
 
     t0 = time.perf_counter()
+    workers = jobs or (os.cpu_count() or 1)
+    pool: ProcessPoolExecutor | None = None
     summary = ScanSummary(site_url=site.url)
     known: dict[str, tuple[int, int, str]] = {
         row[0]: (row[1], row[2], row[3])
@@ -104,11 +116,16 @@ def scan_site(
         if not pending:
             return
         links: dict[str, tuple[object, ...]] = {}  # one upsert per URL per batch
+        nonlocal pool
+        if pool is None and workers > 1 and (jobs > 1 or len(pending) >= BATCH):
+            pool = ProcessPoolExecutor(max_workers=workers)
+        parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys))
+        inputs = [(rel, data) for rel, _abs, data, *_ in pending]
+        results = pool.map(parse, inputs, chunksize=16) if pool else map(parse, inputs)
         with Transaction(db) as conn:
-            for rel, _abs, data, digest, size, mtime_ns in pending:
-                parsed = parse_post(
-                    data, path=rel, site_url=site.url, source_keys=tuple(source_keys)
-                )
+            for (rel, _abs, _data, digest, size, mtime_ns), parsed in zip(
+                pending, results, strict=True
+            ):
                 _store_post(conn, rel, parsed, digest, size, mtime_ns, now, rel in known)
                 for o in parsed.occurrences:
                     if o.url not in links or (o.wraps and not links[o.url][5]):
@@ -126,35 +143,39 @@ def scan_site(
             )
         pending.clear()
 
-    for rel, path in site.posts():
-        seen.add(rel)
-        summary.posts += 1
-        try:
-            st = path.stat()
-        except OSError as exc:
-            report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
-            continue
-        old = known.get(rel)
-        if not force and old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
-            summary.unchanged += 1
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if not force and old and old[2] == digest:
-            db.execute(
-                "UPDATE posts SET size=?, mtime_ns=? WHERE path=?",
-                [st.st_size, st.st_mtime_ns, rel],
-            )
-            summary.unchanged += 1
-            continue
-        pending.append((rel, path, data, digest, st.st_size, st.st_mtime_ns))
-        if len(pending) >= BATCH:
-            flush()
-    flush()
+    try:
+        for rel, path in site.posts():
+            seen.add(rel)
+            summary.posts += 1
+            try:
+                st = path.stat()
+            except OSError as exc:
+                report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+                continue
+            old = known.get(rel)
+            if not force and old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+                summary.unchanged += 1
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            if not force and old and old[2] == digest:
+                db.execute(
+                    "UPDATE posts SET size=?, mtime_ns=? WHERE path=?",
+                    [st.st_size, st.st_mtime_ns, rel],
+                )
+                summary.unchanged += 1
+                continue
+            pending.append((rel, path, data, digest, st.st_size, st.st_mtime_ns))
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+    finally:
+        if pool:
+            pool.shutdown()
 
     gone = [p for p in known if p not in seen]
     if gone:
@@ -169,6 +190,13 @@ def scan_site(
     _fill_totals(db, summary)
     summary.elapsed_s = time.perf_counter() - t0
     return summary
+
+
+def _parse_one(
+    item: tuple[str, bytes], *, site_url: str | None, source_keys: tuple[str, ...]
+) -> ParsedPost:
+    rel, data = item
+    return parse_post(data, path=rel, site_url=site_url, source_keys=source_keys)
 
 
 def _store_post(
