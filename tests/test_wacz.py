@@ -158,3 +158,43 @@ def test_check_wacz_catches_missing_and_altered_files(archive: Archive) -> None:
     not_zip = archive.root / "not.wacz"
     not_zip.write_bytes(b"PK nothing")
     assert "not a ZIP file" in check_wacz(not_zip)[0]
+
+
+WACZ_PACKAGE = "wacz==0.6.0"  # py-wacz, the reference WACZ tool (its own venv: heavy pins)
+
+
+def _wacz_tool() -> Path:
+    """`wacz` from PyPI in a virtualenv of its own under .cache/ (created once)."""
+    import fcntl
+    import shutil
+    import subprocess
+
+    from pywb_env import DEFAULT_VENV, _base_python
+
+    venv = DEFAULT_VENV.parent / "wacz-venv"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / ".wacz-venv.lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        marker = venv / ".ready"
+        if not (marker.exists() and marker.read_text() == WACZ_PACKAGE):
+            shutil.rmtree(venv, ignore_errors=True)
+            for step in ([_base_python(), "-m", "venv", str(venv)],
+                         [str(venv / "bin" / "pip"), "install", "-q", WACZ_PACKAGE]):
+                done = subprocess.run(step, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    pytest.skip(f"cannot install {WACZ_PACKAGE}: {done.stderr[-500:]}")
+            marker.write_text(WACZ_PACKAGE)
+    return venv / "bin" / "wacz"
+
+
+@pytest.mark.slow
+def test_wacz_validate_accepts_the_package(archive: Archive) -> None:
+    """The reference validator agrees (not sufficient alone: it misses missing files)."""
+    import subprocess
+
+    target = archive.root / "all.wacz"
+    export(archive.db, archive.folder, Selection(), target)
+    done = subprocess.run([str(_wacz_tool()), "validate", "-f", str(target)],
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Validation succeeded" in done.stdout + done.stderr
