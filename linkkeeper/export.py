@@ -28,12 +28,14 @@ was recorded. Both are counted in :class:`ExportResult`.
 Streaming: records are copied in 1 MiB pieces (``copy_file_range`` when the output is a plain
 file), so memory does not grow with the archive. The output is written under a hidden
 temporary name (``.NAME.PID.part``) beside the target, fsync-ed and renamed only when complete:
-an interrupted export leaves no file that looks like a finished one.
+an interrupted export leaves no file that looks like a finished one (and the next export to
+the same name removes the part files of exports that were killed).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import glob
 import hashlib
 import io
 import os
@@ -523,6 +525,7 @@ def atomic_output(target: Path, *, force: bool = False) -> Iterator[Path]:
         raise ExportError(f"{target} exists (use --force to replace it)")
     if not target.parent.is_dir():
         raise ExportError(f"{target.parent} is not a folder")
+    _remove_stale_parts(target)
     temp = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
         yield temp
@@ -537,6 +540,25 @@ def atomic_output(target: Path, *, force: bool = False) -> Iterator[Path]:
     finally:
         if temp.exists():
             temp.unlink()
+
+
+def _remove_stale_parts(target: Path) -> None:
+    """Remove what exports to ``target`` killed outright (kill -9, power cut) left behind."""
+    prefix = f".{target.name}."
+    for part in target.parent.glob(glob.escape(prefix) + "*.part"):
+        pid = part.name[len(prefix) : -len(".part")]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 @dataclass

@@ -561,3 +561,16 @@ def test_a_selection_typed_with_a_newline_cannot_break_the_warcinfo(archive: Arc
     info = records_of(target)[0]
     fields = dict(line.split(": ", 1) for line in info["payload"].decode().splitlines())
     assert fields["linkkeeper-selection"] == "--url *.jpg --url evil WARC-Type: x"
+
+
+def test_part_files_of_killed_exports_are_cleared_by_the_next(archive: Archive) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its pid names no live process
+    stale = archive.root / f".out.warc.gz.{gone.pid}.part"
+    stale.write_bytes(b"half an export")
+    running = archive.root / f".out.warc.gz.{os.getppid()}.part"  # a live exporter's: kept
+    running.write_bytes(b"in progress")
+    export_warc(archive, Selection(states=("dead",)))
+    assert not stale.exists()
+    assert running.exists()
+    assert (archive.root / "out.warc.gz").exists()
