@@ -372,7 +372,10 @@ def run_tool(
         result["note"] = f"hermetic: {'yes' if not outside else 'NO: ' + ', '.join(outside[:3])}"
         return result | {"urls": manifest["distinct_urls"], "urls_per_s": None}
     result["urls"] = manifest["distinct_urls"]
-    result["urls_per_s"] = round(manifest["distinct_urls"] / result["wall_s"], 1)
+    # a tool stopped by the timeout did not check every URL: no rate to claim
+    result["urls_per_s"] = (
+        None if result["timed_out"] else round(manifest["distinct_urls"] / result["wall_s"], 1)
+    )
     result["note"] = note + (
         f"; TIMED OUT after {args.timeout:.0f} s" if result["timed_out"] else ""
     )
