@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit-per-host", type=int, default=8, help="per-host connections")
     parser.add_argument("--linkchecker-threads", type=int, default=100)
-    parser.add_argument("--timeout", type=float, default=300.0, help="per tool, seconds")
+    parser.add_argument("--timeout", type=float, default=240.0, help="per tool, seconds")
     parser.add_argument("--write-md", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument(
         "--verify-hermetic",
