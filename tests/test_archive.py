@@ -319,7 +319,7 @@ def test_pywb_replays_the_folder_with_the_bytes_sent(nightly: dict[str, Any]) ->
     browser = {"Accept-Encoding": "gzip, deflate, br", "User-Agent": "replay-test"}
     config = pywb_collection_config(folder, "news")
     with wayback(python, config, nightly["site"].parent / "pywb") as port:
-        for url in [*SOURCES, *IMAGES, "https://news.example/ok/moved-story"]:
+        for url in [*SOURCES, *IMAGES, RELATED[3], "https://news.example/ok/moved-story"]:
             stamp = datetime.fromisoformat(by_url[url]["date"]).strftime("%Y%m%d%H%M%S")
             response = get(port, f"/news/{stamp}id_/{url}", browser)
             body = response.read()
