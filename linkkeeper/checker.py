@@ -17,6 +17,17 @@ How one URL is checked (see classify.py for what each answer means):
   kept, chunking removed) up to ``capture_max_bytes``, an `Exchange` per hop.
 * Redirects are followed by hand, each hop recorded; loops and overlong chains
   are reported as such.
+* Soft 404s (``soft404=True``; soft404.py): a deep link's first check in a
+  host+directory starts, in the background, one probe of a certainly-nonexistent
+  URL there; later links of the directory wait for it and, when the directory
+  answers unknown URLs with 2xx, are fetched with GET (their content is the
+  evidence) instead of HEAD, so the probe costs one request per directory, not
+  one per link. An alive answer is then judged (redirect to the home page or a
+  generic page, page like the probe's, meta refresh, error phrases) and may
+  become ``soft-404`` with its evidence. The probe's requests are counted in
+  the result of the link that started it.
+* Every GET of an HTML page leaves a main-text fingerprint (fingerprint.py) in
+  ``CheckResult.fingerprint``, for drift detection in the history.
 * Retryable failures (timeouts, resets, 5xx, 429) are retried up to
   ``attempts`` tries with exponential back-off and jitter; a 429/503 slows the
   whole host (hosts.py), and Retry-After is honoured up to ``retry_after_cap``
@@ -38,6 +49,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import brotli
@@ -58,6 +70,7 @@ from linkkeeper.classify import (
     status_text,
 )
 from linkkeeper.exchange import Exchange
+from linkkeeper.fingerprint import Fingerprint, PageText, fingerprint_page, is_html
 from linkkeeper.hosts import (
     HostGate,
     HostLimits,
@@ -73,6 +86,7 @@ from linkkeeper.resolver import (
     is_private_address,
     parse_connect_to,
 )
+from linkkeeper.soft404 import Probe, Soft404Detector, applies
 from linkkeeper.vocab import Status
 
 logger = logging.getLogger(__name__)
@@ -137,6 +151,10 @@ class CheckOptions:
     capture_max_bytes: int = 50 * 2**20
     head_first: bool = True  # False: always GET (some users prefer it; costs more bytes)
     buffer_size: int = 4096  # URLs pulled ahead of the dispatcher, at most
+    # Probe host+directories and judge 2xx pages (soft404.py). Off in the bare engine so a
+    # check costs exactly its own requests; `linkkeeper check` turns it on (--no-soft404).
+    soft404: bool = False
+    soft404_threshold: float = 0.75  # main-text similarity to the probe's page that is a soft 404
 
 
 @dataclass
@@ -170,6 +188,8 @@ class CheckResult:
     sample: bytes | None = None  # first get_bytes of the decoded body when a GET was made
     latency_ms: float | None = None  # duration of the last request (time to read what we read)
     host: str | None = None
+    fingerprint: str | None = None  # main-text sketch of an HTML page read with GET (fingerprint.py)
+    evidence: dict[str, Any] | None = None  # why a verdict was reached: {"soft404": {...}}
 
 
 # ---------------------------------------------------------------------------
@@ -234,6 +254,11 @@ class Checker:
         self._scheduler: HostScheduler | None = None
         self._ssl: ssl.SSLContext | bool = True
         self._dispatchers: set[asyncio.Task[None]] = set()
+        self._soft404 = (
+            Soft404Detector(threshold=self.options.soft404_threshold)
+            if self.options.soft404
+            else None
+        )
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -274,9 +299,24 @@ class Checker:
             dispatcher.cancel()
         if self._dispatchers:
             await asyncio.gather(*self._dispatchers, return_exceptions=True)
+        if self._soft404 is not None:
+            probes = [task for task in self._soft404.probes.values() if not task.done()]
+            for task in probes:
+                task.cancel()
+            await asyncio.gather(*probes, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    @property
+    def soft404_stats(self) -> dict[str, int]:
+        """Soft-404 probes sent this run and the requests they cost (part of the results' counts)."""
+        if self._soft404 is None:
+            return {"probes": 0, "probe_requests": 0}
+        return {
+            "probes": len(self._soft404.probes),
+            "probe_requests": self._soft404.probe_requests,
+        }
 
     @property
     def stats(self) -> dict[str, HostStats]:
@@ -463,11 +503,16 @@ class Checker:
         if self.options.exclude_private and is_ip_literal(host) and is_private_address(host):
             raise _Excluded(Status.EXCLUDED, f"private address {host} (--exclude-private)")
 
-    async def _check(self, url: str, start: URL, *, slot_taken: bool) -> CheckResult:
+    async def _check(
+        self, url: str, start: URL, *, slot_taken: bool, probing: bool = False
+    ) -> CheckResult:
         """Check one URL; a bug or a failing capture callback becomes a result, never a lost URL."""
         token = _SlotToken(slot_taken)
         try:
-            return await self._check_url(url, start, token)
+            result = await self._check_url(url, start, token, probing=probing)
+            if not probing:
+                await self._judge(result, start)
+            return result
         except Exception as error:
             logger.exception("internal error while checking %s", url)
             return CheckResult(
@@ -482,17 +527,22 @@ class Checker:
                 assert self._scheduler is not None
                 self._scheduler.release(_host_key(start))
 
-    async def _check_url(self, url: str, start: URL, token: _SlotToken) -> CheckResult:
+    async def _check_url(
+        self, url: str, start: URL, token: _SlotToken, *, probing: bool = False
+    ) -> CheckResult:
+        """One URL's requests; `probing`: a soft-404 probe (GET, one try, never captured)."""
         options = self.options
         began = time.perf_counter()
         result = CheckResult(url, Status.NETWORK_ERROR, "", started_at=datetime.now(UTC))
-        capture = bool(options.capture and options.capture(url))
+        capture = bool(options.capture and options.capture(url)) and not probing
+        attempts = 1 if probing else options.attempts
+        want_content = probing or await self._directory_wants_content(start)
         methods_used: list[str] = []
         visited = {_without_fragment(start)}
         current = start
         tries = 1
         head_code: int | None = None
-        use_get = capture or not options.head_first
+        use_get = capture or not options.head_first or want_content
 
         def finish(
             outcome: Outcome | None = None, *, status: Status | None = None, reason: str = ""
@@ -529,7 +579,7 @@ class Checker:
                     use_get = True  # some servers drop HEAD on the floor; GET is the real test
                     head_code = None
                     continue
-                if outcome.retryable and tries < options.attempts:
+                if outcome.retryable and tries < attempts:
                     tries += 1
                     self._gate(host).stats.retries += 1
                     await asyncio.sleep(
@@ -589,7 +639,7 @@ class Checker:
                 visited.add(key)
                 current = target
                 head_code = None
-                use_get = capture or not options.head_first
+                use_get = capture or not options.head_first or want_content
                 continue
 
             label = (
@@ -614,7 +664,7 @@ class Checker:
                 self._scheduler_notify(host)
             elif answer.status < 500:
                 gate.succeed()
-            if not outcome.retryable or tries >= options.attempts:
+            if not outcome.retryable or tries >= attempts:
                 return finish(outcome)
             if retry_after is not None and retry_after > options.retry_after_cap:
                 return finish(
@@ -632,6 +682,75 @@ class Checker:
                     else backoff_delay(tries - 1, options.backoff_base, options.backoff_cap)
                 )
                 await asyncio.sleep(min(delay, options.retry_after_cap))
+
+    # -- soft 404s and fingerprints -------------------------------------------
+
+    async def _directory_wants_content(self, start: URL) -> bool:
+        """Whether this link's directory answers unknown URLs with pages (so GET, not HEAD).
+
+        The first link of a directory starts the probe and goes ahead without
+        waiting; later links wait for the probe's answer.
+        """
+        if self._soft404 is None or not applies(start):
+            return False
+        task, started = self._soft404.probe_task(start, self._fetch_probe)
+        if started:
+            return False
+        probe = await _probe_of(task)
+        return probe is not None and probe.answers_ok
+
+    async def _fetch_probe(self, url: str) -> CheckResult:
+        return await self._check(url, URL(url), slot_taken=False, probing=True)
+
+    async def _judge(self, result: CheckResult, start: URL) -> None:
+        """Fingerprint the page read, and let the soft-404 layer judge an alive answer."""
+        page: PageText | None = None
+        fingerprint: Fingerprint | None = None
+        if result.sample and is_html(result.content_type, result.sample):
+            page, fingerprint = fingerprint_page(result.sample, result.content_type)
+            result.fingerprint = fingerprint.dumps()
+        if self._soft404 is None or not applies(start):
+            return
+        task, _ = self._soft404.probe_task(start, self._fetch_probe)
+        pays = self._soft404.bill(start)
+        if not (pays or result.status.is_alive):
+            return
+        probe = await _probe_of(task)
+        if probe is not None and pays:
+            result.requests += probe.requests  # the probe is part of this run's cost
+        if probe is None or not result.status.is_alive:
+            return
+        if probe.answers_ok and result.sample is None and result.final_url:
+            page, fingerprint = await self._read_page(result)
+        verdict = self._soft404.judge(result, probe, page, fingerprint)
+        if verdict is None:
+            return
+        result.evidence = {**(result.evidence or {}), **verdict.evidence}
+        if verdict.soft_404:
+            result.status = Status.SOFT_404
+            result.reason = f"{verdict.reason} ({result.reason})"
+
+    async def _read_page(self, result: CheckResult) -> tuple[PageText | None, Fingerprint | None]:
+        """GET a page that HEAD found alive, when its directory needs content as evidence."""
+        assert result.final_url is not None
+        target = URL(result.final_url)
+        settings = self._settings(_host_key(target))
+        result.requests += 1
+        try:
+            answer = await self._fetch(target, "GET", settings, False, False)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            return None, None
+        if "GET" not in result.method.split(","):
+            result.method = f"{result.method},GET" if result.method else "GET"
+        if not 200 <= answer.status < 300 or not answer.sample:
+            return None, None
+        result.sample = answer.sample
+        content_type = answer.headers.get("Content-Type")
+        if not is_html(content_type, answer.sample):
+            return None, None
+        page, fingerprint = fingerprint_page(answer.sample, content_type)
+        result.fingerprint = fingerprint.dumps()
+        return page, fingerprint
 
     # -- one request ---------------------------------------------------------
 
@@ -794,6 +913,18 @@ class _Finished:
 
 
 # ---------------------------------------------------------------------------
+
+
+async def _probe_of(task: asyncio.Future[Probe]) -> Probe | None:
+    """A directory's probe, or None if it could not be had (shielded: waiters never cancel it)."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.cancelled():
+            return None
+        raise
+    except Exception:
+        return None
 
 
 def check_urls(urls: Iterable[str], options: CheckOptions | None = None) -> list[CheckResult]:
