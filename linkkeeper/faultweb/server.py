@@ -33,6 +33,7 @@ from linkkeeper.faultweb import bodies
 from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS, BadPath, Behaviour, Hit
 from linkkeeper.faultweb.resolver import FaultResolver
 from linkkeeper.faultweb.tls import make_certificates
+from linkkeeper.faultweb.truthsites import HOST_BEHAVIOURS, TRUTH_BEHAVIOURS, TRUTH_HOSTS
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ DEFAULT_HOSTS = (
     "secure.example",
     "social.example",
     "archive.example",
+    *TRUTH_HOSTS,  # soft-404, redirect-home, meta-refresh, GBK and Big5 sites (truthsites.py)
 )
 EXPIRED_HOST = "expired.example"  # served on https_expired_port: certificate expired
 WRONG_NAME_HOST = (
@@ -180,6 +182,10 @@ class FaultWeb:
         self._backlog = backlog
         self._behaviours: dict[str, Behaviour] = {b.name: b for b in DEFAULT_BEHAVIOURS}
         self._host_behaviours: dict[str, dict[str, Behaviour]] = {}
+        for behaviour in TRUTH_BEHAVIOURS:
+            self.add_behaviour(behaviour)
+        for host, behaviour in HOST_BEHAVIOURS.items():
+            self.add_behaviour(behaviour, host=host)
         for behaviour in behaviours:
             self.add_behaviour(behaviour)
 
