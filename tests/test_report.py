@@ -13,7 +13,6 @@ import html
 import io
 import json
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -216,10 +215,16 @@ def test_html_report_file_and_content(history: History, tmp_path: Path) -> None:
 RAW_URL = 'https://news.example/x"><script>window.__xss=5</script><!--\u2028'
 
 
+def copy_db(source: Path, target: Path) -> Path:
+    """A consistent copy (the backup API includes what is still in the WAL)."""
+    with sqlite3.connect(source, timeout=30) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return target
+
+
 def with_raw_payloads(hist: History, target: Path) -> Path:
     """A copy of the history where a URL and a reason carry payloads no normaliser cleaned."""
-    shutil.copy(hist.db, target)
-    with sqlite3.connect(target) as conn:
+    with sqlite3.connect(copy_db(hist.db, target)) as conn:
         old = f"{NEWS}/status/404/xss-target"
         for table in ("links", "occurrences", "checks", "link_state", "snapshots"):
             conn.execute(f"UPDATE {table} SET url=? WHERE url=?", (RAW_URL, old))
@@ -309,7 +314,7 @@ def test_json_has_the_check_schema_plus_report(history: History, tmp_path: Path)
 
 def test_csv_one_row_per_occurrence(history: History) -> None:
     rows = list(csv.DictReader(io.StringIO(report_of(history, "csv"))))
-    with sqlite3.connect(history.db) as conn:
+    with sqlite3.connect(history.db, timeout=30) as conn:
         occurrences = conn.execute("SELECT count(*) FROM occurrences").fetchone()[0]
     assert len(rows) == occurrences
     gone = [r for r in rows if r["url"] == GONE]
@@ -364,8 +369,7 @@ def test_sarif_structure(history: History) -> None:
 def test_renders_soft_404_dead_and_drifted_from_the_data(history: History,
                                                          tmp_path: Path) -> None:
     """Detection of these comes later; the report shows whatever the history says."""
-    db_path = tmp_path / "copy.db"
-    shutil.copy(history.db, db_path)
+    db_path = copy_db(history.db, tmp_path / "copy.db")
     with sqlite3.connect(db_path) as conn:
         conn.execute("UPDATE checks SET status='soft-404', http_status=200 WHERE run_id=2 AND"
                      " url=?", (f"{NEWS}/ok/beta-0",))
@@ -388,3 +392,24 @@ def test_no_history_is_a_clear_error(tmp_path: Path) -> None:
     connect(tmp_path / "empty.db")
     res = lk("report", "--db", tmp_path / "empty.db")
     assert res.returncode == 1 and "no check has been run" in res.stderr
+
+
+def test_datasette_canned_queries_run_on_a_real_history(history: History) -> None:
+    meta_file = Path(__file__).parent.parent / "linkkeeper" / "datasette-metadata.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    queries = meta["databases"]["linkkeeper"]["queries"]
+    assert len(queries) >= 8
+    with sqlite3.connect(history.db, timeout=30) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert set(meta["databases"]["linkkeeper"]["tables"]) <= tables
+        results = {}
+        for name, query in queries.items():
+            assert query["title"] and query["description"], name
+            results[name] = conn.execute(query["sql"], {"url": GONE}).fetchall()
+    assert [row[0] for row in results["newly_broken"]] == [NEW_404]
+    assert results["recovered"] == [(FLAKY, "server-error", "ok", 200)]
+    assert len(results["link_timeline"]) == 2
+    assert [row[0] for row in results["rot_by_year"]] == ["2019", "2021", "2022", "2023"]
+    assert {row[2] for row in results["broken_by_post"]} >= {
+        "_posts/2019-05-01-alpha.md", "_posts/2023-01-04-gamma.md"}
+    assert any(row[0] == "news.example" for row in results["hosts"])

@@ -28,7 +28,8 @@ ROT_SERIES: list[tuple[str, str, str]] = [
     ("broken", "broken, not yet confirmed dead", "#e8a39b"),
 ]
 
-FONT = 'font-family="system-ui, sans-serif" font-size="11" fill="currentColor"'
+FONT = 'font-family="system-ui, sans-serif" font-size="12" fill="currentColor"'
+WIDTH = 560
 
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
@@ -39,13 +40,18 @@ def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
     )
 
 
-def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
-    out = []
+def _legend(items: Sequence[tuple[str, str]], x0: float, y: float,
+            right: float = WIDTH - 10) -> tuple[list[str], float]:
+    """Colour keys, wrapped onto as many lines as needed; returns the elements and the next y."""
+    out, x = [], x0
     for label, color in items:
-        out.append(f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="10" height="10" fill="{color}"/>')
+        width = 22 + 6.6 * len(label)
+        if x > x0 and x + width > right:
+            x, y = x0, y + 16
+        out.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="10" height="10" fill="{color}"/>')
         out.append(f'<text x="{x + 14:.1f}" y="{y:.1f}" {FONT}>{escape(label)}</text>')
-        x += 22 + 6.2 * len(label)
-    return out
+        x += width
+    return out, y + 18
 
 
 def _nice_max(value: float) -> float:
@@ -61,10 +67,11 @@ def _nice_max(value: float) -> float:
 
 def history_chart(points: Sequence[RunPoint]) -> Markup:
     """Stacked bars of check statuses per run, oldest run on the left."""
-    width, height, left, top, bottom = 640, 230, 44, 30, 36
-    plot_h = height - top - bottom
+    width, left, bottom, plot_h = WIDTH, 48, 36, 170
+    legend, top = _legend([(label, color) for label, _, color in HISTORY_GROUPS], left, 14)
+    height = top + plot_h + bottom
     if not points:
-        return _svg(width, 60, "No runs yet", [f'<text x="10" y="30" {FONT}>No runs yet.</text>'])
+        return _svg(WIDTH, 60, "No runs yet", [f'<text x="10" y="30" {FONT}>No runs yet.</text>'])
     totals = [sum(p.counts.get(s, 0) for _, ss, _ in HISTORY_GROUPS for s in ss) for p in points]
     ymax = _nice_max(max(totals))
     slot = (width - left - 10) / len(points)
@@ -99,16 +106,18 @@ def history_chart(points: Sequence[RunPoint]) -> Markup:
                 f"{FONT}>{point.id}</text>"
             )
     body.append(f'<text x="{left}" y="{height - 4}" {FONT}>run</text>')
-    body += _legend([(label, color) for label, _, color in HISTORY_GROUPS], left, 14)
+    body += legend
     return _svg(width, height, "Check statuses per run", body)
 
 
 def rot_chart(years: Sequence[YearRot]) -> Markup:
     """The rot curve: share of each year's links that are dead or soft-404 (plus unconfirmed)."""
-    width, height, left, top, bottom = 640, 230, 44, 30, 36
-    plot_h = height - top - bottom
+    width, left, bottom, plot_h = WIDTH, 48, 36, 170
+    legend, top = _legend([(label, color) for _, label, color in ROT_SERIES], left, 14)
+    top += 8  # room for the labels over the bars
+    height = top + plot_h + bottom
     if not years:
-        return _svg(width, 60, "No dated posts with checked links",
+        return _svg(WIDTH, 60, "No dated posts with checked links",
                     [f'<text x="10" y="30" {FONT}>No dated posts with checked links yet.</text>'])
     shares = [(y.dead + y.soft_404 + y.broken) / y.links if y.links else 0 for y in years]
     ymax = min(1.0, max(0.1, -(-max(shares) * 10 // 1) / 10))
@@ -134,18 +143,19 @@ def rot_chart(years: Sequence[YearRot]) -> Markup:
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
                 f"<title>{escape(f'{year.year}: {label}: {n} of {year.links} links')}</title></rect>"
             )
-        body.append(
-            f'<text x="{x + bar / 2:.1f}" y="{max(top - 2, y - 3):.1f}" text-anchor="middle" '
-            f'{FONT}>{year.rot_share:.0%}</text>'
-        )
+        if year.dead or year.soft_404:
+            body.append(
+                f'<text x="{x + bar / 2:.1f}" y="{max(top - 2, y - 3):.1f}" text-anchor="middle" '
+                f'{FONT}>{year.rot_share:.0%}</text>'
+            )
         if i % label_every == 0 or i == len(years) - 1:
             body.append(
                 f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
                 f"{FONT}>{escape(year.year)}</text>"
             )
-    body.append(f'<text x="{left}" y="{height - 4}" {FONT}>year of post (label: dead + '
-                "soft-404 share)</text>")
-    body += _legend([(label, color) for _, label, color in ROT_SERIES], left, 14)
+    body.append(f'<text x="{left}" y="{height - 4}" {FONT}>year of post · figures: dead + '
+                "soft-404 share</text>")
+    body += legend
     return _svg(width, height, "Share of links dead or soft-404 by year of post", body)
 
 
@@ -153,15 +163,15 @@ def host_chart(hosts: Sequence[HostView], limit: int = 12) -> Markup:
     """Horizontal bars: failure rate of the hosts with the most failures."""
     worst = [h for h in hosts if h.failures][:limit]
     if not worst:
-        return _svg(640, 40, "No host has failing links",
+        return _svg(WIDTH, 40, "No host has failing links",
                     [f'<text x="10" y="24" {FONT}>No host has failing links.</text>'])
-    row, label_w, width = 22, 230, 640
+    row, label_w, width = 22, 200, WIDTH
     height = row * len(worst) + 10
     bar_w = width - label_w - 120
     body = []
     for i, host in enumerate(worst):
         y = 5 + i * row
-        name = host.host if len(host.host) <= 34 else host.host[:33] + "…"
+        name = host.host if len(host.host) <= 30 else host.host[:29] + "…"
         body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" {FONT}>'
                     f"{escape(name)}</text>")
         body.append(f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="14" '

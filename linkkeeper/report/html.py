@@ -54,9 +54,13 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.globals.update(is_web_url=is_web_url, pct=_pct, short_date=_short_date,
+    env.globals.update(is_web_url=is_web_url, pct=_pct, num=_num, short_date=_short_date,
                        short_time=_short_time)
     return env
+
+
+def _num(value: int) -> str:
+    return f"{value:,}"
 
 
 def _pct(value: float | None) -> str:

@@ -126,8 +126,10 @@
       cell(tr, "hide-sm", K.filter(function (_, k) { return r[KINDS] & (1 << k); }).join(", "));
       cell(tr, "", H[r[HOST]]);
       cell(tr, "hide-sm", r[REASON]);
-      cell(tr, "hide-sm", r[POST] + (r[POSTS] > 1 ? " +" + (r[POSTS] - 1) : ""));
-      cell(tr, "hide-sm", r[CHECKED]);
+      var post = cell(tr, "hide-sm", r[POST].split("/").pop() + (r[POSTS] > 1 ? " +" + (r[POSTS] - 1) : ""));
+      post.title = r[POST];
+      var checked = cell(tr, "hide-sm nowrap", r[CHECKED].slice(0, 10));
+      checked.title = r[CHECKED] + " UTC";
       var arch = cell(tr, "");
       if (r[ARCHIVE] && r[ARCHIVE].indexOf("archive/") === 0) {
         var a = document.createElement("a");
