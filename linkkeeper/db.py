@@ -129,8 +129,24 @@ TABLES: dict[str, dict[str, Any]] = {
             "checks": int,
             "next_check_due": str,
             "recent": str,  # last outcomes, newest last: O ok, F failure, B blocked/limited
+            "first_fingerprint": str,  # main-text sketch first seen alive (drift baseline)
+            "first_fingerprint_at": str,
+            "last_fingerprint": str,  # the latest one
+            "drift": float,  # 1 - similarity to the first fingerprint (>= threshold: drifted)
         },
         "pk": "url",
+    },
+    "host_failures": {  # a host whose every link failed at the host level in a run (truth.py)
+        "columns": {
+            "id": int,
+            "run_id": int,
+            "host": str,
+            "links": int,  # links of the host checked in the run, all failed
+            "status": str,  # most common failure status
+            "reason": str,  # most common reason
+            "recorded_at": str,
+        },
+        "pk": "id",
     },
     "plan": {  # the URLs a run set out to check, so a resumed run finishes the same list
         "columns": {"run_id": int, "seq": int, "url": str},
@@ -171,6 +187,7 @@ INDEXES: list[tuple[str, Sequence[str], bool]] = [
     ("snapshots", ["url", "date"], False),
     ("snapshots", ["record_id"], False),
     ("snapshots", ["run_id"], False),
+    ("host_failures", ["run_id", "host"], True),
 ]
 
 

@@ -10,7 +10,10 @@ Link state rules (DESIGN.md): success makes a link `alive` (or `recovered`
 after failures); a failure makes it `failing`, and `dead` once failures hold
 over at least `confirm_checks` checks spanning `confirm_days` days with no
 success between; `blocked`/`rate-limited` never count towards death; a link
-whose recent outcomes alternate is `flaky`.
+whose recent outcomes alternate is `flaky`; an alive link whose main text
+moved too far from the first fingerprint seen is `drifted`, and a host whose
+every link failed at the host level is recorded once in `host_failures`
+(truth.py explains both).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import sqlite_utils
 
 from linkkeeper import __version__
 from linkkeeper.db import Transaction
+from linkkeeper.truth import DRIFT_THRESHOLD, HostFailure, drift_of, drifted_state, host_failures
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
 
 RECENT_LEN = 8
@@ -299,6 +303,8 @@ class Recorder:
     counts: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     new_failures: list[str] = field(default_factory=list)
+    drift_threshold: float = DRIFT_THRESHOLD
+    host_failures: list[HostFailure] = field(default_factory=list)  # set by finish()
     _batch: list[Any] = field(default_factory=list)
     _done: int = 0
 
@@ -338,7 +344,27 @@ class Recorder:
         with Transaction(self.db) as conn:
             for r in batch:
                 checked_at: datetime = getattr(r, "started_at", None) or utcnow()
-                upd = next_state(prev_rows.get(r.url), str(r.status), checked_at, self.confirm)
+                prev = prev_rows.get(r.url) or {}
+                upd = next_state(prev, str(r.status), checked_at, self.confirm)
+                evidence = dict(getattr(r, "evidence", None) or {})
+                fingerprint = getattr(r, "fingerprint", None)
+                first_fp, first_fp_at = prev.get("first_fingerprint"), prev.get("first_fingerprint_at")
+                last_fp, drift_score = prev.get("last_fingerprint"), prev.get("drift")
+                if r.status in (Status.OK, Status.REDIRECTED):
+                    drift = drift_of(fingerprint, first_fp, last_fp)
+                    state = drifted_state(upd.state, prev.get("state"), str(r.status), drift,
+                                          self.drift_threshold)
+                    if state != upd.state:
+                        kept = state == prev.get("state") and prev.get("since")
+                        upd.state, upd.since = state, kept or iso(checked_at) or upd.since
+                    if drift is not None:
+                        evidence["drift"] = drift.as_evidence(self.drift_threshold)
+                        drift_score = drift.vs_first
+                    if fingerprint:
+                        if not first_fp:
+                            first_fp, first_fp_at = fingerprint, iso(checked_at)
+                            drift_score = 0.0
+                        last_fp = fingerprint
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO checks (run_id, url, status, reason, http_status,"
                     " final_url, redirects, permanent_redirect, method, attempts, requests,"
@@ -365,7 +391,7 @@ class Recorder:
                         getattr(r, "error", None),
                         getattr(r, "digest", None),
                         getattr(r, "fingerprint", None),
-                        json.dumps(r.evidence) if getattr(r, "evidence", None) else None,
+                        json.dumps(evidence, ensure_ascii=False) if evidence else None,
                         int(upd.new_failure),
                     ),
                 )
@@ -373,14 +399,18 @@ class Recorder:
                     continue
                 conn.execute(
                     "INSERT INTO link_state (url, state, since, last_status, last_checked,"
-                    " last_run, consecutive_failures, first_failed, last_ok, checks, recent)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(url) DO UPDATE SET"
+                    " last_run, consecutive_failures, first_failed, last_ok, checks, recent,"
+                    " first_fingerprint, first_fingerprint_at, last_fingerprint, drift)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(url) DO UPDATE SET"
                     " state=excluded.state, since=excluded.since,"
                     " last_status=excluded.last_status, last_checked=excluded.last_checked,"
                     " last_run=excluded.last_run,"
                     " consecutive_failures=excluded.consecutive_failures,"
                     " first_failed=excluded.first_failed, last_ok=excluded.last_ok,"
-                    " checks=excluded.checks, recent=excluded.recent",
+                    " checks=excluded.checks, recent=excluded.recent,"
+                    " first_fingerprint=excluded.first_fingerprint,"
+                    " first_fingerprint_at=excluded.first_fingerprint_at,"
+                    " last_fingerprint=excluded.last_fingerprint, drift=excluded.drift",
                     (
                         r.url,
                         upd.state,
@@ -393,6 +423,10 @@ class Recorder:
                         upd.last_ok,
                         upd.checks,
                         upd.recent,
+                        first_fp,
+                        first_fp_at,
+                        last_fp,
+                        drift_score,
                     ),
                 )
                 self.counts[str(r.status)] += 1
@@ -411,6 +445,8 @@ class Recorder:
 
     def finish(self, state: str = "complete") -> None:
         self.flush()
+        if state == "complete":
+            self.record_host_failures()
         with Transaction(self.db) as conn:
             conn.execute(
                 "UPDATE runs SET state=?, finished_at=?, done=?, requests=?, counts=?, pid=NULL"
@@ -418,6 +454,29 @@ class Recorder:
                 (state, iso(utcnow()), self._done, self.requests, json.dumps(dict(self.counts)),
                  self.run_id),
             )
+
+
+    def record_host_failures(self) -> list[HostFailure]:
+        """Hosts whose every link failed at the host level this run: one row each (truth.py)."""
+        rows = self.db.execute(
+            "SELECT url, status, reason, http_status FROM checks WHERE run_id=?", [self.run_id]
+        ).fetchall()
+        self.host_failures = host_failures(rows)
+        with Transaction(self.db) as conn:
+            conn.execute("DELETE FROM host_failures WHERE run_id=?", (self.run_id,))
+            for failure in self.host_failures:
+                conn.execute(
+                    "INSERT INTO host_failures (run_id, host, links, status, reason, recorded_at)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (self.run_id, failure.host, failure.links, failure.status, failure.reason,
+                     iso(utcnow())),
+                )
+                conn.executemany(
+                    "UPDATE checks SET evidence=json_set(coalesce(evidence, '{}'),"
+                    " '$.host_failure', ?) WHERE run_id=? AND url=?",
+                    ((failure.host, self.run_id, url) for url in failure.urls),
+                )
+        return self.host_failures
 
 
 _STATE_COLS = (
@@ -430,6 +489,10 @@ _STATE_COLS = (
     "last_ok",
     "checks",
     "recent",
+    "first_fingerprint",
+    "first_fingerprint_at",
+    "last_fingerprint",
+    "drift",
 )
 
 
