@@ -3,11 +3,19 @@
 `check --format json` and (later) `report --format json` share this schema,
 documented in the README; keep it stable (add keys, never rename):
 
-    {"run": {id, started_at, finished_at, state, counts, requests, archive, ...},
+    {"run": {id, started_at, finished_at, state, counts, requests, archive,
+             host_failures, ...},
      "links": [{url, status, http_status, final_url, reason, kinds, posts,
                 redirects, method, attempts, elapsed_ms, checked_at, run_id,
-                checked_this_run, new_failure, state, state_since,
-                consecutive_failures, first_failed, last_ok, host}]}
+                checked_this_run, new_failure, evidence, state, state_since,
+                consecutive_failures, first_failed, last_ok, host,
+                host_failure, drift}]}
+
+`evidence` says why: ``{"soft404": {signals, probe, similarity, text},
+"drift": {vs_first, vs_previous, threshold}, "host_failure": host}``;
+`run.host_failures` lists hosts down as a whole in the run (one entry each,
+with the number of links they took down); `drift` is the latest drift score
+against the first fingerprint (truth.py).
 """
 
 from __future__ import annotations
@@ -33,6 +41,13 @@ def run_record(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     archive = db.execute("SELECT archive FROM runs WHERE id=?", [run_id]).fetchone()[0]
     # what the archiving stage wrote: captures, revisits, truncations, bytes_written, ...
     rec["archive"] = json.loads(archive) if archive else None
+    rec["host_failures"] = [
+        dict(zip(("host", "links", "status", "reason"), r, strict=True))
+        for r in db.execute(
+            "SELECT host, links, status, reason FROM host_failures WHERE run_id=? ORDER BY host",
+            [run_id],
+        )
+    ]
     return rec
 
 
@@ -59,7 +74,8 @@ def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterat
         params,
     ):
         checks[row[0]] = dict(zip(check_cols, row, strict=True))
-    state_cols = ("url", "state", "since", "consecutive_failures", "first_failed", "last_ok")
+    state_cols = ("url", "state", "since", "consecutive_failures", "first_failed", "last_ok",
+                  "drift")
     states = {
         r[0]: dict(zip(state_cols, r, strict=True))
         for r in db.execute(f"SELECT {', '.join(state_cols)} FROM link_state")
@@ -70,6 +86,7 @@ def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterat
     ):
         c = checks.get(url) or {}
         s = states.get(url) or {}
+        evidence = json.loads(c["evidence"]) if c.get("evidence") else None
         yield {
             "url": url,
             "host": host,
@@ -89,12 +106,14 @@ def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterat
             "run_id": c.get("run_id"),
             "checked_this_run": run_id is not None and c.get("run_id") == run_id,
             "new_failure": bool(c.get("new_failure")) and c.get("run_id") == run_id,
-            "evidence": json.loads(c["evidence"]) if c.get("evidence") else None,
+            "evidence": evidence,
             "state": s.get("state"),
             "state_since": s.get("since"),
             "consecutive_failures": s.get("consecutive_failures"),
             "first_failed": s.get("first_failed"),
             "last_ok": s.get("last_ok"),
+            "host_failure": (evidence or {}).get("host_failure"),
+            "drift": s.get("drift"),
         }
 
 
