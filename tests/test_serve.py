@@ -31,6 +31,7 @@ from test_export import (
     exchange,
 )
 
+from linkkeeper.db import connect
 from linkkeeper.serve import create_app, open_read_only
 from linkkeeper.warc import WarcStore
 
@@ -205,6 +206,59 @@ def test_serve_command_on_loopback(archive: Archive) -> None:
         page = conn.getresponse()
         assert page.status == 200 and page.read() == STORM
         assert page.getheader("Content-Type") == "text/html; charset=utf-8"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_report_archive_links_open_what_the_server_sent(faultweb, tmp_path: Path) -> None:
+    """check against the fault web, then `serve` regenerates the report and every
+    archived-copy link in it opens the captured bytes."""
+    import http.client
+    import re
+
+    from test_archive import make_site, path_of, run, web_args
+
+    site = make_site(tmp_path / "site", [
+        {"source": "https://news.example/chunked/a-story",
+         "images": ["https://images.example/img/a.png"],
+         "related": ["https://news.example/gzip/b", "https://news.example/status/404/gone"]}])
+    done = run("check", site, *web_args(faultweb), "--attempts", "1", "--fail-on", "never")
+    assert done.returncode == 0, done.stderr
+    recorded = connect(site / "linkkeeper.db")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "linkkeeper", "serve", str(site), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/")
+                index = conn.getresponse()
+                report = index.read().decode()
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode()
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert index.status == 200
+        links = set(re.findall(r'archive/\d{14}/[^"\'\s<>\\]+', report))
+        urls = {link.split("/", 2)[2] for link in links}
+        assert urls == {"https://news.example/chunked/a-story", "https://images.example/img/a.png",
+                        "https://news.example/gzip/b"}  # the 404 was never archived
+        for link in links:
+            conn.request("GET", "/" + link, headers={"Accept-Encoding": "gzip"})
+            page = conn.getresponse()
+            body = page.read()
+            url = link.split("/", 2)[2]
+            assert page.status == 200, link
+            assert body == faultweb.payload_for(*path_of(url)), link
+            [(content_type,)] = recorded.execute(
+                "SELECT DISTINCT content_type FROM snapshots WHERE url=?", [url]).fetchall()
+            assert page.getheader("Content-Type") == content_type, link
+        conn.close()
     finally:
         process.terminate()
         process.wait(timeout=10)
