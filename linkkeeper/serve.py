@@ -201,8 +201,8 @@ def _replay_response(archived: ArchivedResponse) -> web.Response:
     body = b"" if archived.status in (204, 304) or archived.status < 200 else archived.payload
     if "Content-Type" not in headers and body:
         headers["Content-Type"] = "application/octet-stream"
-    return web.Response(status=archived.status, reason=archived.reason or None, body=body,
-                        headers=headers)
+    reason = archived.reason if archived.reason.isascii() and archived.reason.isprintable() else ""
+    return web.Response(status=archived.status, reason=reason or None, body=body, headers=headers)
 
 
 # ---------------------------------------------------------------------------------------------
