@@ -551,12 +551,6 @@ def _robots_rules(result: CheckResult) -> Protego | None:
     return Protego.parse(text)
 
 
-def archive_record(db: sqlite_utils.Database, run_id: int) -> dict[str, int] | None:
-    """The run's archive counts as stored with the run (None when it archived nothing)."""
-    row = db.execute("SELECT archive FROM runs WHERE id=?", [run_id]).fetchone()
-    return json.loads(row[0]) if row and row[0] else None
-
-
 def with_capture(check_options: Any, archiver: Archiver) -> Any:
     """The checker's options with the archiver's predicate and size cap in place."""
     return replace(
