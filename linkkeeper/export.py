@@ -208,11 +208,15 @@ class ExportPlan:
     redirect_hops: list[Capture] = field(default_factory=list)  # Location targets pulled in
     problems: list[str] = field(default_factory=list)  # unresolvable revisits, unreadable rows
 
+    _ordered: list[Capture] | None = field(default=None, repr=False)
+
     @property
     def captures(self) -> list[Capture]:
         """Everything to copy, in file order (sequential reads; originals before revisits)."""
-        every = {c.id: c for c in (*self.selected, *self.originals, *self.redirect_hops)}
-        return sorted(every.values(), key=lambda c: (c.warc_file, c.offset))
+        if self._ordered is None:
+            every = {c.id: c for c in (*self.selected, *self.originals, *self.redirect_hops)}
+            self._ordered = sorted(every.values(), key=lambda c: (c.warc_file, c.offset))
+        return self._ordered
 
     @property
     def source_bytes(self) -> int:

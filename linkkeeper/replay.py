@@ -25,6 +25,7 @@ import calendar
 import gzip
 import io
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -85,14 +86,14 @@ class Capture:
             id=int(ident),
             url=url,
             date=parse_stored_date(date),
-            warc_file=warc_file,
+            warc_file=sys.intern(warc_file),  # thousands of rows share a few files: one string
             offset=int(offset),
             length=int(length),
-            record_type=record_type or "response",
+            record_type=sys.intern(record_type or "response"),
             record_id=record_id,
             payload_digest=digest,
             http_status=int(status) if status is not None else None,
-            content_type=content_type,
+            content_type=sys.intern(content_type) if content_type else None,
             payload_length=int(payload_length) if payload_length is not None else None,
             truncated=bool(truncated),
             revisit_of=int(revisit_of) if revisit_of is not None else None,

@@ -5,7 +5,8 @@ Our own writer rather than the ``wacz`` PyPI package: that package pins old libr
 Here the combined WARC is streamed straight into the ZIP (stored, not deflated: replay tools
 read records by offset through HTTP ranges) while the CDXJ lines are taken from the source
 files' own cdxj-indexer indexes with only ``offset``/``length``/``filename`` changed, so the
-archive is read once. Layout (WACZ 1.1.1, https://specs.webrecorder.net/wacz/1.1.1/)::
+archive is read once; the index is sorted one source file at a time and merged, so memory does
+not grow with the archive. Layout (WACZ 1.1.1, https://specs.webrecorder.net/wacz/1.1.1/)::
 
     archive/linkkeeper-export-YYYYMMDDhhmmss.warc.gz   the combined WARC (see linkkeeper.export)
     indexes/index.cdxj        sorted CDXJ of its response/revisit records (cdxj-indexer format)
@@ -15,8 +16,7 @@ archive is read once. Layout (WACZ 1.1.1, https://specs.webrecorder.net/wacz/1.1
 
 A *page* is a URL that a post cites and that has an exported capture; its ``ts`` is the
 newest exported capture's WARC-Date and its title the link's text in the post (the post title
-for a source link), else the citing post's title. Memory: one CDXJ line per exported capture
-(sorted at the end); the WARC bytes stream through.
+for a source link), else the citing post's title.
 
 :func:`check_wacz` re-reads a package and lists what is wrong with it; ``wacz validate`` from
 the ``wacz`` package does not notice missing files, so this one checks every listed file.
@@ -25,12 +25,15 @@ the ``wacz`` package does not notice missing files, so this one checks every lis
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
 import json
 import re
+import tempfile
 import time
 import uuid
 import zipfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +101,47 @@ class _SourceIndexes:
             urlkey, ts, rest = line.split(" ", 2)
             fields = json.loads(rest)
             self._lines[int(fields["offset"])] = (urlkey, ts, fields)
+
+
+class _IndexRuns:
+    """CDXJ lines sorted one source file at a time into temporary runs, merged at the end.
+
+    Memory holds one source file's lines (a 1 GB WARC: some thousands), not the export's.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._lines: list[str] = []
+        self._runs: list[Path] = []
+        self.urls: set[str] = set()
+
+    def add(self, line: str, url: str) -> None:
+        self._lines.append(line)
+        self.urls.add(url)
+
+    def cut(self) -> None:
+        """End the current run (call when the source file changes)."""
+        if not self._lines:
+            return
+        self._lines.sort()
+        run = self._folder / f"run-{len(self._runs):05d}.cdxj"
+        run.write_text("".join(self._lines), encoding="utf-8")
+        self._runs.append(run)
+        self._lines = []
+
+    def write_merged(self, out: Output) -> None:
+        self.cut()
+        with ExitStack() as stack:
+            sources = [stack.enter_context(open(r, encoding="utf-8")) for r in self._runs]
+            batch: list[str] = []
+            size = 0
+            for line in heapq.merge(*sources):
+                batch.append(line)
+                size += len(line)
+                if size >= 1 << 20:
+                    out.write("".join(batch).encode())
+                    batch, size = [], 0
+            out.write("".join(batch).encode())
 
 
 def _index_line(source: tuple[str, str, dict[str, Any]], placement: Placement, name: str) -> str:
@@ -198,24 +242,26 @@ def write_wacz(
     warc_name = f"linkkeeper-export-{created:%Y%m%d%H%M%S}.warc.gz"
     archive_path = f"archive/{warc_name}"
     sources = _SourceIndexes(folder)
-    lines: list[str] = []
     placed: list[Capture] = []
     problems: list[str] = []
-
-    def index(placement: Placement) -> None:
-        placed.append(placement.capture)
-        source = sources.line_for(placement.capture)
-        if source is None:
-            problems.append(
-                f"{placement.capture.url} at {placement.capture.timestamp}: not indexable"
-            )
-            return
-        lines.append(_index_line(source, placement, warc_name))
-
     with (
+        tempfile.TemporaryDirectory(prefix="linkkeeper-wacz-") as scratch,
         atomic_output(output, force=force) as temp,
         zipfile.ZipFile(temp, "x", allowZip64=True) as zf,
     ):
+        runs = _IndexRuns(Path(scratch))
+
+        def index(placement: Placement) -> None:
+            capture = placement.capture
+            if placed and placed[-1].warc_file != capture.warc_file:
+                runs.cut()
+            placed.append(capture)
+            source = sources.line_for(capture)
+            if source is None:
+                problems.append(f"{capture.url} at {capture.timestamp}: not indexable")
+                return
+            runs.add(_index_line(source, placement, warc_name), capture.url)
+
         info = zipfile.ZipInfo(archive_path, date_time=created.timetuple()[:6])
         info.compress_type = zipfile.ZIP_STORED
         with zf.open(info, "w", force_zip64=True) as entry:
@@ -224,12 +270,13 @@ def write_wacz(
                 folder, plan, out, warc_name, on_record=index, on_progress=on_progress
             )
         resources = [_Resource(archive_path, out.sha256, out.position)]
-        lines.sort()
-        resources.append(
-            _write_bytes(zf, "indexes/index.cdxj", "".join(lines).encode(), deflate=False)
-        )
-        indexed = {(json.loads(line.split(" ", 2)[2])["url"]) for line in lines}
-        pages = [p for p in pages_for(db, placed) if p["url"] in indexed]
+        info = zipfile.ZipInfo("indexes/index.cdxj", date_time=created.timetuple()[:6])
+        info.compress_type = zipfile.ZIP_STORED
+        with zf.open(info, "w", force_zip64=True) as entry:
+            index_out = Output(entry, sha256=True)
+            runs.write_merged(index_out)
+        resources.append(_Resource(info.filename, index_out.sha256, index_out.position))
+        pages = [p for p in pages_for(db, placed) if p["url"] in runs.urls]
         pages_text = "".join(
             json.dumps(entry, ensure_ascii=False) + "\n" for entry in (PAGES_HEADER, *pages)
         )
