@@ -239,7 +239,9 @@ def write_sarif(report: Report, out: TextIO, uri_prefix: str = "") -> None:
 
 # --- Markdown ---------------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+# Mid-line, only these can start markup (list and heading marks need a line start, and
+# every piece of data here follows other text on its line).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def md_text(value: Any) -> str:
@@ -277,8 +279,8 @@ def write_markdown(report: Report, out: TextIO) -> None:
         "",
         "| checked | alive | failing | dead | soft-404 | drifted | blocked | archive coverage |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {s.checked} | {s.alive} | {s.failing} | {s.dead} | {s.soft_404} | {s.drifted} | "
-        f"{s.blocked} | {_coverage(s.archive_coverage)} |",
+        f"| {s.checked:,} | {s.alive:,} | {s.failing:,} | {s.dead:,} | {s.soft_404:,} | "
+        f"{s.drifted:,} | {s.blocked:,} | {_coverage(s.archive_coverage)} |",
         "",
     ]
     if report.since:
@@ -287,8 +289,7 @@ def write_markdown(report: Report, out: TextIO) -> None:
     lines += _md_section(f"Newly broken ({s.newly_broken})", report.newly_broken, budget, lambda
                          lnk: f"- {_md_status(lnk)} {md_url(lnk.url)} — {md_text(lnk.reason)} · "
                          f"in {_md_where(lnk, report)}"
-                         + (f" · [archived copy]({lnk.archive.href(lnk.url)})" if lnk.archive
-                            else ""))
+                         + (f" · archived {lnk.archive.date[:10]}" if lnk.archive else ""))
     lines += _md_section(f"Recovered ({s.recovered})", report.recovered, budget, lambda lnk:
                          f"- {md_url(lnk.url)} (was {md_text(lnk.baseline_status)})")
     still = [p for p in report.posts if any(b.link.change != CHANGE_NEW for b in p.bad)]
