@@ -28,8 +28,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from cdxj_indexer import CDXJIndexer
-
 FOLDER_INDEX_NAME = "index.cdxj"
 WARC_SUFFIX = ".warc.gz"
 INDEX_SUFFIX = ".cdxj"
@@ -53,6 +51,8 @@ def index_warc(folder: Path, warc_file: str) -> Path:
 
     Written to a temporary name and renamed, so a reader never sees half an index.
     """
+    from cdxj_indexer import CDXJIndexer  # pkg_resources/tldextract: 0.13 s, only when closing
+
     warc_path = folder / warc_file
     target = index_path_for(warc_path)
     tmp = _temp_name(target)
