@@ -413,3 +413,26 @@ def test_datasette_canned_queries_run_on_a_real_history(history: History) -> Non
     assert {row[2] for row in results["broken_by_post"]} >= {
         "_posts/2019-05-01-alpha.md", "_posts/2023-01-04-gamma.md"}
     assert any(row[0] == "news.example" for row in results["hosts"])
+
+
+def test_changes_against_a_run_that_skipped_some_links(history: History, tmp_path: Path) -> None:
+    """Runs with --budget/--max-age check a subset: a link's baseline is its latest check then."""
+    db_path = copy_db(history.db, tmp_path / "partial.db")
+    with sqlite3.connect(db_path) as conn:
+        for run, checks in ((3, {FLAKY: "broken"}), (4, {FLAKY: "broken", NEW_404: "ok"})):
+            conn.execute("INSERT INTO runs (id, started_at, state, counts) VALUES"
+                         " (?, ?, 'complete', '{}')", (run, f"2099-01-0{run}T00:00:00+00:00"))
+            for url, status in checks.items():
+                conn.execute("INSERT INTO checks (run_id, url, status, reason, checked_at)"
+                             " VALUES (?, ?, ?, 'simulated', ?)",
+                             (run, url, status, f"2099-01-0{run}T00:00:00+00:00"))
+                conn.execute("UPDATE link_state SET last_run=?, last_status=? WHERE url=?",
+                             (run, status, url))
+    rep = build_report(connect(db_path))
+    assert rep.run["id"] == 4 and rep.baseline and rep.baseline["id"] == 3
+    changed = {lnk.url: (lnk.baseline_status, lnk.change) for lnk in rep.links if lnk.change}
+    # NEW_404 was not checked in run 3: its baseline is run 2's check
+    assert changed == {NEW_404: ("broken", "recovered")}
+    since_2 = build_report(connect(db_path), since="2")
+    assert {lnk.url: lnk.change for lnk in since_2.shown} == {FLAKY: "newly-broken",
+                                                              NEW_404: "recovered"}
