@@ -279,11 +279,11 @@ def build_report(
     db: sqlite_utils.Database,
     *,
     since: str | None = None,
-    run_id: int | None = None,
     now: datetime | None = None,
 ) -> Report:
-    """Read the history into a `Report`; `since` limits the lists to what changed."""
-    run_id = run_id if run_id is not None else latest_run_id(db)
+    """Read the history into a `Report` of the latest run; `since` limits the lists to what
+    changed after that run id or date."""
+    run_id = latest_run_id(db)
     baseline_id = resolve_since(db, since, run_id)
     links = _load_links(db)
     _mark_changes(db, links, baseline_id)

@@ -311,6 +311,8 @@ def write_markdown(report: Report, out: TextIO) -> None:
                 break
             lines += block
         lines += ["</details>", ""]
+    if not (report.newly_broken or report.recovered or still):
+        lines += ["No link changed status." if report.since else "No broken or failing link.", ""]
     out.write("\n".join(lines).rstrip() + "\n")
 
 
