@@ -7,6 +7,7 @@ a viewBox, so the charts scale to the page width on a phone or a laptop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from markupsafe import Markup, escape
@@ -54,6 +55,20 @@ def _legend(items: Sequence[tuple[str, str]], x0: float, y: float,
     return out, y + 18
 
 
+def _compact(n: float) -> str:
+    """Axis numbers that fit the margin: 950, 12k, 1.5M."""
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:g}M"
+    if n >= 10_000:
+        return f"{n / 1000:g}k"
+    return f"{n:,.0f}"
+
+
+def _every(slot: float, label_width: float) -> int:
+    """Label every n-th bar so that labels of `label_width` never overlap."""
+    return max(1, math.ceil(label_width / slot))
+
+
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
@@ -79,12 +94,12 @@ def history_chart(points: Sequence[RunPoint]) -> Markup:
     body = [
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
         'stroke="currentColor" stroke-opacity="0.4"/>',
-        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{int(ymax)}</text>',
+        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{_compact(ymax)}</text>',
         f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {FONT}>0</text>',
         f'<line x1="{left}" y1="{top}" x2="{width - 10}" y2="{top}" stroke="currentColor" '
         'stroke-opacity="0.1"/>',
     ]
-    label_every = max(1, len(points) // 10)
+    label_every = _every(slot, 8 + 7 * len(str(points[-1].id)))
     for i, point in enumerate(points):
         x = left + i * slot + (slot - bar) / 2
         y = top + plot_h
@@ -100,7 +115,7 @@ def history_chart(points: Sequence[RunPoint]) -> Markup:
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
                 f"<title>{escape(f'run {point.id}: {label}: {n}')}</title></rect>"
             )
-        if i % label_every == 0 or i == len(points) - 1:
+        if (len(points) - 1 - i) % label_every == 0:
             body.append(
                 f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
                 f"{FONT}>{point.id}</text>"
@@ -129,7 +144,7 @@ def rot_chart(years: Sequence[YearRot]) -> Markup:
         f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{ymax:.0%}</text>',
         f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {FONT}>0%</text>',
     ]
-    label_every = max(1, len(years) // 12)
+    label_every = _every(slot, 36)
     for i, year in enumerate(years):
         x = left + i * slot + (slot - bar) / 2
         y = top + plot_h
@@ -143,12 +158,12 @@ def rot_chart(years: Sequence[YearRot]) -> Markup:
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
                 f"<title>{escape(f'{year.year}: {label}: {n} of {year.links} links')}</title></rect>"
             )
-        if year.dead or year.soft_404:
+        if (year.dead or year.soft_404) and ((len(years) - 1 - i) % label_every == 0):
             body.append(
                 f'<text x="{x + bar / 2:.1f}" y="{max(top - 2, y - 3):.1f}" text-anchor="middle" '
                 f'{FONT}>{year.rot_share:.0%}</text>'
             )
-        if i % label_every == 0 or i == len(years) - 1:
+        if (len(years) - 1 - i) % label_every == 0:
             body.append(
                 f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
                 f"{FONT}>{escape(year.year)}</text>"
