@@ -8,15 +8,29 @@ from typing import Any
 
 import click
 
-from linkkeeper.cli import CONTEXT, cli, common_site_options, load_params
+from linkkeeper.cli import CONTEXT, cli, load_params
 from linkkeeper.db import connect, default_db_path
 
 # Left in the report folder: it lies inside the site by default, and it is output, not posts.
 REPORT_MARKER = ".linkkeeper-report"
 
 
+def history_options(fn: Any) -> Any:
+    """SITE, --db and --config as the other commands spell them (without the scan options)."""
+    fn = click.option(
+        "--config", "config_file", envvar="LINKKEEPER_CONFIG",
+        type=click.Path(dir_okay=False, path_type=Path, exists=True),
+        help="Config file (default: linkkeeper.toml or [tool.linkkeeper] in pyproject.toml).",
+    )(fn)
+    fn = click.option(
+        "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="LINKKEEPER_DB",
+        help="SQLite file [default: linkkeeper.db next to the site].",
+    )(fn)
+    return click.argument("site", nargs=-1, type=click.Path(exists=True, path_type=Path))(fn)
+
+
 @cli.command(context_settings=CONTEXT)
-@common_site_options
+@history_options
 @click.option("--format", "fmt", default="html", show_default=True,
               type=click.Choice(["html", "markdown", "json", "csv", "junit", "sarif"]),
               envvar="LINKKEEPER_REPORT_FORMAT",

@@ -436,3 +436,12 @@ def test_changes_against_a_run_that_skipped_some_links(history: History, tmp_pat
     since_2 = build_report(connect(db_path), since="2")
     assert {lnk.url: lnk.change for lnk in since_2.shown} == {FLAKY: "newly-broken",
                                                               NEW_404: "recovered"}
+
+
+def test_report_options_from_a_config_file(history: History, tmp_path: Path) -> None:
+    config = tmp_path / "linkkeeper.toml"
+    config.write_text('host-concurrency = 4\n[report]\nformat = "csv"\nsince = "1"\n')
+    rows = list(csv.DictReader(io.StringIO(report_of(history, "csv", "--config", config))))
+    assert {r["url"] for r in rows} == {NEW_404, FLAKY}
+    res = lk("report", history.site, "--config", config, "--format", "junit")
+    assert res.returncode == 0 and res.stdout.startswith("<?xml")  # command line wins
