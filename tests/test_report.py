@@ -445,3 +445,20 @@ def test_report_options_from_a_config_file(history: History, tmp_path: Path) -> 
     assert {r["url"] for r in rows} == {NEW_404, FLAKY}
     res = lk("report", history.site, "--config", config, "--format", "junit")
     assert res.returncode == 0 and res.stdout.startswith("<?xml")  # command line wins
+
+
+def test_charts_escape_and_scale() -> None:
+    from linkkeeper.report import charts
+    from linkkeeper.report.data import HostView, RunPoint, YearRot
+
+    svg = str(charts.host_chart([HostView('<x>&"', 10, 5, 0, "broken 404")]))
+    assert "&lt;x&gt;&amp;" in svg and "<x>" not in svg and "5/10 (50%)" in svg
+    runs = [RunPoint(i, f"2026-01-{i:02d}T00:00:00+00:00", "complete",
+                     {"ok": 90_000, "broken": 10_000}) for i in range(1, 31)]
+    svg = str(charts.history_chart(runs))
+    assert svg.count("<rect") == 5 + 30 * 2 and ">100k<" in svg  # legend + two groups per run
+    assert ">30<" in svg  # the latest run is always labelled
+    rot = [YearRot(str(y), 100, 10, 5, 3) for y in range(2005, 2025)]
+    svg = str(charts.rot_chart(rot))
+    assert ">2024<" in svg and ">15%<" in svg
+    assert "No runs yet" in str(charts.history_chart([]))
