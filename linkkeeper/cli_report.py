@@ -10,9 +10,7 @@ import click
 
 from linkkeeper.cli import CONTEXT, cli, load_params
 from linkkeeper.db import connect, default_db_path
-
-# Left in the report folder: it lies inside the site by default, and it is output, not posts.
-REPORT_MARKER = ".linkkeeper-report"
+from linkkeeper.site import REPORT_MARKER  # left in the report folder so scans skip it
 
 
 def history_options(fn: Any) -> Any:

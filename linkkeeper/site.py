@@ -17,6 +17,8 @@ import yaml
 
 POST_SUFFIXES = (".md", ".markdown", ".html", ".htm")
 SKIPPED_DIRS = frozenset({"_site", "node_modules", "vendor", "__pycache__"})
+# `linkkeeper report` marks its output folder: a report is full of links, not a post
+REPORT_MARKER = ".linkkeeper-report"
 
 
 class SiteError(Exception):
@@ -40,7 +42,11 @@ class Site:
         root = str(self.root)
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(
-                d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS
+                d
+                for d in dirnames
+                if not d.startswith(".")
+                and d not in SKIPPED_DIRS
+                and not os.path.exists(os.path.join(dirpath, d, REPORT_MARKER))
             )
             # relative path by string arithmetic: resolve() per file costs more than parsing
             prefix = os.path.relpath(dirpath, root).replace(os.sep, "/")
