@@ -85,10 +85,11 @@ def _pid_alive(pid: int | None, host: str | None) -> bool:
 
 
 def latest_unfinished_run(db: sqlite_utils.Database) -> dict[str, Any] | None:
-    row = db.execute(
-        "SELECT id, pid, host, state FROM runs WHERE state != 'complete' ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    return dict(zip(("id", "pid", "host", "state"), row, strict=True)) if row else None
+    """The newest run, if it did not finish (a run given up by --new-run never comes back)."""
+    row = db.execute("SELECT id, pid, host, state FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None or row[3] in ("complete", "abandoned"):
+        return None
+    return dict(zip(("id", "pid", "host", "state"), row, strict=True))
 
 
 def start_run(
@@ -117,8 +118,8 @@ def start_run(
         started = db.execute("SELECT started_at FROM runs WHERE id=?", [run_id]).fetchone()[0]
         return Run(run_id, True, started, planned, done)
     with Transaction(db) as conn:
-        if unfinished:  # abandoned by --new-run: keep it, but say so
-            conn.execute("UPDATE runs SET state='interrupted' WHERE id=?", (unfinished["id"],))
+        if unfinished:  # given up by --new-run: keep its rows, never resume it
+            conn.execute("UPDATE runs SET state='abandoned' WHERE id=?", (unfinished["id"],))
         cur = conn.execute(
             "INSERT INTO runs (started_at, state, command, software, options, insecure, total,"
             " done, requests, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, 0, 0, ?, ?)",

@@ -68,11 +68,17 @@ def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterat
                   "permanent_redirect", "method", "attempts", "requests", "elapsed_ms",
                   "checked_at", "new_failure", "evidence")
     checks: dict[str, dict[str, Any]] = {}
-    for row in db.execute(
-        f"SELECT {', '.join('c.' + c for c in check_cols)} FROM checks c JOIN"
-        f" (SELECT max(id) AS id FROM checks {latest_filter} GROUP BY url) m ON m.id = c.id",
-        params,
-    ):
+    newest_run = db.execute("SELECT max(last_run) FROM link_state").fetchone()[0]
+    if run_id is None or (newest_run is not None and run_id >= newest_run):
+        # link_state knows each URL's latest run: one unique-index lookup per URL instead
+        # of grouping every check ever made (3 million rows after 30 nights of 100k links)
+        latest = ("SELECT {cols} FROM link_state s JOIN checks c"
+                  " ON c.run_id = s.last_run AND c.url = s.url")
+        params = []
+    else:
+        latest = ("SELECT {cols} FROM checks c JOIN (SELECT max(id) AS id FROM checks"
+                  f" {latest_filter} GROUP BY url) m ON m.id = c.id")
+    for row in db.execute(latest.format(cols=", ".join("c." + c for c in check_cols)), params):
         checks[row[0]] = dict(zip(check_cols, row, strict=True))
     state_cols = ("url", "state", "since", "consecutive_failures", "first_failed", "last_ok",
                   "drift")
