@@ -191,3 +191,23 @@ def test_kill_9_run_is_resumed_and_nothing_is_lost(faultweb: FaultWeb, tmp_path:
     refetched = [u for _, u, _ in before
                  if len(faultweb.requests(path=u.split("slow.example", 1)[1])) > 1]
     assert refetched == []
+
+
+def test_new_run_abandons_the_unfinished_run_for_good(faultweb: FaultWeb, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", {"a": ("https://news.example/ok/a",
+                                               ["https://news.example/ok/b"])})
+    db = site / "linkkeeper.db"
+    assert run("scan", site).returncode == 0
+    with sqlite3.connect(db) as conn:  # a run that died before checking anything
+        conn.execute("INSERT INTO runs (id, started_at, state, total, done) VALUES "
+                     "(1, '2026-01-01T00:00:00+00:00', 'running', 2, 0)")
+        conn.executemany("INSERT INTO plan (run_id, seq, url) VALUES (1, ?, ?)",
+                         [(0, "https://news.example/ok/a"), (1, "https://news.example/ok/b")])
+    res = run("check", site, *web_args(faultweb), "--new-run")
+    assert res.returncode == 0, res.stderr
+    assert "resumed" not in res.stdout
+    res = run("check", site, *web_args(faultweb))
+    assert "resumed" not in res.stdout
+    assert q(db, "SELECT id, state FROM runs ORDER BY id") == [
+        (1, "abandoned"), (2, "complete"), (3, "complete")]
+    assert q(db, "SELECT count(*) FROM checks WHERE run_id = 1")[0][0] == 0
