@@ -69,7 +69,7 @@ def provenance(command_line: str) -> str:
     where = machine()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"Measured {stamp} on {where['cpus']} CPUs, load average {where['loadavg_1m']} "
-        f"at the start, commit {where['commit']}, Python {where['python']}. "
+        f"Written {stamp} on {where['cpus']} CPUs (1-minute load average then: "
+        f"{where['loadavg_1m']}), commit {where['commit']}, Python {where['python']}. "
         f"Command: `{command_line}`"
     )
