@@ -462,8 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     detail = (
         f"{manifest['distinct_urls']:,} distinct URLs in {manifest['posts']:,} posts over "
         f"{args.hosts} hosts ({manifest['by_host'].get(MAIN_HOST, 0):,} on the main host), "
-        f"fault-web latency {args.latency} ms per request; ceiling = raw aiohttp loop with "
-        f"limit {args.limit}, {args.limit_per_host} per host."
+        f"fault-web latency {args.latency} ms per request"
+        + (
+            f"; ceiling = raw aiohttp loop with limit {args.limit}, {args.limit_per_host} per host."
+            if ceiling
+            else "."
+        )
     )
     command_line = " ".join(
         shlex.quote(a) for a in ["python", "benchmarks/bench_check.py", *(argv or sys.argv[1:])]
