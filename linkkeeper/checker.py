@@ -155,6 +155,9 @@ class CheckOptions:
     # check costs exactly its own requests; `linkkeeper check` turns it on (--no-soft404).
     soft404: bool = False
     soft404_threshold: float = 0.75  # main-text similarity to the probe's page that is a soft 404
+    # GET deep page links (not static files) instead of HEAD: every check then reads the page
+    # (error phrases, drift fingerprints). Same request count, more bytes (capped at get_bytes).
+    read_pages: bool = False
 
 
 @dataclass
@@ -691,11 +694,13 @@ class Checker:
         The first link of a directory starts the probe and goes ahead without
         waiting; later links wait for the probe's answer.
         """
-        if self._soft404 is None or not applies(start):
+        if not applies(start):
             return False
+        if self._soft404 is None:
+            return self.options.read_pages
         task, started = self._soft404.probe_task(start, self._fetch_probe)
-        if started:
-            return False
+        if started or self.options.read_pages:
+            return self.options.read_pages
         probe = await _probe_of(task)
         return probe is not None and probe.answers_ok
 

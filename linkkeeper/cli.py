@@ -382,6 +382,9 @@ from linkkeeper.cli_archive import archive_options, archive_options_from  # noqa
 @click.option("--soft404-threshold", type=click.FloatRange(0, 1), default=0.75,
               show_default=True, envvar="LINKKEEPER_SOFT404_THRESHOLD",
               help="Main-text similarity to the probe's page at which a page is a soft 404.")
+@click.option("--read-pages", is_flag=True, envvar="LINKKEEPER_READ_PAGES",
+              help="GET page links instead of HEAD (same number of requests, more bytes): "
+              "error phrases and content drift are then seen on every check.")
 @click.option("--fail-on", type=click.Choice(["new", "any", "never"]), default="new",
               show_default=True, envvar="LINKKEEPER_FAIL_ON",
               help="Which failures make the exit code 2: links broken since the previous run, "
@@ -417,6 +420,7 @@ def check(ctx: click.Context, **params: Any) -> int:
     p = load_params(ctx, params)
     opts = check_options_from(p)
     opts.soft404, opts.soft404_threshold = p["soft404"], p["soft404_threshold"]
+    opts.read_pages = p["read_pages"]
     try:
         confirm = parse_confirm(p["confirm"])
         max_age = parse_duration(p["max_age"])

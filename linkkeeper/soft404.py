@@ -23,7 +23,9 @@ Other signals, each recorded by name in the evidence:
   ``-section-front``: generic pages.
 * ``meta-refresh-to-home`` (and the other targets above) for ``<meta
   http-equiv=refresh>`` pages.
-* ``like-probe``: main text near-identical to the probe's page.
+* ``like-probe``: main text near-identical to the probe's page;
+  ``title-like-probe``: the same title and first heading as the probe's page
+  (error templates whose body varies per request).
 * ``text``: an error phrase (English, Simplified and Traditional Chinese) in the
   title or first heading, decisive alone; in the opening of the main text it is
   a second opinion, decisive only on a directory whose probe answered 2xx.
@@ -259,6 +261,21 @@ def _similarity_without_urls(page: PageText | None, probe: Probe, original: URL)
     return mine.similarity(theirs)
 
 
+def _same_template(page: PageText | None, probe: PageText | None) -> bool:
+    """Title and first heading both identical to the probe's page: the error template.
+
+    Catches error pages whose body varies per request ("you may like" lists);
+    articles have their own headline. A site whose every page shares one title
+    and one heading would be misjudged, hence both must be present and equal.
+    """
+    if page is None or probe is None:
+        return False
+    return bool(page.title and page.heading) and (page.title, page.heading) == (
+        probe.title,
+        probe.heading,
+    )
+
+
 def text_signal(page: PageText) -> tuple[str, str] | None:
     """(where, phrase) of an error phrase: "title"/"heading" are strong, "text" a second opinion."""
     for where, text in (
@@ -383,6 +400,11 @@ class Soft404Detector:
                 signals.append("like-probe")
                 details.append(
                     f"page like a nonexistent URL's (similarity {similarity:.2f}, {probe.url})"
+                )
+            elif _same_template(page, probe.page):
+                signals.append("title-like-probe")
+                details.append(
+                    f"same title and heading as a nonexistent URL's page ({probe.url})"
                 )
         if page is not None and (phrase := text_signal(page)) is not None:
             where, words = phrase
