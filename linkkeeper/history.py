@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -171,9 +172,12 @@ def plan_urls(
     rows = db.execute(
         "SELECT l.url, l.host, s.state, s.last_status, s.last_checked FROM links l"
         " LEFT JOIN link_state s ON s.url = l.url"
-        " WHERE l.url IN (SELECT url FROM occurrences)"
-        " ORDER BY s.last_checked IS NOT NULL, s.last_checked, l.url"
+        " WHERE EXISTS (SELECT 1 FROM occurrences o WHERE o.url = l.url)"
     ).fetchall()
+    # Never-checked first, then least recently checked; ties in a stable pseudo-random
+    # order, because URL order clusters a host's failures (all of /section-gone/ at once)
+    # and a burst of 503s would slow the whole host down for nothing.
+    rows.sort(key=lambda r: (r[4] is not None, r[4] or "", zlib.crc32(r[0].encode())))
     chosen: list[tuple[str, str]] = []
     for url, host, state, last_status, last_checked in rows:
         failing = last_status in FAILURES or state in (State.FAILING, State.DEAD)
