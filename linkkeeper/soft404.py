@@ -77,7 +77,8 @@ _ERROR_PHRASES = re.compile(
     "|".join(
         (
             r"\b(page|file|article|story|document|content|url|resource)s?\s+(was\s+|could\s+not\s+be\s+|cannot\s+be\s+|can'?t\s+be\s+)?not\s+found\b",
-            r"\b(page|file|article|story|document|content|url|resource)s?\s+(could|can)\s*(not|'?t)\s+be\s+found\b",
+            r"\b(page|file|article|story|document|content|url|resource)s?\b[^.]{0,40}?\b(could|can)\s*(not|'?t)\s+be\s+found\b",
+            r"\b(we|i)\s+(could\s*not|couldn'?t|can\s*not|can'?t)\s+find\s+(that|the|this|your)\s+(page|article|story)\b",
             r"\b404\s*[-:|]?\s*(error|not\s+found|page)\b",
             r"\berror\s*[-:]?\s*404\b",
             r"\b(page|article|story|content)\s+(does\s+not|doesn'?t|no\s+longer)\s+exists?\b",

@@ -53,7 +53,7 @@ def is_article(path: str) -> bool:
     return path.rstrip("/").rsplit("/", 1)[-1].startswith(ARTICLE_PREFIX)
 
 
-def _chrome(name: str, title: str, main: str, *, charset: str = "utf-8", extra_head: str = "",
+def site_page(name: str, title: str, main: str, *, charset: str = "utf-8", extra_head: str = "",
             lang: str = "en", top: str = "", bottom: str = "") -> str:
     """A news site's page: navigation, advert, main content, footer."""
     return f"""<!DOCTYPE html>
@@ -86,29 +86,29 @@ def chinese_article(host: str, path: str, *, traditional: bool) -> str:
     main = f"    <article><h1>{headline}</h1>\n{paragraphs}\n    </article>"
     name = "大新聞網" if traditional else "大新闻网"
     charset = "big5" if traditional else "gbk"
-    return _chrome(name, f"{headline} - {name}", main, charset=charset, lang="zh")
+    return site_page(name, f"{headline} - {name}", main, charset=charset, lang="zh")
 
 
-def _soft_page_en(host: str, path: str) -> str:
+def soft_page_en(host: str, path: str) -> str:
     main = (
         "    <h1>Sorry, we couldn't find that page</h1>\n"
         f"    <p>The page {escape(path)} was not found. It may have moved, or the address may be"
         " mistyped. Try the search box or browse our latest headlines.</p>"
     )
-    return _chrome(bodies.site_name(host), f"Page not found | {bodies.site_name(host)}", main)
+    return site_page(bodies.site_name(host), f"Page not found | {bodies.site_name(host)}", main)
 
 
-def _soft_page_zh(host: str, path: str, *, traditional: bool) -> str:
+def soft_page_zh(host: str, path: str, *, traditional: bool) -> str:
     if traditional:
         main = (f"    <h1>抱歉，您訪問的頁面不存在</h1>\n    <p>網址 {escape(path)} 可能已被移除或更改。"
                 "請返回首頁繼續瀏覽最新新聞。</p>")
-        return _chrome("大新聞網", "頁面不存在 - 大新聞網", main, charset="big5", lang="zh")
+        return site_page("大新聞網", "頁面不存在 - 大新聞網", main, charset="big5", lang="zh")
     main = (f"    <h1>抱歉，您访问的页面不存在</h1>\n    <p>网址 {escape(path)} 可能已被删除或更改。"
             "请返回首页继续浏览最新新闻。</p>")
-    return _chrome("大新闻网", "页面不存在 - 大新闻网", main, charset="gbk", lang="zh")
+    return site_page("大新闻网", "页面不存在 - 大新闻网", main, charset="gbk", lang="zh")
 
 
-def _html(text: str, *, encoding: str = "utf-8", header_charset: str | None = "utf-8",
+def html_response(text: str, *, encoding: str = "utf-8", header_charset: str | None = "utf-8",
           status: int = 200) -> web.Response:
     response = web.Response(body=text.encode(encoding), status=status)
     response.headers["Content-Type"] = (
@@ -122,17 +122,17 @@ def _html(text: str, *, encoding: str = "utf-8", header_charset: str | None = "u
 
 async def soft404_host(hit: Hit) -> web.StreamResponse:
     if hit.path == "/":
-        return _html(bodies.home_html(hit.host).decode())
+        return html_response(bodies.home_html(hit.host).decode())
     if is_article(hit.path):
-        return _html(bodies.article_html(hit.host, hit.path).decode())
-    return _html(_soft_page_en(hit.host, hit.path))
+        return html_response(bodies.article_html(hit.host, hit.path).decode())
+    return html_response(soft_page_en(hit.host, hit.path))
 
 
 async def redirect_home_host(hit: Hit) -> web.StreamResponse:
     if hit.path == "/":
-        return _html(bodies.home_html(hit.host).decode())
+        return html_response(bodies.home_html(hit.host).decode())
     if is_article(hit.path):
-        return _html(bodies.article_html(hit.host, hit.path).decode())
+        return html_response(bodies.article_html(hit.host, hit.path).decode())
     response = web.Response(status=302, text="Found", content_type="text/plain")
     response.headers["Location"] = hit.absolute("/")
     return response
@@ -140,36 +140,36 @@ async def redirect_home_host(hit: Hit) -> web.StreamResponse:
 
 async def meta_refresh_host(hit: Hit) -> web.StreamResponse:
     if hit.path == "/":
-        return _html(bodies.home_html(hit.host).decode())
+        return html_response(bodies.home_html(hit.host).decode())
     if is_article(hit.path):
-        return _html(bodies.article_html(hit.host, hit.path).decode())
+        return html_response(bodies.article_html(hit.host, hit.path).decode())
     refresh = '\n  <meta http-equiv="refresh" content="0; url=/">'
     main = '    <p>Redirecting to <a href="/">the front page</a>…</p>'
-    return _html(_chrome(bodies.site_name(hit.host), bodies.site_name(hit.host), main,
+    return html_response(site_page(bodies.site_name(hit.host), bodies.site_name(hit.host), main,
                          extra_head=refresh))
 
 
 async def gbk_host(hit: Hit) -> web.StreamResponse:
     """GBK pages declared only by <meta charset>: the header names no charset."""
     if is_article(hit.path) or hit.path == "/":
-        return _html(chinese_article(hit.host, hit.path, traditional=False), encoding="gbk",
+        return html_response(chinese_article(hit.host, hit.path, traditional=False), encoding="gbk",
                      header_charset=None)
-    return _html(_soft_page_zh(hit.host, hit.path, traditional=False), encoding="gbk",
+    return html_response(soft_page_zh(hit.host, hit.path, traditional=False), encoding="gbk",
                  header_charset=None)
 
 
 async def big5_host(hit: Hit) -> web.StreamResponse:
     if is_article(hit.path) or hit.path == "/":
-        return _html(chinese_article(hit.host, hit.path, traditional=True), encoding="big5",
+        return html_response(chinese_article(hit.host, hit.path, traditional=True), encoding="big5",
                      header_charset="big5")
-    return _html(_soft_page_zh(hit.host, hit.path, traditional=True), encoding="big5",
+    return html_response(soft_page_zh(hit.host, hit.path, traditional=True), encoding="big5",
                  header_charset="big5")
 
 
 # -- drift and chrome-only changes (any host) ------------------------------------------------
 
 
-def _article_main(host: str, path: str) -> str:
+def article_main(host: str, path: str) -> str:
     """The <article> element of the fault web's article page for (host, path)."""
     html = bodies.article_html(host, path).decode()
     return html[html.index("  <article>") : html.index("</article>") + len("</article>")]
@@ -178,10 +178,10 @@ def _article_main(host: str, path: str) -> str:
 async def drift(hit: Hit) -> web.StreamResponse:
     """/drift/<id>: the cited article first, then another article at the same address."""
     seed_path = hit.path if hit.count == 1 else hit.path + "/replaced"
-    main = _article_main(hit.host, seed_path)
-    body = _chrome(bodies.site_name(hit.host), bodies.title_for(hit.path), main).encode()
+    main = article_main(hit.host, seed_path)
+    body = site_page(bodies.site_name(hit.host), bodies.title_for(hit.path), main).encode()
     hit.remember(body)
-    return _html(body.decode())
+    return html_response(body.decode())
 
 
 async def chrome(hit: Hit) -> web.StreamResponse:
@@ -190,11 +190,11 @@ async def chrome(hit: Hit) -> web.StreamResponse:
     top = f'<span class="date">{day:%A %d %B %Y}</span>'
     bottom = (f'<span class="counter">{hit.count * 1379} views</span>'
               f'<div class="ad">{random.Random(hit.count).choice(bodies._WORDS)} sale today</div>')
-    main = _article_main(hit.host, hit.path)
-    body = _chrome(bodies.site_name(hit.host), bodies.title_for(hit.path), main, top=top,
+    main = article_main(hit.host, hit.path)
+    body = site_page(bodies.site_name(hit.host), bodies.title_for(hit.path), main, top=top,
                    bottom=bottom).encode()
     hit.remember(body)
-    return _html(body.decode())
+    return html_response(body.decode())
 
 
 TRUTH_BEHAVIOURS: tuple[Behaviour, ...] = (
