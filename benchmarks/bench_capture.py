@@ -73,20 +73,30 @@ async def raw_capture(port: int, pages: list[tuple[str, str]], out: Path) -> dic
         async def one(host: str, path: str) -> None:
             nonlocal total
             url = f"http://{host}{path}"
-            async with per_host[host], session.get(
-                f"http://127.0.0.1:{port}{path}", headers={"Host": host}
-            ) as response:
+            async with (
+                per_host[host],
+                session.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}) as response,
+            ):
                 body = await response.read()
-                headers = [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
-                           for k, v in response.raw_headers]
-            http = StatusAndHeaders(f"{response.status} {response.reason}", headers,
-                                    protocol="HTTP/1.1")
-            record = writer.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                               length=len(body), http_headers=http)
+                headers = [
+                    (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+                    for k, v in response.raw_headers
+                ]
+            http = StatusAndHeaders(
+                f"{response.status} {response.reason}", headers, protocol="HTTP/1.1"
+            )
+            record = writer.create_warc_record(
+                url, "response", payload=io.BytesIO(body), length=len(body), http_headers=http
+            )
             request = writer.create_warc_record(
-                url, "request", payload=io.BytesIO(b""), length=0,
+                url,
+                "request",
+                payload=io.BytesIO(b""),
+                length=0,
                 http_headers=StatusAndHeaders(f"GET {path} HTTP/1.1", [("Host", host)]),
-                warc_headers_dict={"WARC-Concurrent-To": record.rec_headers.get_header("WARC-Record-ID")},
+                warc_headers_dict={
+                    "WARC-Concurrent-To": record.rec_headers.get_header("WARC-Record-ID")
+                },
             )
             write_member(record)
             write_member(request)
@@ -100,8 +110,14 @@ async def raw_capture(port: int, pages: list[tuple[str, str]], out: Path) -> dic
 # ---------------------------------------------------------------------------------------------
 
 
-def run_round(port: int, urls_file: Path, pages: list[tuple[str, str]], connect_to: list[str],
-              work: Path, tool: str) -> dict[str, Any]:
+def run_round(
+    port: int,
+    urls_file: Path,
+    pages: list[tuple[str, str]],
+    connect_to: list[str],
+    work: Path,
+    tool: str,
+) -> dict[str, Any]:
     out = work / tool
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -109,11 +125,29 @@ def run_round(port: int, urls_file: Path, pages: list[tuple[str, str]], connect_
         command = [str(PYTHON), __file__, "--raw", str(port), str(urls_file), str(out)]
         label = "raw aiohttp GET + warcio write"
     else:
-        command = [str(PYTHON), "-m", "linkkeeper", "snapshot",
-                   *[f"http://{h}{p}" for h, p in pages],
-                   "--db", str(out / "lk.db"), "--warc-dir", str(out / "warcs"),
-                   "--offline-dns", "--host-concurrency", "8", "--concurrency", "32",
-                   "--host-rate", "0", "--attempts", "1", "--format", "json", "--quiet"]
+        command = [
+            str(PYTHON),
+            "-m",
+            "linkkeeper",
+            "snapshot",
+            *[f"http://{h}{p}" for h, p in pages],
+            "--db",
+            str(out / "lk.db"),
+            "--warc-dir",
+            str(out / "warcs"),
+            "--offline-dns",
+            "--host-concurrency",
+            "8",
+            "--concurrency",
+            "32",
+            "--host-rate",
+            "0",
+            "--attempts",
+            "1",
+            "--format",
+            "json",
+            "--quiet",
+        ]
         for spec in connect_to:
             command += ["--connect-to", spec]
         label = "linkkeeper snapshot"
@@ -168,9 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(results)
     print(table)
     if not args.no_write:
-        command = "python benchmarks/bench_capture.py" + (
-            f" --rounds {args.rounds}" if args.rounds != 3 else "") + (
-            f" --scale {args.scale}" if args.scale != 5 else "")
+        command = (
+            "python benchmarks/bench_capture.py"
+            + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
+            + (f" --scale {args.scale}" if args.scale != 5 else "")
+        )
         update_section("capture", table + "\n\n" + provenance(command))
     return 0
 
@@ -178,28 +214,34 @@ def main(argv: list[str] | None = None) -> int:
 def format_table(results: dict[str, list[dict[str, Any]]]) -> str:
     rows = []
     speeds = {}
-    for tool, label in (("raw", "raw aiohttp GET + warcio write"),
-                        ("linkkeeper", "`linkkeeper snapshot`")):
+    for tool, label in (
+        ("raw", "raw aiohttp GET + warcio write"),
+        ("linkkeeper", "`linkkeeper snapshot`"),
+    ):
         runs = results[tool]
         wall = statistics.median(r["wall_s"] for r in runs)
         cpu = statistics.median(r["cpu_s"] for r in runs)
         rss = max(r["peak_rss_mb"] for r in runs)
         pages, payload = runs[0]["pages"], runs[0]["payload_bytes"]
         speeds[tool] = payload / wall
-        rows.append(f"| {label} | {pages} | {payload / 1e6:.1f} | {runs[0]['warc_bytes'] / 1e6:.1f} "
-                    f"| {wall:.2f} | {pages / wall:.0f} | {payload / 1e6 / wall:.1f} | {cpu:.2f} "
-                    f"| {rss:.0f} |")
+        rows.append(
+            f"| {label} | {pages} | {payload / 1e6:.1f} | {runs[0]['warc_bytes'] / 1e6:.1f} "
+            f"| {wall:.2f} | {pages / wall:.0f} | {payload / 1e6 / wall:.1f} | {cpu:.2f} "
+            f"| {rss:.0f} |"
+        )
     ratio = speeds["linkkeeper"] / speeds["raw"]
-    return "\n".join([
-        "| capture | pages | payload MB | WARC MB | wall s (median) | pages/s | MB/s | CPU s "
-        "| peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *rows,
-        "",
-        f"Throughput ratio linkkeeper / raw loop: **{ratio:.2f}** (aim: >= 0.8). "
-        f"{len(results['raw'])} rounds, alternating; wall time includes interpreter start.",
-        f"_Run {datetime.now(UTC):%Y-%m-%d}._",
-    ])
+    return "\n".join(
+        [
+            "| capture | pages | payload MB | WARC MB | wall s (median) | pages/s | MB/s | CPU s "
+            "| peak RSS MB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"Throughput ratio linkkeeper / raw loop: **{ratio:.2f}** (aim: >= 0.8). "
+            f"{len(results['raw'])} rounds, alternating; wall time includes interpreter start.",
+            f"_Run {datetime.now(UTC):%Y-%m-%d}._",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -81,8 +81,9 @@ def generate(root: Path, size_mb: int) -> tuple[Path, Path, int]:
     written = captures = 0
     clock = [START]
     firsts: list[tuple[Any, int, int]] = []  # (capture, start, size) of revisitable originals
-    with WarcStore(folder, max_file_size=256 * 10**6, compress_level=1,
-                   clock=lambda: clock[0]) as store:
+    with WarcStore(
+        folder, max_file_size=256 * 10**6, compress_level=1, clock=lambda: clock[0]
+    ) as store:
         rows = []
         while written < size_mb * 10**6:
             i = captures
@@ -94,18 +95,23 @@ def generate(root: Path, size_mb: int) -> tuple[Path, Path, int]:
             if i % 10 == 9 and firsts:  # a revisit of an earlier capture: unchanged content
                 first, start, size = firsts[(i // 10) % len(firsts)]
                 body = random_pool[start : start + size]
-                prior = PriorCapture(first.url, first.date, first.payload_digest,
-                                     first.record_id)
+                prior = PriorCapture(first.url, first.date, first.payload_digest, first.record_id)
                 url = first.url
             else:
                 url = f"http://news{i % 20}.example/2026/{i:06d}.jpg"
             exchange = Exchange(
-                url=url, method="GET",
+                url=url,
+                method="GET",
                 request_headers=[("Host", url.split("/")[2]), ("User-Agent", "bench")],
-                status=200, reason="OK",
-                response_headers=[("Content-Type", "image/jpeg"),
-                                  ("Content-Length", str(len(body)))],
-                body=body, started=clock[0], ip="127.0.0.1",
+                status=200,
+                reason="OK",
+                response_headers=[
+                    ("Content-Type", "image/jpeg"),
+                    ("Content-Length", str(len(body))),
+                ],
+                body=body,
+                started=clock[0],
+                ip="127.0.0.1",
             )
             capture = store.write(exchange, prior=prior)
             rows.append(capture)
@@ -122,19 +128,36 @@ def generate(root: Path, size_mb: int) -> tuple[Path, Path, int]:
                 " record_id, payload_digest, date, http_status, content_type, payload_length,"
                 " truncated, revisit_of, request_offset, request_length, bytes_written)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (capture.url, 1, capture.warc_file, capture.offset, capture.length,
-                 capture.record_type, capture.record_id, capture.payload_digest,
-                 capture.date.isoformat(), capture.http_status, capture.content_type,
-                 capture.payload_length, 0, revisit_of, capture.request_offset,
-                 capture.request_length, capture.bytes_written),
+                (
+                    capture.url,
+                    1,
+                    capture.warc_file,
+                    capture.offset,
+                    capture.length,
+                    capture.record_type,
+                    capture.record_id,
+                    capture.payload_digest,
+                    capture.date.isoformat(),
+                    capture.http_status,
+                    capture.content_type,
+                    capture.payload_length,
+                    0,
+                    revisit_of,
+                    capture.request_offset,
+                    capture.request_length,
+                    capture.bytes_written,
+                ),
             )
             ids[capture.record_id] = cursor.lastrowid
     return db_path, folder, captures
 
 
 def _row(result: dict[str, Any], out: Path, raw_wall: float | None) -> dict[str, Any]:
-    size = out.stat().st_size if out.is_file() else sum(
-        p.stat().st_size for p in out.rglob("*") if p.is_file())
+    size = (
+        out.stat().st_size
+        if out.is_file()
+        else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    )
     result["out_mb"] = round(size / 1e6, 1)
     result["mb_per_s"] = round(size / 1e6 / result["wall_s"], 1)
     if raw_wall:
@@ -157,26 +180,66 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.monotonic()
         # generated in a child: measure()'s peak RSS of a forked child starts from ours
-        child = subprocess.run([python, __file__, "--size-mb", str(args.size_mb),
-                                "--generate-into", str(root)],
-                               capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [python, __file__, "--size-mb", str(args.size_mb), "--generate-into", str(root)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         captures = int(child.stdout)
         db, folder = root / "linkkeeper.db", root / "warcs"
         source_mb = sum(p.stat().st_size for p in folder.rglob("*.warc.gz")) / 1e6
-        print(f"generated {captures} captures, {source_mb:.0f} MB of WARC in "
-              f"{time.monotonic() - started:.0f}s", file=sys.stderr)
+        print(
+            f"generated {captures} captures, {source_mb:.0f} MB of WARC in "
+            f"{time.monotonic() - started:.0f}s",
+            file=sys.stderr,
+        )
         runs: list[tuple[str, list[str], Path | None]] = [
-            ("linkkeeper start-up only (`export --help`)",
-             [python, "-m", "linkkeeper", "export", "--help"], None),
+            (
+                "linkkeeper start-up only (`export --help`)",
+                [python, "-m", "linkkeeper", "export", "--help"],
+                None,
+            ),
             ("cp of the WARC files", ["cp", "-r", str(folder), str(root / "copy")], root / "copy"),
-            ("raw copy of the records", [python, "-c", RAW_COPY, str(db), str(folder),
-                                         str(root / "raw.warc.gz")], root / "raw.warc.gz"),
-            ("export .warc.gz", [python, "-m", "linkkeeper", "export", "--db", str(db),
-                                 "--warc-dir", str(folder), "-o", str(root / "all.warc.gz"),
-                                 "--quiet"], root / "all.warc.gz"),
-            ("export .wacz", [python, "-m", "linkkeeper", "export", "--db", str(db),
-                              "--warc-dir", str(folder), "-o", str(root / "all.wacz"),
-                              "--quiet"], root / "all.wacz"),
+            (
+                "raw copy of the records",
+                [python, "-c", RAW_COPY, str(db), str(folder), str(root / "raw.warc.gz")],
+                root / "raw.warc.gz",
+            ),
+            (
+                "export .warc.gz",
+                [
+                    python,
+                    "-m",
+                    "linkkeeper",
+                    "export",
+                    "--db",
+                    str(db),
+                    "--warc-dir",
+                    str(folder),
+                    "-o",
+                    str(root / "all.warc.gz"),
+                    "--quiet",
+                ],
+                root / "all.warc.gz",
+            ),
+            (
+                "export .wacz",
+                [
+                    python,
+                    "-m",
+                    "linkkeeper",
+                    "export",
+                    "--db",
+                    str(db),
+                    "--warc-dir",
+                    str(folder),
+                    "-o",
+                    str(root / "all.wacz"),
+                    "--quiet",
+                ],
+                root / "all.wacz",
+            ),
         ]
         results = []
         raw_wall = None
@@ -196,13 +259,17 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 output.unlink()
         table = markdown_table(results, COLUMNS)
-        command_line = "python benchmarks/bench_export.py" + (
-            f" --size-mb {args.size_mb}" if args.size_mb != 1000 else "") + (
-            " --write-md" if args.write_md else "")
-        note = (f"{captures} captures ({captures // 10} of them revisits), {source_mb:,.0f} MB "
-                "of WARC in files rotated at 256 MB, bodies of 64 kB to 3 MB of random bytes; "
-                "files in the page cache (just written), so this measures CPU and memory "
-                "bandwidth more than the disk.\n" + provenance(command_line))
+        command_line = (
+            "python benchmarks/bench_export.py"
+            + (f" --size-mb {args.size_mb}" if args.size_mb != 1000 else "")
+            + (" --write-md" if args.write_md else "")
+        )
+        note = (
+            f"{captures} captures ({captures // 10} of them revisits), {source_mb:,.0f} MB "
+            "of WARC in files rotated at 256 MB, bodies of 64 kB to 3 MB of random bytes; "
+            "files in the page cache (just written), so this measures CPU and memory "
+            "bandwidth more than the disk.\n" + provenance(command_line)
+        )
         print(table)
         print(note)
         if args.write_md:
