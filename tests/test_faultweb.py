@@ -800,3 +800,37 @@ def test_hosts_no_certificate_can_hold_are_still_served_over_http() -> None:
         head, _ = raw_get(web.http_port, "odd_name.example", "/ok/a")
         assert head.startswith(b"HTTP/1.1 200")
         assert f"odd_name.example:80:127.0.0.1:{web.http_port}" in web.connect_to_args()
+
+
+@pytest.mark.faultweb(
+    hosts=["busy.example", "news.example"], latency={"busy.example": 100},
+    capacity={"busy.example": 2}, shed={"news.example": 3},
+)
+async def test_capacity_queues_and_shed_answers_429(
+    faultweb: FaultWeb, client: aiohttp.ClientSession
+) -> None:
+    """A real server's limits: a worker pool (capacity) and a rate limiter (shed)."""
+
+    async def get(url: str) -> int:
+        async with client.get(url) as response:
+            await response.read()
+            return response.status
+
+    started = time.monotonic()
+    statuses = await asyncio.gather(*(get(f"http://busy.example/ok/{i}") for i in range(6)))
+    assert statuses == [200] * 6
+    # six requests, two at a time, 100 ms each: three rounds
+    assert time.monotonic() - started >= 0.3
+    assert faultweb.stats()["shed"] == 0
+
+    faultweb.add_behaviour(Behaviour("hold", _hold), host="news.example")
+    statuses = await asyncio.gather(*(get(f"http://news.example/hold/{i}") for i in range(6)))
+    assert sorted(statuses) == [200, 200, 200, 429, 429, 429]
+    assert faultweb.stats()["shed"] == 3
+    async with client.get("http://news.example/status/404/x") as response:
+        assert response.status == 404  # once the house is empty, answers as usual
+
+
+async def _hold(hit: Hit) -> aiohttp.web.StreamResponse:
+    await asyncio.sleep(0.2)
+    return aiohttp.web.Response(text="held")

@@ -39,6 +39,13 @@ def parse_latency(text: str) -> Latency:
     return bounds
 
 
+def parse_host_count(text: str) -> tuple[str, int]:
+    host, sep, count = text.partition("=")
+    if not sep or not host or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"want HOST=N with N >= 1, not {text!r}")
+    return host, int(count)
+
+
 def parse_host_latency(text: str) -> tuple[str, Latency]:
     host, equals, spec = text.partition("=")
     if not equals or not host:
@@ -83,6 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for latency ranges")
     parser.add_argument(
+        "--capacity",
+        action="append",
+        default=[],
+        type=parse_host_count,
+        metavar="HOST=N",
+        help="serve at most N requests of that host at once; more wait their turn (repeatable)",
+    )
+    parser.add_argument(
+        "--shed",
+        action="append",
+        default=[],
+        type=parse_host_count,
+        metavar="HOST=N",
+        help="with N requests of that host in the house, answer 429 Retry-After: 1 (repeatable)",
+    )
+    parser.add_argument(
         "--state-file", type=Path, help="also write the startup JSON here (removed at exit)"
     )
     parser.add_argument("--log", type=Path, help="write the request log here as JSON lines at exit")
@@ -120,6 +143,8 @@ async def serve(args: argparse.Namespace) -> None:
         https_port=args.https_port,
         https_expired_port=args.https_expired_port,
         https_wrongname_port=args.https_wrongname_port,
+        capacity=dict(args.capacity),
+        shed=dict(args.shed),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

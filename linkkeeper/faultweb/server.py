@@ -164,6 +164,8 @@ class FaultWeb:
         https_wrongname_port: int = 0,
         behaviours: Iterable[Behaviour] = (),
         backlog: int = 1024,
+        capacity: Mapping[str, int] | None = None,
+        shed: Mapping[str, int] | None = None,
     ) -> None:
         special = {EXPIRED_HOST, WRONG_NAME_HOST, CLOSED_HOST}
         self.hosts: list[str] = [
@@ -180,6 +182,15 @@ class FaultWeb:
             "https_wrongname": https_wrongname_port,
         }
         self._backlog = backlog
+        # A real server's limits, per host: `capacity` requests are served at once (more
+        # wait their turn, as in a worker pool); past `shed` requests in the house, the
+        # server answers 429 at once (a rate limiter). Peers that open dozens of
+        # connections to one host meet these, as they would on the real web.
+        self._capacity = {virtual_host(h): n for h, n in (capacity or {}).items()}
+        self._shed = {virtual_host(h): n for h, n in (shed or {}).items()}
+        self._workers: dict[str, asyncio.Semaphore] = {}
+        self._in_house: dict[str, int] = {}
+        self.shed_count = 0
         self._behaviours: dict[str, Behaviour] = {b.name: b for b in DEFAULT_BEHAVIOURS}
         self._host_behaviours: dict[str, dict[str, Behaviour]] = {}
         for behaviour in TRUTH_BEHAVIOURS:
@@ -360,6 +371,7 @@ class FaultWeb:
                 (c.seq_open, c.seq_close) for c in connections
             ),
             "max_concurrent_requests": max_overlap((e.seq_start, e.seq_end) for e in log),
+            "shed": self.shed_count,  # 429s answered by the --shed rate limiter
             "hosts": per_host,
         }
 
@@ -452,14 +464,26 @@ class FaultWeb:
             finishing=finishing,
         )
         response: web.StreamResponse | None = None
+        in_house = self._in_house.get(host, 0)
+        self._in_house[host] = in_house + 1
         try:
-            delay = self._delay_for(host)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                response = await self._respond(behaviour, hit)
-            except ConnectionError:
-                return web.Response()  # the client left mid-answer; nothing more to send
+            limit = self._shed.get(host)
+            if limit is not None and in_house >= limit:
+                self.shed_count += 1
+                response = web.Response(
+                    body=bodies.message_html(429, "Too Many Requests", "Slow down."),
+                    status=429, content_type="text/html", charset="utf-8",
+                    headers={"Retry-After": "1"},
+                )
+            else:
+                try:
+                    async with self._worker_slot(host):
+                        delay = self._delay_for(host)
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        response = await self._respond(behaviour, hit)
+                except ConnectionError:
+                    return web.Response()  # the client left mid-answer; nothing more to send
             if not response.prepared:
                 transport = request.transport
                 if transport is None or transport.is_closing():
@@ -470,10 +494,21 @@ class FaultWeb:
                 await response.write_eof()
             return response
         finally:
+            self._in_house[host] -= 1
             if response is not None and response.prepared:
                 finishing(response.status)
             else:  # cancelled (the client left) or never answered
                 finishing(hit.headers_sent)
+
+    def _worker_slot(self, host: str) -> contextlib.AbstractAsyncContextManager[object]:
+        """One of the host's `capacity` workers (no limit when none is set)."""
+        size = self._capacity.get(host)
+        if size is None:
+            return contextlib.nullcontext()
+        worker = self._workers.get(host)
+        if worker is None:
+            worker = self._workers[host] = asyncio.Semaphore(size)
+        return worker
 
     async def _respond(self, behaviour: Behaviour, hit: Hit) -> web.StreamResponse:
         try:
