@@ -375,7 +375,7 @@ from linkkeeper.cli_archive import archive_options, archive_options_from  # noqa
               "interrupted run.")
 @click.option("--confirm", default="3,3", show_default=True, envvar="LINKKEEPER_CONFIRM",
               metavar="N,DAYS", help="A link is dead after N failed checks spanning DAYS days.")
-@click.option("--soft404/--no-soft404", "soft404", default=True, show_default=True,
+@click.option("--soft404/--no-soft404", "soft404", default=False, show_default=True,
               envvar="LINKKEEPER_SOFT404",
               help="Detect soft 404s: probe one certainly-nonexistent URL per host+directory "
               "and judge 2xx pages (redirects to the home page, error pages, meta refresh).")
@@ -596,9 +596,13 @@ def demo(workdir: Path, quiet: bool) -> int:
         if quiet:
             args.append("--quiet")
         rv = check.main(args=args, prog_name="linkkeeper check", standalone_mode=False)
+    cli.main(args=["report", str(site)],
+             prog_name="linkkeeper", standalone_mode=False)
     if not quiet:
-        click.echo(f"\nThe history is in {default_db_path(site)}; run `linkkeeper demo` again "
-                   "to add a second night.", err=True)
+        click.echo(f"\nThe history is in {default_db_path(site)}, the report in "
+                   f"{site / 'reports' / 'index.html'} (`linkkeeper serve {site}` shows it with "
+                   "the archived copies); run `linkkeeper demo` again to add a second night.",
+                   err=True)
     return int(rv or 0)
 
 
