@@ -44,7 +44,6 @@ import os
 import re
 import ssl
 import time
-import zlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,7 +51,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import brotli
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -69,6 +67,7 @@ from linkkeeper.classify import (
     seconds,
     status_text,
 )
+from linkkeeper.codings import decoded_prefix
 from linkkeeper.exchange import Exchange
 from linkkeeper.fingerprint import Fingerprint, PageText, fingerprint_page, is_html
 from linkkeeper.hosts import (
@@ -151,8 +150,8 @@ class CheckOptions:
     capture_max_bytes: int = 50 * 2**20
     head_first: bool = True  # False: always GET (some users prefer it; costs more bytes)
     buffer_size: int = 4096  # URLs pulled ahead of the dispatcher, at most
-    # Probe host+directories and judge 2xx pages (soft404.py). Off in the bare engine so a
-    # check costs exactly its own requests; `linkkeeper check` turns it on (--no-soft404).
+    # Probe host+directories and judge 2xx pages (soft404.py). Off unless asked for
+    # (`linkkeeper check --soft404`), so a check costs exactly its own requests.
     soft404: bool = False
     soft404_threshold: float = 0.75  # main-text similarity to the probe's page that is a soft 404
     # GET deep page links (not static files) instead of HEAD: every check then reads the page
@@ -829,7 +828,7 @@ class Checker:
                         ip=ip,
                         truncated=not complete,
                     )
-                    sample = _decoded_prefix(
+                    sample = decoded_prefix(
                         body, response.headers.get("Content-Encoding", ""), options.get_bytes
                     )
                 else:
@@ -1057,19 +1056,3 @@ def _request_headers(response: aiohttp.ClientResponse, url: URL) -> list[tuple[s
     return sent
 
 
-def _decoded_prefix(body: bytes, encoding: str, limit: int) -> bytes:
-    """First `limit` bytes of a content-encoded body, decoded (for the soft-404 sample)."""
-    encoding = encoding.strip().lower()
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return zlib.decompressobj(wbits=31).decompress(body, limit)
-        if encoding == "deflate":
-            try:
-                return zlib.decompressobj().decompress(body, limit)
-            except zlib.error:
-                return zlib.decompressobj(wbits=-15).decompress(body, limit)
-        if encoding == "br":
-            return brotli.Decompressor().process(body)[:limit]
-    except (zlib.error, brotli.error):
-        return body[:limit]
-    return body[:limit]
