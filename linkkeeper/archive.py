@@ -42,18 +42,17 @@ import asyncio
 import contextlib
 import json
 import time
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import brotli
 import sqlite_utils
 from protego import Protego
 from yarl import URL
 
+from linkkeeper.codings import decoded_prefix
 from linkkeeper.db import Transaction
 from linkkeeper.exchange import Exchange
 from linkkeeper.vocab import Kind, Status
@@ -145,24 +144,6 @@ def parse_kinds(text: str | Iterable[str]) -> frozenset[str]:
             f"choose from {', '.join(k.value for k in Kind)} or all"
         )
     return frozenset(Kind(n) for n in names)
-
-
-def decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """A content-encoded body decoded (gzip, deflate, br), at most `limit` bytes."""
-    encoding = (encoding or "").strip().lower()
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return zlib.decompressobj(wbits=31).decompress(body, limit)
-        if encoding == "deflate":
-            try:
-                return zlib.decompressobj().decompress(body, limit)
-            except zlib.error:
-                return zlib.decompressobj(wbits=-15).decompress(body, limit)
-        if encoding == "br":
-            return brotli.Decompressor().process(body)[:limit]
-    except (zlib.error, brotli.error):
-        return b""
-    return body[:limit]
 
 
 def _origin(url: str) -> str | None:
@@ -547,7 +528,7 @@ def _robots_rules(result: CheckResult) -> Protego | None:
     if final is None:
         return None
     encoding = _header(final.response_headers, "Content-Encoding")
-    text = decode_body(final.body, encoding, ROBOTS_MAX_BYTES).decode("utf-8", "replace")
+    text = decoded_prefix(final.body, encoding, ROBOTS_MAX_BYTES).decode("utf-8", "replace")
     return Protego.parse(text)
 
 

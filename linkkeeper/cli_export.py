@@ -215,12 +215,11 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
       linkkeeper replay https://www.rfa.org/a.html --at 2026-11-01 --body -o a.html
       linkkeeper replay https://img.rfa.org/p.jpg --body > p.jpg
     """
+    from linkkeeper.codings import UnsupportedEncoding, decode_content
     from linkkeeper.replay import (
         CaptureUnavailable,
-        UnsupportedEncoding,
         captures_of,
         closest_capture,
-        decode_content,
         describe_capture,
         load_response,
         rfc3339,

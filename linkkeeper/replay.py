@@ -6,7 +6,7 @@ The library under `linkkeeper replay`, `linkkeeper serve` and the exports::
     chosen = closest_capture(captures, parse_moment("2026-11-26"))
     archived = load_response(db, Path("warcs"), chosen)          # revisits resolved
     archived.status, archived.headers, archived.payload          # as the server sent them
-    decode_content(archived.payload, archived.header("Content-Encoding"))  # readable bytes
+    codings.decode_content(archived.payload, archived.header("Content-Encoding"))  # readable
 
 Choosing a capture follows the replay tools (pywb, Wayback): the newest capture at or
 before the requested moment; when every capture is later, the earliest one. A partial
@@ -22,11 +22,9 @@ because older rows or other writers may lack the first two.
 from __future__ import annotations
 
 import calendar
-import gzip
 import io
 import re
 import sys
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,10 +44,6 @@ _OPEN_SUFFIX = ".open"
 
 class CaptureUnavailable(LookupError):
     """A capture whose record cannot be read (file missing, bytes damaged, original lost)."""
-
-
-class UnsupportedEncoding(ValueError):
-    """A Content-Encoding this build cannot remove (e.g. zstd); the raw payload is still there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,40 +369,6 @@ def load_response(db: Any, folder: Path, capture: Capture) -> ArchivedResponse:
 
 # ---------------------------------------------------------------------------------------------
 # Content coding
-
-
-def content_codings(header: str | None) -> list[str]:
-    """The codings of a Content-Encoding value, in the order they were applied."""
-    if not header:
-        return []
-    return [c.strip().lower() for c in header.split(",") if c.strip()]
-
-
-def decode_content(payload: bytes, content_encoding: str | None) -> bytes:
-    """The payload with its content codings removed (last applied, first removed)."""
-    data = payload
-    for coding in reversed(content_codings(content_encoding)):
-        if coding in ("identity", ""):
-            continue
-        try:
-            if coding in ("gzip", "x-gzip"):
-                data = gzip.decompress(data)
-            elif coding == "deflate":  # zlib-wrapped per RFC, raw deflate in practice too
-                try:
-                    data = zlib.decompress(data)
-                except zlib.error:
-                    data = zlib.decompress(data, -zlib.MAX_WBITS)
-            elif coding == "br":
-                import brotli
-
-                data = brotli.decompress(data)
-            else:
-                raise UnsupportedEncoding(f"content coding {coding!r} is not supported")
-        except UnsupportedEncoding:
-            raise
-        except Exception as err:  # gzip/zlib/brotli each raise their own error types
-            raise UnsupportedEncoding(f"payload is not valid {coding}: {err}") from err
-    return data
 
 
 def period_end(timestamp: str) -> datetime:

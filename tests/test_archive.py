@@ -31,9 +31,10 @@ from hypothesis import strategies as st
 from test_warc import warcio_check
 from warcio.archiveiterator import ArchiveIterator
 
-from linkkeeper.archive import ArchiveCounts, decode_body, parse_kinds
+from linkkeeper.archive import ArchiveCounts, parse_kinds
 from linkkeeper.checker import Checker, CheckOptions
 from linkkeeper.cli_archive import format_archive_summary, human_bytes, parse_size
+from linkkeeper.codings import decoded_prefix
 from linkkeeper.faultweb import Behaviour, FaultWeb, Hit
 from linkkeeper.vocab import Kind
 from linkkeeper.warc import read_record
@@ -496,5 +497,5 @@ def test_decode_body_never_raises(data: bytes) -> None:
     import gzip
 
     for encoding in ("gzip", "br", "deflate", "", None):
-        assert isinstance(decode_body(data, encoding, 1000), bytes)
-    assert decode_body(gzip.compress(data), "gzip", 10**6) == data
+        assert isinstance(decoded_prefix(data, encoding, 1000), bytes)
+    assert decoded_prefix(gzip.compress(data), "gzip", 10**6) == data
