@@ -710,9 +710,9 @@ class Checker:
         """Fingerprint the page read, and let the soft-404 layer judge an alive answer."""
         page: PageText | None = None
         fingerprint: Fingerprint | None = None
-        if result.sample and is_html(result.content_type, result.sample):
+        if result.sample and result.status.is_alive and is_html(result.content_type, result.sample):
             page, fingerprint = fingerprint_page(result.sample, result.content_type)
-            result.fingerprint = fingerprint.dumps()
+            result.fingerprint = fingerprint.dumps()  # error pages get none: nothing to drift
         if self._soft404 is None or not applies(start):
             return
         task, _ = self._soft404.probe_task(start, self._fetch_probe)
