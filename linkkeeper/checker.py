@@ -658,12 +658,18 @@ class Checker:
                     f"{label} after {count} redirect{'s' if count > 1 else ''} ({codes})",
                 )
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+            host_delay = None  # set when the whole host was told to wait
             if outcome.throttle:
                 capped = None if retry_after is None else min(retry_after, options.retry_after_cap)
-                gate.throttle(
-                    self._scheduler_clock(), capped, options.backoff_base, options.backoff_cap
+                host_delay = gate.throttle(
+                    self._scheduler_clock(),
+                    capped,
+                    options.backoff_base,
+                    options.backoff_cap,
+                    explicit=answer.status == 429 or retry_after is not None,
                 )
-                self._scheduler_notify(host)
+                if host_delay is not None:
+                    self._scheduler_notify(host)
             elif answer.status < 500:
                 gate.succeed()
             if not outcome.retryable or tries >= attempts:
@@ -676,7 +682,7 @@ class Checker:
                 )
             tries += 1
             gate.stats.retries += 1
-            if not outcome.throttle:
+            if host_delay is None:
                 # the host gate already holds back throttled hosts; others wait here
                 delay = (
                     retry_after

@@ -19,6 +19,7 @@ import contextlib
 import math
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,11 @@ UNLIMITED_BASELINE_RATE = 16.0
 # keeps answering 429, which pushes its next start exponentially, up to backoff_cap).
 MIN_ADAPTIVE_RATE = 0.5
 RECOVERY_FACTOR = 1.25
+# A 503 without Retry-After is a host-wide signal only when it is not alone: this many
+# throttled answers among the host's last THROTTLE_WINDOW answers. A lone 503 among
+# successes is that URL's own trouble (a flaky page), retried after its own back-off.
+HOST_SIGNAL_THROTTLES = 2
+THROTTLE_WINDOW = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ class HostGate:
         self._next_token = -math.inf  # GCRA theoretical arrival time
         self.blocked_until = -math.inf  # back-off asked for by the host
         self.consecutive_throttles = 0
+        self._recent: deque[bool] = deque(maxlen=THROTTLE_WINDOW)  # True: throttled answer
 
     @property
     def interval(self) -> float:
@@ -102,13 +109,24 @@ class HostGate:
         assert self.in_flight >= 0, "finish() without try_start()"
 
     def throttle(
-        self, now: float, retry_after: float | None, backoff_base: float, backoff_cap: float
-    ) -> float:
+        self,
+        now: float,
+        retry_after: float | None,
+        backoff_base: float,
+        backoff_cap: float,
+        *,
+        explicit: bool = True,
+    ) -> float | None:
         """The host answered 429/503: push its next start and halve its rate.
 
-        Returns the delay imposed, which callers reuse for the URL's own retry.
+        Returns the delay imposed on the whole host. `explicit` is False for a 503
+        without Retry-After: alone among successes it does not slow the host, and
+        None is returned (the caller backs off that URL only).
         """
         self.stats.throttled += 1
+        self._recent.append(True)
+        if not explicit and sum(self._recent) < HOST_SIGNAL_THROTTLES:
+            return None
         # Answers to requests sent together arrive together: one slow-down per episode.
         new_episode = now >= self.blocked_until
         if new_episode:
@@ -128,6 +146,7 @@ class HostGate:
     def succeed(self) -> None:
         """A non-throttled answer: recover the rate step by step toward the configured one."""
         self.consecutive_throttles = 0
+        self._recent.append(False)
         configured = self.limits.rate if self.limits.rate > 0 else math.inf
         if self.rate >= configured:
             return

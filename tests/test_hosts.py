@@ -175,3 +175,16 @@ async def test_scheduler_waits_for_the_rate() -> None:
     assert not second.done()  # fake time has not moved: the token is not due
     clock.now = 0.1
     await asyncio.wait_for(second, 1)
+
+
+def test_a_lone_503_without_retry_after_is_the_urls_trouble_not_the_hosts() -> None:
+    gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
+    for _ in range(10):
+        gate.succeed()
+    assert gate.throttle(5.0, None, backoff_base=0.5, backoff_cap=30, explicit=False) is None
+    assert gate.rate == 20 and gate.try_start(5.0)  # the host goes on at full speed
+    gate.finish()
+    # a second one close behind is a pattern: now the host slows down as a whole
+    delay = gate.throttle(5.1, None, backoff_base=0.5, backoff_cap=30, explicit=False)
+    assert delay == 0.5 and gate.rate == 10
+    assert not gate.try_start(5.2)
