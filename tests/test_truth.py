@@ -275,3 +275,21 @@ def test_check_command_reports_soft_404s_with_evidence(tmp_path: Path, web: Faul
     assert links[live]["status"] == "ok" and links[live]["state"] == "alive"
     links = check()  # off unless asked for
     assert links[gone]["status"] == "ok" and links[gone]["evidence"] is None
+
+
+@pytest.mark.slow
+async def test_full_world_meets_the_issue_aims(tmp_path: Path) -> None:
+    """The benchmark world (>= 1,000 links, 6 nights): the aims of issue 7, asserted."""
+    world = generate(size=1200, seed=7)
+    assert len(world.links) >= 1000
+    with FaultWeb(hosts=world.served_hosts) as fault_web:
+        world.install(fault_web)
+        off = await replay(world, fault_web, connect(tmp_path / "off.db"), 6, soft404=False)
+        on = await replay(world, fault_web, connect(tmp_path / "on.db"), 6)
+        read = await replay(world, fault_web, connect(tmp_path / "read.db"), 6, read_pages=True)
+    for nights in (on, read):
+        assert score(world, nights)["wrongly_dead"] == []
+        assert sum(n.requests for n in nights) < 1.05 * sum(n.requests for n in off)
+    result = score(world, read)
+    assert result["soft404_precision"] >= 0.98 and result["soft404_recall"] >= 0.95
+    assert score(world, on)["soft404_precision"] >= 0.98
