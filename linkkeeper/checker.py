@@ -662,11 +662,7 @@ class Checker:
             if outcome.throttle:
                 capped = None if retry_after is None else min(retry_after, options.retry_after_cap)
                 host_delay = gate.throttle(
-                    self._scheduler_clock(),
-                    capped,
-                    options.backoff_base,
-                    options.backoff_cap,
-                    explicit=answer.status == 429 or retry_after is not None,
+                    self._scheduler_clock(), capped, options.backoff_base, options.backoff_cap
                 )
                 if host_delay is not None:
                     self._scheduler_notify(host)

@@ -25,18 +25,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-# When the configured rate is "unlimited" (0) and the host still says 429/503, the
-# adaptive rate starts from this figure before halving; above it, unlimited again.
+# When the configured rate is "unlimited" (0) and the host says 429/503, the adaptive
+# rate is half the rate it was getting (at least this figure); at 4x it, unlimited again.
 UNLIMITED_BASELINE_RATE = 16.0
 # Halving stops here: a host that needs longer pauses says so with Retry-After (or
 # keeps answering 429, which pushes its next start exponentially, up to backoff_cap).
 MIN_ADAPTIVE_RATE = 0.5
 RECOVERY_FACTOR = 1.25
-# A 503 without Retry-After is a host-wide signal only when it is not alone: this many
-# throttled answers among the host's last THROTTLE_WINDOW answers. A lone 503 among
-# successes is that URL's own trouble (a flaky page), retried after its own back-off.
+# A host is paused (not just slowed) when throttled answers come together: this many
+# among its last THROTTLE_WINDOW answers. A lone 429/503 among successes halves the
+# host's rate, and that URL alone waits its Retry-After.
 HOST_SIGNAL_THROTTLES = 2
 THROTTLE_WINDOW = 20
+EPISODE_SECONDS = 1.0  # at most one halving per second (or per pause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,8 @@ class HostGate:
         self.blocked_until = -math.inf  # back-off asked for by the host
         self.consecutive_throttles = 0
         self._recent: deque[bool] = deque(maxlen=THROTTLE_WINDOW)  # True: throttled answer
+        self._starts: deque[float] = deque(maxlen=THROTTLE_WINDOW)  # recent start times
+        self._episode_until = -math.inf  # throttles before this belong to the last slow-down
 
     @property
     def interval(self) -> float:
@@ -99,6 +102,7 @@ class HostGate:
         if wait is None or wait > 0:
             return False
         self.in_flight += 1
+        self._starts.append(now)
         self.stats.requests += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.in_flight)
         self._next_token = max(self._next_token, now) + self.interval
@@ -109,39 +113,48 @@ class HostGate:
         assert self.in_flight >= 0, "finish() without try_start()"
 
     def throttle(
-        self,
-        now: float,
-        retry_after: float | None,
-        backoff_base: float,
-        backoff_cap: float,
-        *,
-        explicit: bool = True,
+        self, now: float, retry_after: float | None, backoff_base: float, backoff_cap: float
     ) -> float | None:
-        """The host answered 429/503: push its next start and halve its rate.
+        """The host answered 429/503: slow it down as a whole.
 
-        Returns the delay imposed on the whole host. `explicit` is False for a 503
-        without Retry-After: alone among successes it does not slow the host, and
-        None is returned (the caller backs off that URL only).
+        Its rate is halved (from the rate it was actually getting, when unlimited).
+        A lone throttled answer among successes stops there and None is returned:
+        the caller makes that URL wait its Retry-After or back-off. When they come
+        together (HOST_SIGNAL_THROTTLES in the last THROTTLE_WINDOW answers), the
+        host is overloaded or rate-limiting us: its next start is pushed past
+        Retry-After (or an exponential back-off), and that delay is returned.
         """
         self.stats.throttled += 1
         self._recent.append(True)
-        if not explicit and sum(self._recent) < HOST_SIGNAL_THROTTLES:
-            return None
+        new_pause = now >= self.blocked_until
         # Answers to requests sent together arrive together: one slow-down per episode.
-        new_episode = now >= self.blocked_until
+        new_episode = now >= self._episode_until
         if new_episode:
+            current = self.observed_rate(now) if math.isinf(self.rate) else self.rate
+            self.rate = max(MIN_ADAPTIVE_RATE, current / 2)
+            self._next_token = max(self._next_token, now + self.interval)
+            self._episode_until = now + EPISODE_SECONDS
+        if sum(self._recent) < HOST_SIGNAL_THROTTLES:
+            return None
+        if new_pause:
             self.consecutive_throttles += 1
         if retry_after is not None:
             delay = retry_after
         else:
             delay = min(backoff_cap, backoff_base * 2 ** (self.consecutive_throttles - 1))
         self.blocked_until = max(self.blocked_until, now + delay)
-        if new_episode:
-            current = UNLIMITED_BASELINE_RATE if math.isinf(self.rate) else self.rate
-            self.rate = max(MIN_ADAPTIVE_RATE, current / 2)
+        self._episode_until = max(self._episode_until, self.blocked_until)
         # a slower rate must not let a queued token through early
         self._next_token = max(self._next_token, now + delay)
         return delay
+
+    def observed_rate(self, now: float) -> float:
+        """Requests per second this host has been getting lately (for halving "unlimited")."""
+        if len(self._starts) < 2:
+            return UNLIMITED_BASELINE_RATE
+        span = max(now, self._starts[-1]) - self._starts[0]
+        return max(UNLIMITED_BASELINE_RATE, (len(self._starts) - 1) / span) if span > 0 else (
+            UNLIMITED_BASELINE_RATE * 4)
 
     def succeed(self) -> None:
         """A non-throttled answer: recover the rate step by step toward the configured one."""

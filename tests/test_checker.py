@@ -336,15 +336,29 @@ async def test_retry_after_beyond_the_cap_is_not_waited_for(web: FaultWeb) -> No
     assert web.request_count("news.example", "/ratelimit/120/1/cap") == 1
 
 
-async def test_a_429_slows_the_whole_host(web: FaultWeb) -> None:
-    urls = ["http://archive.example/ratelimit/1/1/host"] + [
+async def test_429s_together_pause_the_whole_host(web: FaultWeb) -> None:
+    urls = [f"http://archive.example/ratelimit/1/1/host{i}" for i in range(2)] + [
         f"http://archive.example/ok/host{i}" for i in range(4)
     ]
-    await check_all(web, urls, host_concurrency=1)
-    [limited] = [e for e in web.requests(host="archive.example") if e.status == 429]
-    others = [e for e in web.requests(host="archive.example") if e.t_start > limited.t_start]
-    assert others and limited.t_end is not None
-    assert min(e.t_start for e in others) - limited.t_end >= 1.0
+    results = await check_all(web, urls, host_concurrency=1)
+    assert all(r.status is Status.OK for r in results.values())
+    limited = [e for e in web.requests(host="archive.example") if e.status == 429]
+    assert len(limited) == 2 and limited[1].t_end is not None
+    # the second 429 makes it a pattern: nothing goes to the host before Retry-After
+    later = [e for e in web.requests(host="archive.example") if e.t_start > limited[1].t_start]
+    assert later and min(e.t_start for e in later) - limited[1].t_end >= 1.0
+
+
+async def test_a_lone_429_slows_the_host_but_only_its_url_waits(web: FaultWeb) -> None:
+    urls = ["http://blog.example/ratelimit/1/1/lone"] + [
+        f"http://blog.example/ok/lone{i}" for i in range(30)
+    ]
+    results = await check_all(web, urls, host_concurrency=2)
+    assert all(r.status is Status.OK for r in results.values())
+    first, retry = web.requests(host="blog.example", path="/ratelimit/1/1/lone")
+    assert first.t_end is not None and retry.t_start - first.t_end >= 1.0
+    others = [e for e in web.requests(host="blog.example") if "/ok/" in e.path]
+    assert max(e.t_end or 0 for e in others) < retry.t_start  # the rest went on meanwhile
 
 
 async def test_other_hosts_keep_going_while_one_is_throttled(web: FaultWeb) -> None:

@@ -56,10 +56,20 @@ def test_unlimited_rate() -> None:
     assert all(gate.try_start(0.0) for _ in range(1000))
 
 
-def test_throttle_pushes_the_host_past_retry_after_and_halves_the_rate() -> None:
+def test_a_lone_429_halves_the_rate_and_the_url_alone_waits() -> None:
     gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
+    for _ in range(10):
+        gate.succeed()
+    assert gate.throttle(100.0, 2.0, backoff_base=0.5, backoff_cap=30) is None
+    assert gate.rate == 10  # slowed down as a whole
+    assert gate.try_start(100.1)  # but not stopped: the limited URL waits on its own
+
+
+def test_throttles_together_pause_the_host_past_retry_after() -> None:
+    gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
+    assert gate.throttle(100.0, 2.0, backoff_base=0.5, backoff_cap=30) is None
     assert gate.throttle(100.0, 2.0, backoff_base=0.5, backoff_cap=30) == 2.0
-    assert gate.rate == 10
+    assert gate.rate == 10  # one episode, one halving
     assert not gate.try_start(101.9)
     assert gate.ready_in(101.0) == pytest.approx(1.0)
     assert gate.try_start(102.0)
@@ -71,17 +81,18 @@ def test_simultaneous_429s_halve_once() -> None:
         gate.throttle(50.0, 1.0, backoff_base=0.5, backoff_cap=30)
     assert gate.rate == 10
     assert gate.stats.throttled == 5
+    assert gate.ready_in(50.0) == pytest.approx(1.0)
 
 
-def test_throttle_without_retry_after_backs_off_exponentially() -> None:
+def test_repeated_throttles_without_retry_after_back_off_exponentially() -> None:
     gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
     delays = []
     now = 0.0
-    for _ in range(8):
+    for _ in range(9):
         delay = gate.throttle(now, None, backoff_base=0.5, backoff_cap=30)
         delays.append(delay)
-        now += delay  # next 429 arrives once the back-off has passed
-    assert delays == [0.5, 1, 2, 4, 8, 16, 30, 30]
+        now += delay or 1.0  # next 503 arrives once the back-off has passed
+    assert delays == [None, 0.5, 1, 2, 4, 8, 16, 30, 30]
     assert gate.rate == 0.5  # halving has a floor; the pauses keep growing instead
 
 
@@ -175,16 +186,3 @@ async def test_scheduler_waits_for_the_rate() -> None:
     assert not second.done()  # fake time has not moved: the token is not due
     clock.now = 0.1
     await asyncio.wait_for(second, 1)
-
-
-def test_a_lone_503_without_retry_after_is_the_urls_trouble_not_the_hosts() -> None:
-    gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
-    for _ in range(10):
-        gate.succeed()
-    assert gate.throttle(5.0, None, backoff_base=0.5, backoff_cap=30, explicit=False) is None
-    assert gate.rate == 20 and gate.try_start(5.0)  # the host goes on at full speed
-    gate.finish()
-    # a second one close behind is a pattern: now the host slows down as a whole
-    delay = gate.throttle(5.1, None, backoff_base=0.5, backoff_cap=30, explicit=False)
-    assert delay == 0.5 and gate.rate == 10
-    assert not gate.try_start(5.2)
