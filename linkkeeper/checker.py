@@ -94,6 +94,10 @@ DEFAULT_USER_AGENT = f"linkkeeper/{__version__} (+https://github.com/linkkeeper)
 FETCHED_SCHEMES = frozenset({"http", "https"})
 # After this many HEAD refusals (405/501) and no HEAD success, a host gets GET directly.
 HEAD_REFUSALS_BEFORE_GET_ONLY = 5
+# A HEAD 404/410 is checked with GET until the host's GETs have agreed this many times
+# (and never contradicted): then HEAD is trusted there, one request instead of two.
+HEAD_TRUSTABLE = frozenset({404, 410})
+HEAD_CONFIRMATIONS_TO_TRUST = 5
 # URLs of one host in progress at once (in flight or waiting to retry), per slot of the host.
 HOST_TASKS_PER_SLOT = 2
 
@@ -251,6 +255,8 @@ class Checker:
         self._settings_cache: dict[str, _HostSettings] = {}
         self._head_refusals: dict[str, int] = {}
         self._head_successes: dict[str, int] = {}
+        self._head_confirmed: dict[str, int] = {}  # HEAD 404/410s that GET agreed with
+        self._head_contradicted: set[str] = set()  # hosts whose HEAD 404 GET answered 2xx/3xx
         self._session: aiohttp.ClientSession | None = None
         self._resolver: ConnectToResolver | None = None
         self._scheduler: HostScheduler | None = None
@@ -593,7 +599,13 @@ class Checker:
             methods_used.append(method)
             result.error = None
             self._note_head(host, method, answer.status)
-            if method == "HEAD" and needs_get_after_head(answer.status):
+            if head_code is not None and method == "GET":
+                self._note_head_checked(host, head_code, answer.status)
+            if (
+                method == "HEAD"
+                and needs_get_after_head(answer.status)
+                and not self._head_trusted(host, answer.status)
+            ):
                 head_code = answer.status
                 use_get = True  # for this hop and its retries
                 continue
@@ -662,7 +674,11 @@ class Checker:
             if outcome.throttle:
                 capped = None if retry_after is None else min(retry_after, options.retry_after_cap)
                 host_delay = gate.throttle(
-                    self._scheduler_clock(), capped, options.backoff_base, options.backoff_cap
+                    self._scheduler_clock(),
+                    capped,
+                    options.backoff_base,
+                    options.backoff_cap,
+                    url=str(current),
                 )
                 if host_delay is not None:
                     self._scheduler_notify(host)
@@ -893,6 +909,23 @@ class Checker:
             self._head_refusals[host] = self._head_refusals.get(host, 0) + 1
         elif 200 <= code < 400:
             self._head_successes[host] = self._head_successes.get(host, 0) + 1
+
+    def _note_head_checked(self, host: str, head_code: int, get_code: int) -> None:
+        """What GET said after a HEAD 404/410: the same (HEAD is honest here) or not."""
+        if head_code not in HEAD_TRUSTABLE:
+            return
+        if get_code == head_code:
+            self._head_confirmed[host] = self._head_confirmed.get(host, 0) + 1
+        elif get_code < 400:
+            self._head_contradicted.add(host)
+
+    def _head_trusted(self, host: str, code: int) -> bool:
+        """A HEAD 404/410 needs no GET on a host whose HEAD 404/410s GET always confirmed."""
+        return (
+            code in HEAD_TRUSTABLE
+            and host not in self._head_contradicted
+            and self._head_confirmed.get(host, 0) >= HEAD_CONFIRMATIONS_TO_TRUST
+        )
 
     def _host_prefers_get(self, host: str) -> bool:
         """A host that keeps refusing HEAD and never accepted it gets GET directly (fewer requests)."""

@@ -198,22 +198,23 @@ def plan_urls(
 
 
 def interleave_by_host(urls: Iterable[tuple[str, str]]) -> list[str]:
-    """Round-robin across hosts, keeping each host's own order."""
+    """Spread each host's URLs evenly through the list, keeping each host's own order.
+
+    Proportional, not round-robin: a host with 70% of the URLs gets 70% of every
+    stretch of the list. The checker reads ahead a bounded buffer; round-robin
+    would fill it with the small hosts' URLs first and leave the big host, the
+    one that needs all its connections busy, starved for work.
+    """
     queues: dict[str, list[str]] = defaultdict(list)
     for url, host in urls:
         queues[host].append(url)
-    out: list[str] = []
-    lists = list(queues.values())
-    i = 0
-    while lists:
-        nxt = []
-        for q in lists:
-            if i < len(q):
-                out.append(q[i])
-                nxt.append(q)
-        lists = nxt
-        i += 1
-    return out
+    placed = [
+        ((i + 0.5) / len(q), n, url)
+        for n, q in enumerate(queues.values())
+        for i, url in enumerate(q)
+    ]
+    placed.sort()
+    return [url for _, _, url in placed]
 
 
 def scan_time_statuses(db: sqlite_utils.Database, urls: Iterable[str]) -> dict[str, tuple[str, str]]:

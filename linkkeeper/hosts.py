@@ -32,10 +32,10 @@ UNLIMITED_BASELINE_RATE = 16.0
 # keeps answering 429, which pushes its next start exponentially, up to backoff_cap).
 MIN_ADAPTIVE_RATE = 0.5
 RECOVERY_FACTOR = 1.25
-# A host is paused (not just slowed) when throttled answers come together: this many
-# among its last THROTTLE_WINDOW answers. A lone 429/503 among successes halves the
-# host's rate, and that URL alone waits its Retry-After.
-HOST_SIGNAL_THROTTLES = 2
+# A host is paused (not just slowed) when throttled URLs come together: this many
+# distinct ones among its last THROTTLE_WINDOW answers. A lone 429/503 URL among
+# successes halves the host's rate, and that URL alone waits its Retry-After.
+HOST_SIGNAL_THROTTLES = 3
 THROTTLE_WINDOW = 20
 EPISODE_SECONDS = 1.0  # at most one halving per second (or per pause)
 
@@ -81,7 +81,8 @@ class HostGate:
         self._next_token = -math.inf  # GCRA theoretical arrival time
         self.blocked_until = -math.inf  # back-off asked for by the host
         self.consecutive_throttles = 0
-        self._recent: deque[bool] = deque(maxlen=THROTTLE_WINDOW)  # True: throttled answer
+        # the last answers: None for a success, the URL (or a token) for a throttled one
+        self._recent: deque[object] = deque(maxlen=THROTTLE_WINDOW)
         self._starts: deque[float] = deque(maxlen=THROTTLE_WINDOW)  # recent start times
         self._episode_until = -math.inf  # throttles before this belong to the last slow-down
 
@@ -113,19 +114,26 @@ class HostGate:
         assert self.in_flight >= 0, "finish() without try_start()"
 
     def throttle(
-        self, now: float, retry_after: float | None, backoff_base: float, backoff_cap: float
+        self,
+        now: float,
+        retry_after: float | None,
+        backoff_base: float,
+        backoff_cap: float,
+        url: str | None = None,
     ) -> float | None:
         """The host answered 429/503: slow it down as a whole.
 
         Its rate is halved (from the rate it was actually getting, when unlimited).
-        A lone throttled answer among successes stops there and None is returned:
-        the caller makes that URL wait its Retry-After or back-off. When they come
-        together (HOST_SIGNAL_THROTTLES in the last THROTTLE_WINDOW answers), the
-        host is overloaded or rate-limiting us: its next start is pushed past
-        Retry-After (or an exponential back-off), and that delay is returned.
+        A lone throttled URL among successes stops there and None is returned: the
+        caller makes that URL wait its Retry-After or back-off (a flaky page answering
+        503 twice is still one URL's trouble). When several URLs are throttled
+        together (HOST_SIGNAL_THROTTLES distinct ones in the last THROTTLE_WINDOW
+        answers), the host is overloaded or rate-limiting us: its next start is
+        pushed past Retry-After (or an exponential back-off), and that delay is
+        returned. `url` None counts as a distinct URL each time.
         """
         self.stats.throttled += 1
-        self._recent.append(True)
+        self._recent.append(url if url is not None else object())
         new_pause = now >= self.blocked_until
         # Answers to requests sent together arrive together: one slow-down per episode.
         new_episode = now >= self._episode_until
@@ -134,10 +142,12 @@ class HostGate:
             self.rate = max(MIN_ADAPTIVE_RATE, current / 2)
             self._next_token = max(self._next_token, now + self.interval)
             self._episode_until = now + EPISODE_SECONDS
-        if sum(self._recent) < HOST_SIGNAL_THROTTLES:
+        if len({key for key in self._recent if key is not None}) < HOST_SIGNAL_THROTTLES:
             return None
         if new_pause:
             self.consecutive_throttles += 1
+            # the pause answers these throttles; the next one needs fresh evidence
+            self._recent.clear()
         if retry_after is not None:
             delay = retry_after
         else:
@@ -159,7 +169,7 @@ class HostGate:
     def succeed(self) -> None:
         """A non-throttled answer: recover the rate step by step toward the configured one."""
         self.consecutive_throttles = 0
-        self._recent.append(False)
+        self._recent.append(None)
         configured = self.limits.rate if self.limits.rate > 0 else math.inf
         if self.rate >= configured:
             return

@@ -337,16 +337,17 @@ async def test_retry_after_beyond_the_cap_is_not_waited_for(web: FaultWeb) -> No
 
 
 async def test_429s_together_pause_the_whole_host(web: FaultWeb) -> None:
-    urls = [f"http://archive.example/ratelimit/1/1/host{i}" for i in range(2)] + [
+    urls = [f"http://archive.example/ratelimit/1/1/host{i}" for i in range(3)] + [
         f"http://archive.example/ok/host{i}" for i in range(4)
     ]
     results = await check_all(web, urls, host_concurrency=1)
     assert all(r.status is Status.OK for r in results.values())
     limited = [e for e in web.requests(host="archive.example") if e.status == 429]
-    assert len(limited) == 2 and limited[1].t_end is not None
-    # the second 429 makes it a pattern: nothing goes to the host before Retry-After
-    later = [e for e in web.requests(host="archive.example") if e.t_start > limited[1].t_start]
-    assert later and min(e.t_start for e in later) - limited[1].t_end >= 1.0
+    assert len(limited) == 3 and limited[2].t_end is not None
+    # the third URL answering 429 makes it a pattern: nothing goes to the host before
+    # Retry-After has passed
+    later = [e for e in web.requests(host="archive.example") if e.t_start > limited[2].t_start]
+    assert later and min(e.t_start for e in later) - limited[2].t_end >= 1.0
 
 
 async def test_a_lone_429_slows_the_host_but_only_its_url_waits(web: FaultWeb) -> None:
@@ -686,3 +687,19 @@ async def test_a_host_that_keeps_refusing_head_gets_get_directly(web: FaultWeb) 
     assert len(web.requests(host="cdn.example", method="HEAD")) == 5
     assert len(web.requests(host="cdn.example", method="GET")) == 8
     assert results[urls[-1]].reason == "HTTP 200 OK" and results[urls[-1]].method == "GET"
+
+
+async def test_head_404_is_trusted_once_get_agreed_on_that_host(web: FaultWeb) -> None:
+    gone = [f"http://cdn.example/status/404/trust{i}" for i in range(9)]
+    results = await check_all(web, gone, host_concurrency=1)
+    assert all(r.status is Status.BROKEN for r in results.values())
+    gets = [e for e in web.requests(host="cdn.example", method="GET") if "/trust" in e.path]
+    assert len(gets) == 5  # five confirmations, then HEAD alone is believed
+    # a host whose HEAD 404 once turned out to be a live page is never trusted
+    lying = ["http://social.example/head/404/liar"] + [
+        f"http://social.example/status/404/liar{i}" for i in range(8)
+    ]
+    results = await check_all(web, lying, host_concurrency=1)
+    assert results[lying[0]].status is Status.OK
+    gets = [e for e in web.requests(host="social.example", method="GET") if "liar" in e.path]
+    assert len(gets) == 9
