@@ -67,8 +67,9 @@ def test_a_lone_429_halves_the_rate_and_the_url_alone_waits() -> None:
 
 def test_throttles_together_pause_the_host_past_retry_after() -> None:
     gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
-    assert gate.throttle(100.0, 2.0, backoff_base=0.5, backoff_cap=30) is None
-    assert gate.throttle(100.0, 2.0, backoff_base=0.5, backoff_cap=30) == 2.0
+    for url in ("/a", "/b"):
+        assert gate.throttle(100.0, 2.0, backoff_base=0.5, backoff_cap=30, url=url) is None
+    assert gate.throttle(100.0, 2.0, backoff_base=0.5, backoff_cap=30, url="/c") == 2.0
     assert gate.rate == 10  # one episode, one halving
     assert not gate.try_start(101.9)
     assert gate.ready_in(101.0) == pytest.approx(1.0)
@@ -89,10 +90,10 @@ def test_repeated_throttles_without_retry_after_back_off_exponentially() -> None
     delays = []
     now = 0.0
     for _ in range(9):
-        delay = gate.throttle(now, None, backoff_base=0.5, backoff_cap=30)
+        delay = gate.throttle(now, None, backoff_base=0.5, backoff_cap=30)  # distinct URLs
         delays.append(delay)
         now += delay or 1.0  # next 503 arrives once the back-off has passed
-    assert delays == [None, 0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert delays == [None, None, 0.5, 1, 2, 4, 8, 16, 30]
     assert gate.rate == 0.5  # halving has a floor; the pauses keep growing instead
 
 
@@ -186,3 +187,12 @@ async def test_scheduler_waits_for_the_rate() -> None:
     assert not second.done()  # fake time has not moved: the token is not due
     clock.now = 0.1
     await asyncio.wait_for(second, 1)
+
+
+def test_one_flaky_url_answering_503_again_and_again_never_pauses_the_host() -> None:
+    gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
+    now = 0.0
+    for _ in range(5):
+        assert gate.throttle(now, None, backoff_base=0.5, backoff_cap=30, url="/flaky") is None
+        now += 2.0
+    assert gate.ready_in(now) == 0.0
