@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,9 @@ def free_port(preferred: int) -> int:
 class FaultWebProcess:
     """`python -m linkkeeper.faultweb` as a child process; its request log once stopped."""
 
-    def __init__(self, port: int, latency: str, log: Path, seed: int = 1) -> None:
+    def __init__(
+        self, port: int, latency: str, log: Path, seed: int = 1, limits: Sequence[str] = ()
+    ) -> None:
         self.log = log
         self.state = log.with_suffix(".state.json")
         self.stats = log.with_suffix(".stats.json")
@@ -115,6 +118,7 @@ class FaultWebProcess:
             str(self.state),
             "--stats",
             str(self.stats),
+            *limits,
         ]
         self.stderr = log.with_suffix(".stderr")
         with self.stderr.open("wb") as err:
@@ -227,9 +231,13 @@ def _linkkeeper(
         str(work / "linkkeeper.json"),
         "--fail-on",
         "never",
+        "--no-snapshot",  # archiving is measured on its own (bench_capture.py)
         "-q",
     ]
-    note = f"--concurrency {args.limit} --host-concurrency {args.limit_per_host} --host-rate 0"
+    note = (
+        f"--concurrency {args.limit} --host-concurrency {args.limit_per_host} --host-rate 0"
+        " --no-snapshot"
+    )
     return command, note
 
 
@@ -348,7 +356,7 @@ def run_tool(
     work = OUT_DIR / f"check-{tool}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    web = FaultWebProcess(port, args.latency, work / "faultweb.jsonl")
+    web = FaultWebProcess(port, args.latency, work / "faultweb.jsonl", limits=server_limits(args))
     try:
         command, note = BUILDERS[tool](site, port, args, work)
         env = dict(os.environ, BENCH_LOOPBACK_HOSTS="*.example")
@@ -384,6 +392,18 @@ def run_tool(
     return result
 
 
+def server_limits(args: argparse.Namespace) -> list[str]:
+    """Every benchmark host gets a real server's limits: a worker pool and a rate limiter."""
+    limits: list[str] = []
+    for i in range(args.hosts):
+        host = f"www.news{i}.example"
+        if args.capacity:
+            limits += ["--capacity", f"{host}={args.capacity}"]
+        if args.shed:
+            limits += ["--shed", f"{host}={args.shed}"]
+    return limits
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--urls", type=int, default=20_000, help="distinct URLs in the site")
@@ -396,6 +416,14 @@ def main(argv: list[str] | None = None) -> int:
         "--limit", type=int, default=128, help="global concurrency (linkkeeper, raw)"
     )
     parser.add_argument("--limit-per-host", type=int, default=8, help="per-host connections")
+    parser.add_argument(
+        "--capacity", type=int, default=10,
+        help="requests each fault-web host serves at once; more wait (0: unlimited)",
+    )
+    parser.add_argument(
+        "--shed", type=int, default=32,
+        help="requests in the house at which a host answers 429 Retry-After: 1 (0: never)",
+    )
     parser.add_argument("--linkchecker-threads", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=240.0, help="per tool, seconds")
     parser.add_argument("--write-md", action="store_true", help="update BENCHMARKS.md")
