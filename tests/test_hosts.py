@@ -93,7 +93,9 @@ def test_repeated_throttles_without_retry_after_back_off_exponentially() -> None
         delay = gate.throttle(now, None, backoff_base=0.5, backoff_cap=30)  # distinct URLs
         delays.append(delay)
         now += delay or 1.0  # next 503 arrives once the back-off has passed
-    assert delays == [None, None, 0.5, 1, 2, 4, 8, 16, 30]
+    # every third URL throttled makes a pause (a pause answers the throttles before it),
+    # each twice as long as the last until a success
+    assert delays == [None, None, 0.5, None, None, 1, None, None, 2]
     assert gate.rate == 0.5  # halving has a floor; the pauses keep growing instead
 
 
