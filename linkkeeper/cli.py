@@ -375,16 +375,18 @@ from linkkeeper.cli_archive import archive_options, archive_options_from  # noqa
               "interrupted run.")
 @click.option("--confirm", default="3,3", show_default=True, envvar="LINKKEEPER_CONFIRM",
               metavar="N,DAYS", help="A link is dead after N failed checks spanning DAYS days.")
-@click.option("--soft404/--no-soft404", "soft404", default=False, show_default=True,
+@click.option("--soft404/--no-soft404", "soft404", default=True, show_default=True,
               envvar="LINKKEEPER_SOFT404",
               help="Detect soft 404s: probe one certainly-nonexistent URL per host+directory "
               "and judge 2xx pages (redirects to the home page, error pages, meta refresh).")
 @click.option("--soft404-threshold", type=click.FloatRange(0, 1), default=0.75,
               show_default=True, envvar="LINKKEEPER_SOFT404_THRESHOLD",
               help="Main-text similarity to the probe's page at which a page is a soft 404.")
-@click.option("--read-pages", is_flag=True, envvar="LINKKEEPER_READ_PAGES",
-              help="GET page links instead of HEAD (same number of requests, more bytes): "
-              "error phrases and content drift are then seen on every check.")
+@click.option("--read-pages/--head-first", "read_pages", default=True, show_default=True,
+              envvar="LINKKEEPER_READ_PAGES",
+              help="GET page links instead of HEAD (no more requests, more bytes): error "
+              "phrases and content drift are then seen on every check; --head-first saves "
+              "bytes but believes a 200 it did not read.")
 @click.option("--fail-on", type=click.Choice(["new", "any", "never"]), default="new",
               show_default=True, envvar="LINKKEEPER_FAIL_ON",
               help="Which failures make the exit code 2: links broken since the previous run, "

@@ -84,6 +84,11 @@ def web_args(web: FaultWeb) -> list[str]:
     return args
 
 
+def check_args(web: FaultWeb) -> list[str]:
+    """For `check`: HEAD first and no soft-404 probes, as these tests count what archiving GETs."""
+    return [*web_args(web), "--head-first", "--no-soft404"]
+
+
 def clean_env() -> dict[str, str]:
     proxies = {"http_proxy", "https_proxy", "all_proxy"}
     return {
@@ -224,7 +229,7 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             {"source": SOURCES[3]},
         ])
         out = root / "run.json"
-        res = run("check", site, *web_args(web), "--attempts", "1", "--format", "json",
+        res = run("check", site, *check_args(web), "--attempts", "1", "--format", "json",
                   "-o", out, "--max-capture-size", str(CAP),
                   "--operator", "Archive desk <desk@news.test>")
         assert res.returncode == 2, res.stderr  # the 404 is a new failure
@@ -349,11 +354,11 @@ def test_second_run_on_an_unchanged_web_adds_only_small_revisits(
         for i in range(4)
     ])
     folder = site / "warcs"
-    first = run("check", site, *web_args(faultweb), "--format", "json")
+    first = run("check", site, *check_args(faultweb), "--format", "json")
     assert first.returncode == 0, first.stderr
     first_files = set(folder.rglob("*.warc.gz"))
     first_bytes = sum(p.stat().st_size for p in first_files)
-    second = run("check", site, *web_args(faultweb), "--format", "json")
+    second = run("check", site, *check_args(faultweb), "--format", "json")
     assert second.returncode == 0, second.stderr
     added = set(folder.rglob("*.warc.gz")) - first_files
     added_bytes = sum(p.stat().st_size for p in added)
@@ -375,7 +380,7 @@ def test_kill_9_while_writing_loses_no_record_a_row_points_at(
     ])
     db, folder = site / "linkkeeper.db", site / "warcs"
     proc = subprocess.Popen(
-        [*LINKKEEPER, "check", str(site), *web_args(faultweb), "--host-concurrency", "2",
+        [*LINKKEEPER, "check", str(site), *check_args(faultweb), "--host-concurrency", "2",
          "--host-rate", "4", "--quiet"], env=clean_env(), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     try:
@@ -394,7 +399,7 @@ def test_kill_9_while_writing_loses_no_record_a_row_points_at(
     before = rows(db)
     assert 0 < len(before) < 16  # some rows committed, the run not finished
 
-    res = run("check", site, *web_args(faultweb))
+    res = run("check", site, *check_args(faultweb))
     assert res.returncode == 0, res.stderr
     assert f"repaired {left.relative_to(folder).as_posix()}" in res.stderr
     assert not left.exists()
@@ -406,7 +411,7 @@ def test_kill_9_while_writing_loses_no_record_a_row_points_at(
 
 def test_no_snapshot_checks_without_archiving(faultweb: FaultWeb, tmp_path: Path) -> None:
     site = make_site(tmp_path / "site", [{"source": "https://news.example/ok/quiet-night"}])
-    res = run("check", site, *web_args(faultweb), "--no-snapshot", "--format", "json")
+    res = run("check", site, *check_args(faultweb), "--no-snapshot", "--format", "json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["run"]["archive"] is None
     assert not (site / "warcs").exists()
@@ -428,8 +433,8 @@ def test_max_age_spares_unchanged_pages_and_recaptures_changed_ones(
         {"source": "https://news.example/growing/live-blog"},
     ])
     db = site / "linkkeeper.db"
-    assert run("check", site, *web_args(faultweb), "--snapshot-max-age", "7d").returncode == 0
-    res = run("check", site, *web_args(faultweb), "--snapshot-max-age", "7d", "--format", "json")
+    assert run("check", site, *check_args(faultweb), "--snapshot-max-age", "7d").returncode == 0
+    res = run("check", site, *check_args(faultweb), "--snapshot-max-age", "7d", "--format", "json")
     assert res.returncode == 0, res.stderr
     archive = json.loads(res.stdout)["run"]["archive"]
     assert archive["captures"] == 1 and archive["revisits"] == 0

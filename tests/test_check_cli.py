@@ -85,7 +85,10 @@ def test_check_json_history_and_exit_codes(faultweb: FaultWeb, tmp_path: Path) -
     })
     db = site / "linkkeeper.db"
     out = tmp_path / "results.json"
-    res = run("check", site, *web_args(faultweb), "--format", "json", "-o", out, "--attempts", "1")
+    # --head-first: this night also shows the HEAD-then-GET fallback (page links are
+    # read with GET by default)
+    res = run("check", site, *web_args(faultweb), "--format", "json", "-o", out, "--attempts", "1",
+              "--head-first")
     assert res.returncode == 2, res.stderr  # new failures
     doc = json.loads(out.read_text())
     assert doc["run"]["state"] == "complete" and doc["run"]["id"] == 1

@@ -269,12 +269,12 @@ def test_check_command_reports_soft_404s_with_evidence(tmp_path: Path, web: Faul
         assert done.returncode in (0, 2), done.stderr
         return {link["url"]: link for link in json.loads(done.stdout)["links"]}
 
-    links = check("--soft404")
+    links = check()  # on by default
     assert links[gone]["status"] == "soft-404" and links[gone]["state"] == "failing"
     assert "like-probe" in links[gone]["evidence"]["soft404"]["signals"]
     assert links[live]["status"] == "ok" and links[live]["state"] == "alive"
-    links = check()  # off unless asked for
-    assert links[gone]["status"] == "ok" and links[gone]["evidence"] is None
+    links = check("--no-soft404")
+    assert links[gone]["status"] == "ok" and "soft404" not in (links[gone]["evidence"] or {})
 
 
 @pytest.mark.slow
