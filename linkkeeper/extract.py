@@ -921,19 +921,10 @@ def _element_links(
         content = _value(attrs, raw, "content", where)
         if content is None:
             return
-        if prop in _META_IMAGE:
+        if prop in _META_IMAGE or prop in _META_EMBED:
             add(
                 content[0],
-                kind=Kind.IMAGE.value,
-                line=content[1],
-                text="",
-                element="meta",
-                in_comments=in_comments,
-            )
-        elif prop in _META_EMBED:
-            add(
-                content[0],
-                kind=Kind.EMBED.value,
+                kind=(Kind.IMAGE if prop in _META_IMAGE else Kind.EMBED).value,
                 line=content[1],
                 text="",
                 element="meta",
