@@ -582,6 +582,26 @@ class ExportResult:
     problems: list[str] = field(default_factory=list)
     pages: int = 0  # WACZ pages.jsonl entries
 
+    @classmethod
+    def of(cls, path: Path, fmt: str, plan: ExportPlan, stats: AssemblyStats, *,
+           bytes_written: int, started: float, problems: list[str] | None = None,
+           pages: int = 0) -> ExportResult:
+        """The result of writing `plan` (the same accounting for WARC and WACZ)."""
+        return cls(
+            path=path,
+            format=fmt,
+            selected=len(plan.selected),
+            captures=stats.captures,
+            originals_added=len(plan.originals),
+            redirect_targets_added=len(plan.redirect_hops),
+            requests=stats.requests,
+            warcinfos=stats.warcinfos,
+            bytes_written=bytes_written,
+            elapsed_s=time.monotonic() - started,
+            problems=plan.problems + stats.skipped + (problems or []),
+            pages=pages,
+        )
+
     def as_dict(self) -> dict[str, object]:
         return {
             "path": str(self.path),
@@ -622,19 +642,8 @@ def write_warc_export(
     with atomic_output(output, force=force) as temp, open(temp, "xb", buffering=0) as raw:
         out = Output(raw, fd=raw.fileno())
         stats = assemble_warc(folder, plan, out, output.name, on_progress=on_progress)
-    return ExportResult(
-        path=output,
-        format="warc",
-        selected=len(plan.selected),
-        captures=stats.captures,
-        originals_added=len(plan.originals),
-        redirect_targets_added=len(plan.redirect_hops),
-        requests=stats.requests,
-        warcinfos=stats.warcinfos,
-        bytes_written=out.position,
-        elapsed_s=time.monotonic() - started,
-        problems=plan.problems + stats.skipped,
-    )
+    return ExportResult.of(output, "warc", plan, stats, bytes_written=out.position,
+                           started=started)
 
 
 def export(

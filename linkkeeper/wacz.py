@@ -290,20 +290,8 @@ def write_wacz(
                   "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest()}
         _write_bytes(zf, "datapackage-digest.json", json.dumps(digest, indent=2).encode(),
                      deflate=True)
-    return ExportResult(
-        path=output,
-        format="wacz",
-        selected=len(plan.selected),
-        captures=stats.captures,
-        originals_added=len(plan.originals),
-        redirect_targets_added=len(plan.redirect_hops),
-        requests=stats.requests,
-        warcinfos=stats.warcinfos,
-        bytes_written=output.stat().st_size,
-        elapsed_s=time.monotonic() - started,
-        problems=plan.problems + stats.skipped + problems,
-        pages=len(pages),
-    )
+    return ExportResult.of(output, "wacz", plan, stats, bytes_written=output.stat().st_size,
+                           started=started, problems=problems, pages=len(pages))
 
 
 def _datapackage(
