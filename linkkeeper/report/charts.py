@@ -33,6 +33,17 @@ FONT = 'font-family="system-ui, sans-serif" font-size="12" fill="currentColor"'
 WIDTH = 560
 
 
+def _y_axis(left: float, top: float, width: float, plot_h: float, top_label: str,
+            zero_label: str) -> list[str]:
+    """The baseline of a bar chart and its two value labels (top of scale, zero)."""
+    return [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
+        'stroke="currentColor" stroke-opacity="0.4"/>',
+        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{top_label}</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {FONT}>{zero_label}</text>',
+    ]
+
+
 def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
     return Markup(
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
@@ -92,10 +103,7 @@ def history_chart(points: Sequence[RunPoint]) -> Markup:
     slot = (width - left - 10) / len(points)
     bar = max(2.0, min(28.0, slot * 0.7))
     body = [
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
-        'stroke="currentColor" stroke-opacity="0.4"/>',
-        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{_compact(ymax)}</text>',
-        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {FONT}>0</text>',
+        *_y_axis(left, top, width, plot_h, _compact(ymax), "0"),
         f'<line x1="{left}" y1="{top}" x2="{width - 10}" y2="{top}" stroke="currentColor" '
         'stroke-opacity="0.1"/>',
     ]
@@ -139,10 +147,7 @@ def rot_chart(years: Sequence[YearRot]) -> Markup:
     slot = (width - left - 10) / len(years)
     bar = max(3.0, min(40.0, slot * 0.7))
     body = [
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
-        'stroke="currentColor" stroke-opacity="0.4"/>',
-        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{ymax:.0%}</text>',
-        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {FONT}>0%</text>',
+        *_y_axis(left, top, width, plot_h, f"{ymax:.0%}", "0%"),
     ]
     label_every = _every(slot, 36)
     for i, year in enumerate(years):
