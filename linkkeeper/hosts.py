@@ -32,11 +32,15 @@ UNLIMITED_BASELINE_RATE = 16.0
 # keeps answering 429, which pushes its next start exponentially, up to backoff_cap).
 MIN_ADAPTIVE_RATE = 0.5
 RECOVERY_FACTOR = 1.25
-# A host is paused (not just slowed) when throttled URLs come together: this many
-# distinct ones among its last THROTTLE_WINDOW answers. A lone 429/503 URL among
-# successes halves the host's rate, and that URL alone waits its Retry-After.
+# A host is paused (not just slowed) when throttled URLs come together: at least
+# HOST_SIGNAL_THROTTLES distinct ones among its last THROTTLE_WINDOW answers, making at
+# least THROTTLE_SHARE of them. A host that rate-limits us answers most requests 429
+# and trips this within a few answers; a few flaky pages scattered among successes
+# (a few percent of a big site) do not: each halves the host's rate, and only that
+# URL waits its Retry-After.
 HOST_SIGNAL_THROTTLES = 3
-THROTTLE_WINDOW = 20
+THROTTLE_WINDOW = 8
+THROTTLE_SHARE = 0.5
 EPISODE_SECONDS = 1.0  # at most one halving per second (or per pause)
 
 
@@ -127,8 +131,8 @@ class HostGate:
         A lone throttled URL among successes stops there and None is returned: the
         caller makes that URL wait its Retry-After or back-off (a flaky page answering
         503 twice is still one URL's trouble). When several URLs are throttled
-        together (HOST_SIGNAL_THROTTLES distinct ones in the last THROTTLE_WINDOW
-        answers), the host is overloaded or rate-limiting us: its next start is
+        together (HOST_SIGNAL_THROTTLES distinct ones, at least THROTTLE_SHARE of the
+        last THROTTLE_WINDOW answers), the host is overloaded or rate-limiting us: its next start is
         pushed past Retry-After (or an exponential back-off), and that delay is
         returned. `url` None counts as a distinct URL each time.
         """
@@ -142,7 +146,11 @@ class HostGate:
             self.rate = max(MIN_ADAPTIVE_RATE, current / 2)
             self._next_token = max(self._next_token, now + self.interval)
             self._episode_until = now + EPISODE_SECONDS
-        if len({key for key in self._recent if key is not None}) < HOST_SIGNAL_THROTTLES:
+        throttled = [key for key in self._recent if key is not None]
+        if (
+            len(set(throttled)) < HOST_SIGNAL_THROTTLES
+            or len(throttled) < THROTTLE_SHARE * len(self._recent)
+        ):
             return None
         if new_pause:
             self.consecutive_throttles += 1

@@ -198,3 +198,30 @@ def test_one_flaky_url_answering_503_again_and_again_never_pauses_the_host() -> 
         assert gate.throttle(now, None, backoff_base=0.5, backoff_cap=30, url="/flaky") is None
         now += 2.0
     assert gate.ready_in(now) == 0.0
+
+
+def test_flaky_pages_scattered_among_successes_slow_the_host_but_never_pause_it() -> None:
+    # a big site where one answer in four is a flaky page's 503 (each a different URL):
+    # the host is slowed as a whole, never stopped
+    gate = HostGate("a.example", HostLimits(concurrency=8, rate=0))
+    now = 0.0
+    for i in range(200):
+        now += 0.01
+        if i % 4 == 3:
+            assert gate.throttle(now, 1.0, backoff_base=0.5, backoff_cap=30, url=f"/p{i}") is None
+        else:
+            gate.succeed()
+    assert gate.stats.throttled == 50
+    assert gate.ready_in(now) == 0.0
+
+
+def test_a_host_answering_mostly_429_is_paused_within_a_few_answers() -> None:
+    gate = HostGate("a.example", HostLimits(concurrency=8, rate=0))
+    for _ in range(30):
+        gate.succeed()
+    delays = [
+        gate.throttle(10.0, 2.0, backoff_base=0.5, backoff_cap=30, url=f"/p{i}") for i in range(4)
+    ]
+    # a window of 8 answers: 3 successes and 3 throttles is not yet half; the 4th is
+    assert delays[:3] == [None, None, None] and delays[3] == 2.0
+    assert gate.ready_in(10.0) == pytest.approx(2.0)
