@@ -12,6 +12,10 @@ fault web and reads its request log:
   per-host connection limits: the ceiling for a polite checker;
 - linkinator (npm) and LinkChecker (PyPI) at their documented best settings, on the
   rendered ``_site/`` (they read HTML), kept on loopback by the shims in peers/.
+  LinkChecker runs twice: ``linkchecker`` as it checks hosts that are not yours (its
+  documented politeness: a random 0.1-0.6 s between two requests to one host, whatever
+  ``maxrequestspersecond`` says, unless the server sends a ``LinkChecker`` header) and
+  ``linkchecker-optin`` as if every host had opted in with that header.
 
 Reported per tool: wall time, URLs/s (distinct site URLs / wall), CPU, peak RSS, requests
 the server saw, and the most requests / connections it had in flight at once for one
@@ -54,7 +58,7 @@ LINKKEEPER = REPO / ".venv" / "bin" / "linkkeeper"
 LINKINATOR_CLI = PEERS / "node_modules" / "linkinator" / "build" / "src" / "cli.js"
 LINKCHECKER_PYTHON = BENCH / ".venvs" / "linkchecker" / "bin" / "python"
 MAIN_HOST = "www.news0.example"
-TOOLS = ("linkkeeper", "raw", "linkinator", "linkchecker")
+TOOLS = ("linkkeeper", "raw", "linkinator", "linkchecker", "linkchecker-optin")
 COLUMNS = (
     ("label", "tool"),
     ("wall_s", "wall s"),
@@ -284,14 +288,14 @@ def _linkinator(
 
 
 def _linkchecker(
-    site: Path, port: int, args: argparse.Namespace, work: Path
+    site: Path, port: int, args: argparse.Namespace, work: Path, *, opted_in: bool = False
 ) -> tuple[list[str], str]:
     rc = work / "linkcheckerrc"
     rc.write_text(LINKCHECKER_RC.format(threads=args.linkchecker_threads, timeout=45))
     command = [
         str(LINKCHECKER_PYTHON),
         str(PEERS / "linkchecker_loopback.py"),
-        "--unthrottle",
+        *(["--unthrottle"] if opted_in else []),
         "--",
         "--config",
         str(rc),
@@ -303,11 +307,18 @@ def _linkchecker(
         f"csv/utf_8/{work / 'linkchecker.csv'}",
         str(site / "_site" / "index.html"),
     ]
-    note = (
-        f"--check-extern, threads={args.linkchecker_threads}, maxrequestspersecond=1000, "
-        "hosts unthrottled (as if they sent the LinkChecker header)"
+    note = f"--check-extern, threads={args.linkchecker_threads}, maxrequestspersecond=1000, " + (
+        "every host opted in (as if it sent the LinkChecker header)"
+        if opted_in
+        else "hosts not opted in (news sites send no LinkChecker header)"
     )
     return command, note
+
+
+def _linkchecker_optin(
+    site: Path, port: int, args: argparse.Namespace, work: Path
+) -> tuple[list[str], str]:
+    return _linkchecker(site, port, args, work, opted_in=True)
 
 
 CONNECT = re.compile(
@@ -331,6 +342,7 @@ BUILDERS = {
     "raw": _raw,
     "linkinator": _linkinator,
     "linkchecker": _linkchecker,
+    "linkchecker-optin": _linkchecker_optin,
 }
 
 
@@ -341,6 +353,7 @@ def missing(tool: str) -> str | None:
         "raw": (PYTHON, ".venv is missing"),
         "linkinator": (LINKINATOR_CLI, "run benchmarks/peers/setup.sh"),
         "linkchecker": (LINKCHECKER_PYTHON, "run benchmarks/peers/setup.sh"),
+        "linkchecker-optin": (LINKCHECKER_PYTHON, "run benchmarks/peers/setup.sh"),
     }
     path, fix = needs[tool]
     if not Path(path).exists():
@@ -417,11 +430,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit-per-host", type=int, default=8, help="per-host connections")
     parser.add_argument(
-        "--capacity", type=int, default=10,
+        "--capacity",
+        type=int,
+        default=10,
         help="requests each fault-web host serves at once; more wait (0: unlimited)",
     )
     parser.add_argument(
-        "--shed", type=int, default=32,
+        "--shed",
+        type=int,
+        default=32,
         help="requests in the house at which a host answers 429 Retry-After: 1 (0: never)",
     )
     parser.add_argument("--linkchecker-threads", type=int, default=100)
@@ -443,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tools: {', '.join(sorted(unknown))}")
 
     port = free_port(args.port)
-    needs_html = bool({"linkinator", "linkchecker"} & set(tools))
+    needs_html = bool({"linkinator", "linkchecker", "linkchecker-optin"} & set(tools))
     site, manifest = cached_site(
         f"site-check-{args.urls}-h{args.hosts}-s{args.seed}-p{port}{'-html' if needs_html else ''}",
         posts=max(args.urls // 4, 1),
