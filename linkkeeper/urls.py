@@ -63,9 +63,21 @@ _FRAGMENT_ENCODE = frozenset(' "<>`')
 _USERINFO_ENCODE = frozenset(' "#<>?`{}/:;=@[\\]^|')
 
 
+_ATTENTION: dict[frozenset[str], re.Pattern[str]] = {}
+
+
+def _attention(unsafe: frozenset[str]) -> re.Pattern[str]:
+    """A character `_encode` would touch: non-ASCII, a control, '%' or one of ``unsafe``."""
+    pattern = _ATTENTION.get(unsafe)
+    if pattern is None:
+        chars = "".join(sorted(unsafe | {"%"}))
+        pattern = _ATTENTION[unsafe] = re.compile(f"[^\\x20-\\x7e]|[{re.escape(chars)}]")
+    return pattern
+
+
 def _encode(text: str, unsafe: frozenset[str]) -> str:
     """Percent-encode what must be encoded, keep valid %XX (hex upper-cased), encode a stray %."""
-    if text.isascii() and not any(c in unsafe or c == "%" or c < " " or c == "\x7f" for c in text):
+    if _attention(unsafe).search(text) is None:
         return text
     out: list[str] = []
     i = 0
@@ -185,8 +197,41 @@ def normalize_url(raw: str, base: str | None = None) -> UrlInfo:
         )
 
 
+# An absolute http(s) URL that is already in normal form (how nearly every link in a post
+# is written): lower-case host name without port or userinfo, a path, query and fragment
+# with nothing to percent-encode. For these the general code below returns the text
+# unchanged (minus the fragment), so one match replaces it; tests compare both paths.
+_NORMAL_URL = re.compile(
+    r"(https?)://([a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*\.?)"  # scheme, host (as _HOST_OK)
+    r"(/[!$&-;=@-\[\]-_a-z|~]*)"  # path: printable ASCII except ' "#<>?`{}%' and '\'
+    r"(?:\?[!$&(-;=?-_a-~]+)?"  # query: printable ASCII except ' "#<>\'`%'
+    r"(?:#([!#-$&-;=?-_a-z{-~]*))?"  # fragment: printable ASCII except ' "<>`%'
+)
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
+
+
+def _already_normal(raw: str) -> UrlInfo | None:
+    m = _NORMAL_URL.fullmatch(raw)
+    if (
+        m is None
+        or ("&" in raw and _CHAR_REF.search(raw) is not None)
+        or _DOT_SEGMENT.search(m.group(3)) is not None
+        or len(m.group(2)) > 253
+    ):
+        return None
+    fragment = m.group(4)
+    if fragment is None:
+        return UrlInfo(raw, "", m.group(2), None, "")
+    return UrlInfo(raw[: m.start(4) - 1], fragment, m.group(2), None, "")
+
+
 @lru_cache(maxsize=16384)
 def _normalize(raw: str, base: str | None) -> UrlInfo:
+    fast = _already_normal(raw)
+    return fast if fast is not None else _normalize_any(raw, base)
+
+
+def _normalize_any(raw: str, base: str | None) -> UrlInfo:
     text = _clean(raw)
     if not text:
         return _invalid(text, "empty link")

@@ -328,3 +328,31 @@ def test_srcset_and_unwrap_never_raise(value: str) -> None:
     unwrap_proxy("https://images.weserv.nl/?url=" + value)
     unwrap_proxy("https://i2.wp.com/" + value)
     unwrap_proxy("https://t.example/unsafe/" + value)
+
+
+NORMAL_ALPHABET = st.sampled_from(
+    [*"abz09-._~:/?#[]@!$&'()*+,;=%\\^`{|}\"<> ", "/./", "/../", "/.", "&amp;", "&#1", "中"]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    scheme=st.sampled_from(["http://", "https://", "https://", "HTTP://", "http:/", "http:///"]),
+    host=st.one_of(
+        st.from_regex(r"[a-z0-9_\-]{1,8}(\.[a-z0-9\-]{1,5}){0,2}\.?", fullmatch=True),
+        st.from_regex(r"[a-zA-Z0-9_.\-]{0,12}", fullmatch=True),
+    ),
+    rest=st.one_of(
+        st.lists(st.sampled_from([*"az09-._~:/?#[]@!$&'()*+,;=^|", "/./", "/.."]), max_size=25),
+        st.lists(NORMAL_ALPHABET, max_size=25),
+    ).map("".join),
+)
+def test_fast_path_for_normal_urls_agrees_with_the_general_one(
+    scheme: str, host: str, rest: str
+) -> None:
+    from linkkeeper.urls import _already_normal, _normalize_any
+
+    for raw in (f"{scheme}{host}{rest}", f"{scheme}{host}/{rest}"):
+        fast = _already_normal(raw)
+        if fast is not None:
+            assert fast == _normalize_any(raw, None), raw
