@@ -7,8 +7,10 @@ import base64
 import errno
 import gzip
 import hashlib
+import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -490,20 +492,23 @@ def test_concurrent_writers_from_threads_never_interleave(folder: Path) -> None:
 
 def test_failed_write_leaves_no_partial_record(folder: Path, monkeypatch) -> None:
     """A write that dies half-way (disk full) is cut back; the file stays valid and usable."""
-    real_write = warc_module._GzipMemberSink.write
-    budget = {"bytes": None}
+    real_emit = warc_module._GzipMemberSink._emit  # every byte of a record goes through it
+    budget: dict[str, int | None] = {"bytes": None}
 
     def write_until_disk_full(sink, data: bytes) -> None:
-        if budget["bytes"] is not None:
-            if budget["bytes"] <= 0:
+        left = budget["bytes"]
+        if left is not None:
+            if len(data) > left:  # like a full disk: what fits is written, then the error
+                real_emit(sink, data[:left])
+                budget["bytes"] = 0
                 raise OSError(errno.ENOSPC, "No space left on device")
-            budget["bytes"] -= len(data)
-        real_write(sink, data)
+            budget["bytes"] = left - len(data)
+        real_emit(sink, data)
 
-    monkeypatch.setattr(warc_module._GzipMemberSink, "write", write_until_disk_full)
+    monkeypatch.setattr(warc_module._GzipMemberSink, "_emit", write_until_disk_full)
     with WarcStore(folder, clock=Clock()) as store:
         first = store.write(exchange("http://news.test/1", body=os.urandom(5000)))
-        budget["bytes"] = 6000  # the response fits, its request does not
+        budget["bytes"] = first.length + 20  # the response fits, its request does not
         with pytest.raises(OSError):
             store.write(exchange("http://news.test/2", body=os.urandom(5000)))
         budget["bytes"] = None
@@ -588,6 +593,104 @@ def test_cdxj_indexes_match_captures_and_cdxj_indexer(folder: Path, tmp_path: Pa
     assert fresh.read_text().splitlines() == lines
     config = pywb_collection_config(folder)
     assert str((folder / FOLDER_INDEX_NAME).resolve()) in config
+
+
+def test_index_lines_made_while_writing_equal_cdxj_indexer_on_odd_records(
+    folder: Path,
+) -> None:
+    """The per-file index comes from the writer, not from re-reading the file: it must be
+    byte for byte what cdxj-indexer makes of the file (mime rules, SURT keys, revisits)."""
+    noise = random_bytes(100_000)
+    odd = [
+        exchange(),
+        exchange(
+            "http://news.test/gz",
+            body=gzip.compress(HTML, mtime=0),
+            response_headers=[
+                ("Content-Type", "text/html"),
+                ("Content-Encoding", "gzip"),
+                ("Transfer-Encoding", "chunked"),
+            ],
+        ),
+        exchange(
+            "http://img.test/a.jpg",
+            body=noise[:3000],
+            ip=None,
+            response_headers=[("Content-Type", "image/jpeg")],
+        ),
+        exchange(
+            "http://img.test/b.svg",
+            body=b"<svg>" + b"<g/>" * 3000 + b"</svg>",
+            response_headers=[("Content-Type", " image/svg+xml ; x=1")],
+        ),
+        exchange(
+            "http://dl.test/blob",
+            body=noise,
+            response_headers=[("Content-Type", "application/octet-stream")],
+        ),
+        exchange("http://dl.test/no-type", body=b"x", response_headers=[]),
+        exchange("http://dl.test/empty-type", body=b"x", response_headers=[("Content-Type", "")]),
+        exchange(
+            "http://dl.test/latin-1",
+            body=b"y",
+            response_headers=[("Content-Type", "text/plain\udce9;q=1")],
+        ),
+        exchange(
+            "http://r.test/old?q=1",
+            status=301,
+            reason="Moved Permanently",
+            body=b"",
+            response_headers=[("Location", "http://r.test/new")],
+        ),
+        exchange("http://r.test/no-content", status=204, reason="", body=b"", response_headers=[]),
+        exchange("http://t.test/cut", body=HTML[:1000], truncated=True),
+        exchange("https://www.Example.test:443/Path/?b=2&a=1#frag", http_version="1.0"),
+    ]
+    with WarcStore(folder, clock=Clock()) as store:
+        captures = [store.write(ex) for ex in odd]
+        first = captures[0]
+        store.write(
+            replace(odd[0], started=T0 + timedelta(days=1)),
+            prior=PriorCapture(first.url, first.date, first.payload_digest, first.record_id),
+        )
+    (path,) = folder.rglob("*.warc.gz")
+    warcio_check(path)
+    assert [r["payload"] for r in read_all(path)[1::2][: len(odd)]] == [ex.body for ex in odd]
+    fresh = io.StringIO()
+    CDXJIndexer(output=fresh, inputs=[str(path)], filename=first.warc_file, sort=True).process_all()
+    assert index_path_for(path).read_text() == fresh.getvalue()
+    assert len(fresh.getvalue().splitlines()) == len(odd) + 1
+
+
+def test_incompressible_bodies_are_stored_and_compressible_ones_deflated(folder: Path) -> None:
+    """Bodies that do not shrink go in stored deflate blocks (cheap), the rest at level 6;
+    either way one ordinary gzip member per record, never bigger than deflating it all."""
+    noise = random_bytes(200_000)
+    page = HTML * 20
+    with WarcStore(folder, clock=Clock()) as store:
+        blob = store.write(
+            exchange(
+                "http://dl.test/blob",
+                body=noise,
+                response_headers=[("Content-Type", "application/octet-stream")],
+            )
+        )
+        html = store.write(exchange("http://news.test/long", body=page))
+    (path,) = folder.rglob("*.warc.gz")
+    data = path.read_bytes()
+    for capture, body in ((blob, noise), (html, page)):
+        member = data[capture.offset : capture.offset + capture.length]
+        inflated = gzip.decompress(member)
+        assert inflated.endswith(body + b"\r\n\r\n")
+        all_deflated = zlib.compressobj(6, zlib.DEFLATED, 31)
+        deflated = all_deflated.compress(inflated) + all_deflated.flush()
+        assert capture.length <= len(deflated) + 16
+    assert blob.length < len(noise) + 600  # headers compressed, body stored as is
+    assert html.length < len(page) / 10
+
+
+def random_bytes(n: int) -> bytes:
+    return random.Random(n).randbytes(n)
 
 
 # ---------------------------------------------------------------------------------------------
