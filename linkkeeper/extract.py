@@ -439,10 +439,27 @@ _TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
 _ATTR_AT = re.compile(
     r"""[\s/]*([^\s/>=][^\s/>=]*|=[^\s/>=]*)?(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?"""
 )
-_SELECTOR = (
-    "a[href], area[href], img, source, video, audio, iframe, embed[src], object[data], "
-    "script[src], link[href], meta[content], track[src], blockquote[cite], q[cite]"
-)
+# The elements that can hold links, and the attribute each needs to be worth reading (the
+# CSS selector "a[href], area[href], img, source, ..."). The tree is walked rather than
+# searched with a selector: Lexbor builds a CSS parser per document, which costs more
+# than parsing a post's HTML.
+_LINK_ELEMENTS: dict[str, str | None] = {
+    "a": "href",
+    "area": "href",
+    "img": None,
+    "source": None,
+    "video": None,
+    "audio": None,
+    "iframe": None,
+    "embed": "src",
+    "object": "data",
+    "script": "src",
+    "link": "href",
+    "meta": "content",
+    "track": "src",
+    "blockquote": "cite",
+    "q": "cite",
+}
 _IMG_ATTRS = (
     ("src", "img", False),
     ("data-src", "img-data-src", False),
@@ -462,11 +479,7 @@ _COMMENT_SECTION = re.compile(
     r"respond|comments-section)$"
 )
 _SECTION_HINTS = ("omment", "disqus", "respond", "elated", "more", "More", "urther", "lso")
-_SECTION_CANDIDATES = ", ".join(
-    f"[{attr}*={hint} i]"
-    for attr in ("class", "id")
-    for hint in ("comment", "disqus", "respond", "related", "more", "further", "also")
-)
+_SECTION_CANDIDATE = re.compile("comment|disqus|respond|related|more|further|also")
 _NOT_STORIES = re.compile(
     r"(?<![a-z])(?:share|sharing|sharedaddy|social|menu|nav|navbar|navigation|pager|pagination|"
     r"tabs|breadcrumbs?|tags|tag-?list|tagcloud|comments?|links)(?![a-z])"
@@ -613,7 +626,7 @@ def _is_story_list(list_node: LexborNode, cache: dict[int, bool]) -> bool:
     if items and not _NOT_STORIES.search(marks):
         story_items = 0
         for item in items:
-            links = item.css("a[href]")
+            links = [a for a in item.traverse() if a.tag == "a" and "href" in a.attributes]
             if not links:
                 continue
             item_text = _collapse(item.text(deep=True))
@@ -665,8 +678,16 @@ def _context(node: LexborNode, sections: dict[int, str], lists: dict[int, bool])
 def _sections(tree: LexborHTMLParser) -> dict[int, str]:
     """Elements that start a comments section or a related-stories block, by mem_id."""
     found: dict[int, str] = {}
-    for node in tree.css(_SECTION_CANDIDATES):
+    root = tree.root
+    for node in root.traverse() if root is not None else ():
         attrs = node.attributes
+        # what "[class*=comment i], [id*=comment i], ..." selects (ASCII case-insensitive)
+        if not any(
+            _SECTION_CANDIDATE.search(value.encode("utf-8", "replace").lower().decode())
+            for name in ("class", "id")
+            if (value := attrs.get(name))
+        ):
+            continue
         marks = [(attrs.get("id") or "").lower()]
         marks.extend((attrs.get("class") or "").lower().split())
         for mark in marks:
@@ -680,6 +701,13 @@ def _sections(tree: LexborHTMLParser) -> dict[int, str]:
     return found
 
 
+def _first_img_with_alt(node: LexborNode) -> LexborNode | None:
+    for inner in node.traverse():
+        if inner.tag == "img" and "alt" in inner.attributes:
+            return inner
+    return None
+
+
 def _html_links(collector: _Collector, html: str, first_line: int) -> None:
     """Record every link of one chunk of raw HTML; ``first_line`` is its first file line."""
     if "<" not in html:
@@ -689,8 +717,15 @@ def _html_links(collector: _Collector, html: str, first_line: int) -> None:
     lines = _LineIndex(html, first_line)
     sections = _sections(tree) if any(hint in html for hint in _SECTION_HINTS) else {}
     lists: dict[int, bool] = {}
-    for node in tree.css(_SELECTOR):
+    root = tree.root
+    for node in root.traverse() if root is not None else ():
+        tag = node.tag
+        if tag not in _LINK_ELEMENTS:
+            continue
         attrs = node.attributes
+        needed = _LINK_ELEMENTS[tag]
+        if needed is not None and needed not in attrs:
+            continue
         pos_text = attrs.get(_POS_ATTR)
         if pos_text is not None and pos_text.isdigit():
             pos = int(pos_text)
@@ -782,7 +817,7 @@ def _element_links(
             return
         text = _collapse(node.text(deep=True)) if tag == "a" else ""
         if not text:
-            img = node.css_first("img[alt]") if tag == "a" else None
+            img = _first_img_with_alt(node) if tag == "a" else None
             text = _collapse((img.attributes.get("alt") or "") if img else "") or _collapse(
                 attrs.get("title") or attrs.get("alt") or ""
             )
