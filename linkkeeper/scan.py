@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -112,39 +111,85 @@ def scan_site(
         if on_problem:
             on_problem(problem)
 
+    # URLs whose links row this scan already wrote (True: with its wrapped original), so
+    # the icon a thousand posts share is upserted once, not once per batch; bounded
+    upserted: dict[str, bool] = {}
+
     def flush() -> None:
         if not pending:
             return
-        links: dict[str, tuple[object, ...]] = {}  # one upsert per URL per batch
         nonlocal pool
         if pool is None and workers > 1 and (jobs > 1 or len(pending) >= BATCH):
             pool = ProcessPoolExecutor(max_workers=workers)
         parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys))
         inputs = [(rel, data) for rel, _abs, data, *_ in pending]
         results = pool.map(parse, inputs, chunksize=16) if pool else map(parse, inputs)
+        post_rows: list[tuple[object, ...]] = []
+        occurrence_rows: list[tuple[object, ...]] = []
+        link_rows: list[tuple[object, ...]] = []
+        replaced: list[str] = []
+        if len(upserted) > 200_000:
+            upserted.clear()
+        for (rel, _abs, _data, digest, size, mtime_ns), parsed in zip(
+            pending, results, strict=True
+        ):
+            post_rows.append(_post_row(rel, parsed, digest, size, mtime_ns, now))
+            if rel in known:
+                replaced.append(rel)
+            occurrence_rows.extend(
+                [
+                    (rel, o.url, o.kind, o.line, o.text, o.original, o.fragment, o.element)
+                    for o in parsed.occurrences
+                ]
+            )
+            for o in parsed.occurrences:
+                done = upserted.get(o.url)
+                if done is None or (o.wraps and not done):
+                    upserted[o.url] = o.wraps is not None
+                    link_rows.append(
+                        (
+                            o.url,
+                            o.host,
+                            _scheme(o.url),
+                            o.status,
+                            o.reason or None,
+                            o.wraps,
+                            now,
+                            now,
+                        )
+                    )
+            for problem in parsed.problems:
+                report(ScanProblem(rel, problem.line, problem.message))
+            summary.parsed += 1
         with Transaction(db) as conn:
-            for (rel, _abs, _data, digest, size, mtime_ns), parsed in zip(
-                pending, results, strict=True
-            ):
-                _store_post(conn, rel, parsed, digest, size, mtime_ns, now, rel in known)
-                for o in parsed.occurrences:
-                    if o.url not in links or (o.wraps and not links[o.url][5]):
-                        links[o.url] = (o.url, o.host, _scheme(o.url), o.status,
-                                        o.reason or None, o.wraps, now, now)
-                for p in parsed.problems:
-                    report(ScanProblem(rel, p.line, p.message))
-                summary.parsed += 1
+            for i in range(0, len(replaced), 500):  # edited posts: their old occurrences go
+                chunk = replaced[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM occurrences WHERE post IN ({marks})", chunk)
+            conn.executemany(
+                "INSERT OR REPLACE INTO posts (path, title, date, source_url, front_matter,"
+                " sha256, size, mtime_ns, ok, problems, occurrence_count, scanned_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                post_rows,
+            )
+            conn.executemany(
+                "INSERT INTO occurrences (post, url, kind, line, text, original, fragment,"
+                " element) VALUES (?,?,?,?,?,?,?,?)",
+                occurrence_rows,
+            )
             conn.executemany(
                 "INSERT INTO links (url, host, scheme, status, reason, wraps, first_seen,"
                 " last_seen) VALUES (?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(url) DO UPDATE SET last_seen = excluded.last_seen,"
                 " wraps = coalesce(excluded.wraps, links.wraps)",
-                links.values(),
+                link_rows,
             )
         pending.clear()
 
     try:
         for rel, path in site.posts():
+            if rel in seen:  # a file named twice is one post
+                continue
             seen.add(rel)
             summary.posts += 1
             try:
@@ -199,45 +244,23 @@ def _parse_one(
     return parse_post(data, path=rel, site_url=site_url, source_keys=source_keys)
 
 
-def _store_post(
-    conn: sqlite3.Connection,
-    rel: str,
-    parsed: ParsedPost,
-    digest: str,
-    size: int,
-    mtime_ns: int,
-    now: str,
-    existed: bool,
-) -> None:
-    execute = conn.execute
-    executemany = conn.executemany
+def _post_row(
+    rel: str, parsed: ParsedPost, digest: str, size: int, mtime_ns: int, now: str
+) -> tuple[object, ...]:
     problems = [{"line": p.line, "message": p.message} for p in parsed.problems]
-    execute(
-        "INSERT OR REPLACE INTO posts (path, title, date, source_url, front_matter, sha256,"
-        " size, mtime_ns, ok, problems, occurrence_count, scanned_at)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            rel,
-            parsed.title,
-            parsed.date,
-            parsed.source_url,
-            json.dumps(parsed.front_matter, ensure_ascii=False, default=str),
-            digest,
-            size,
-            mtime_ns,
-            1 if parsed.ok else 0,
-            json.dumps(problems, ensure_ascii=False) if problems else None,
-            len(parsed.occurrences),
-            now,
-        ),
-    )
-    if existed:
-        execute("DELETE FROM occurrences WHERE post = ?", (rel,))
-    occ = parsed.occurrences
-    executemany(
-        "INSERT INTO occurrences (post, url, kind, line, text, original, fragment, element)"
-        " VALUES (?,?,?,?,?,?,?,?)",
-        [(rel, o.url, o.kind, o.line, o.text, o.original, o.fragment, o.element) for o in occ],
+    return (
+        rel,
+        parsed.title,
+        parsed.date,
+        parsed.source_url,
+        json.dumps(parsed.front_matter, ensure_ascii=False, default=str),
+        digest,
+        size,
+        mtime_ns,
+        1 if parsed.ok else 0,
+        json.dumps(problems, ensure_ascii=False) if problems else None,
+        len(parsed.occurrences),
+        now,
     )
 
 
@@ -254,8 +277,10 @@ def _fill_totals(db: sqlite_utils.Database, summary: ScanSummary) -> None:
         "SELECT count(*) FROM posts WHERE problems IS NOT NULL OR ok = 0"
     ).fetchone()[0]
     summary.urls_by_kind = dict(
-        q("SELECT kind, count(*) FROM (SELECT DISTINCT url, kind FROM occurrences)"
-          " GROUP BY kind ORDER BY 2 DESC, 1")
+        q(
+            "SELECT kind, count(*) FROM (SELECT DISTINCT url, kind FROM occurrences)"
+            " GROUP BY kind ORDER BY 2 DESC, 1"
+        )
     )
     status_counts: Counter[str] = Counter()
     host_counts: Counter[str] = Counter()
