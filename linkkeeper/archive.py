@@ -65,6 +65,11 @@ DEFAULT_KINDS: frozenset[str] = frozenset({Kind.SOURCE, Kind.RELATED, Kind.IMAGE
 DEFAULT_MAX_CAPTURE_BYTES = 50 * 2**20
 DEFAULT_WARC_MAX_SIZE = 10**9
 ROBOTS_MAX_BYTES = 500 * 1024  # what Google reads of a robots.txt; the rest is ignored
+_INSERT_SNAPSHOT = (
+    "INSERT INTO snapshots (url, run_id, warc_file, offset, length, record_type, record_id,"
+    " payload_digest, date, http_status, content_type, payload_length, truncated, revisit_of,"
+    " request_offset, request_length, bytes_written) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 _QUEUE_SIZE = 32  # results waiting for the writer (each holds whole bodies)
 _FLUSH_SECONDS = 2.0
 
@@ -200,6 +205,7 @@ class Archiver:
         self._candidates: set[str] = set()  # URLs of the archived kinds, due or not
         self._forced: set[str] = set()  # captured whatever the plan says (robots, follow-ups)
         self._last: dict[str, _Last] = {}
+        self._looked_up: set[str] = set()  # URLs whose latest capture was read from the DB
         self._robots: dict[str, Protego | None] = {}  # origin -> rules (None: allow all)
         self._followups: list[str] = []
         self._store: WarcStore | None = None
@@ -259,6 +265,8 @@ class Archiver:
 
     def _load_last(self, urls: list[str]) -> None:
         """Latest capture per URL, and the response a revisit of it would refer to."""
+        urls = [u for u in urls if u not in self._looked_up]
+        self._looked_up.update(urls)
         for start in range(0, len(urls), 500):
             chunk = urls[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -290,7 +298,8 @@ class Archiver:
         return last.original if last else None
 
     def _last_from_db(self, url: str) -> _Last | None:
-        """For hop URLs the plan did not know (redirect targets)."""
+        """For hop URLs the plan did not know (redirect targets); asked once per URL (what
+        this run writes is kept in ``_last`` as it goes)."""
         self._load_last([url])
         return self._last.get(url)
 
@@ -456,19 +465,19 @@ class Archiver:
             return
         rows, self._rows = self._rows, []
         with Transaction(self.db) as conn:
+            pending: list[tuple[Any, ...]] = []
             for row in rows:
                 c = row.capture
                 revisit_of = None
                 if row.refers_to_record:
+                    # the original may be in this very batch: insert what came before it first
+                    conn.executemany(_INSERT_SNAPSHOT, pending)
+                    pending = []
                     found = conn.execute(
                         "SELECT id FROM snapshots WHERE record_id=?", (row.refers_to_record,)
                     ).fetchone()
                     revisit_of = found[0] if found else None
-                conn.execute(
-                    "INSERT INTO snapshots (url, run_id, warc_file, offset, length, record_type,"
-                    " record_id, payload_digest, date, http_status, content_type, payload_length,"
-                    " truncated, revisit_of, request_offset, request_length, bytes_written)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                pending.append(
                     (
                         c.url,
                         self.run_id,
@@ -487,8 +496,9 @@ class Archiver:
                         c.request_offset,
                         c.request_length,
                         c.bytes_written,
-                    ),
+                    )
                 )
+            conn.executemany(_INSERT_SNAPSHOT, pending)
             if self.run_id is not None:
                 conn.execute(
                     "UPDATE runs SET archive=? WHERE id=?",

@@ -161,6 +161,9 @@ class CheckOptions:
     # GET deep page links (not static files) instead of HEAD: every check then reads the page
     # (error phrases, drift fingerprints). Same request count, more bytes (capped at get_bytes).
     read_pages: bool = False
+    # Main-text fingerprints of the HTML pages read (drift, in the history). Off for
+    # `snapshot`, which records no checks: no page decoding or parsing it would not use.
+    fingerprints: bool = True
 
 
 @dataclass
@@ -728,7 +731,13 @@ class Checker:
         """Fingerprint the page read, and let the soft-404 layer judge an alive answer."""
         page: PageText | None = None
         fingerprint: Fingerprint | None = None
-        if result.sample and result.status.is_alive and is_html(result.content_type, result.sample):
+        wanted = self.options.fingerprints or self._soft404 is not None
+        if (
+            wanted
+            and result.sample
+            and result.status.is_alive
+            and is_html(result.content_type, result.sample)
+        ):
             page, fingerprint = fingerprint_page(result.sample, result.content_type)
             result.fingerprint = fingerprint.dumps()  # error pages get none: nothing to drift
         if self._soft404 is None or not applies(start):
@@ -846,9 +855,10 @@ class Checker:
                         ip=ip,
                         truncated=not complete,
                     )
-                    sample = decoded_prefix(
-                        body, response.headers.get("Content-Encoding", ""), options.get_bytes
-                    )
+                    if options.fingerprints or options.soft404:
+                        sample = decoded_prefix(
+                            body, response.headers.get("Content-Encoding", ""), options.get_bytes
+                        )
                 else:
                     sample = body
                 if not complete:

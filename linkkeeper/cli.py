@@ -13,17 +13,19 @@ import sys
 import traceback
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from linkkeeper import __version__
 from linkkeeper.db import connect, default_db_path
-from linkkeeper.history import ConfirmPolicy, RunBusy
 from linkkeeper.progress import ProgressReporter
 from linkkeeper.settings import ConfigError, apply_config, find_config
 from linkkeeper.site import SiteError, open_site
 from linkkeeper.vocab import FAILURES
+
+if TYPE_CHECKING:  # history (and truth) load when a command uses them: not for snapshot
+    from linkkeeper.history import ConfirmPolicy
 
 EXIT_OK, EXIT_RUNTIME, EXIT_FAILURES, EXIT_CONFIG = 0, 1, 2, 3
 
@@ -212,6 +214,8 @@ def parse_duration(text: str | None) -> timedelta | None:
 
 
 def parse_confirm(text: str) -> ConfirmPolicy:
+    from linkkeeper.history import ConfirmPolicy
+
     try:
         n, days = (x.strip() for x in text.split(","))
         policy = ConfirmPolicy(int(n), float(days))
@@ -447,6 +451,8 @@ def check(ctx: click.Context, **params: Any) -> int:
     audit_opts = AuditOptions(max_age=max_age, failing_only=p["failing_only"],
                               budget=p["budget"], new_run=p["new_run"], confirm=confirm,
                               record_options=record_opts, archive=archive)
+    from linkkeeper.history import RunBusy
+
     progress = ProgressReporter(quiet=p["quiet"])
     try:
         result = asyncio.run(run_audit_async(db, opts, audit_opts, on_progress=progress.update))

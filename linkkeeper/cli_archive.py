@@ -8,6 +8,7 @@ command below registers itself on the `linkkeeper` group.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +208,8 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
             raise click.UsageError(f"{path}: no such file or folder, and not an http(s) URL")
     params["site"] = tuple(paths)
     p = load_params(ctx, params)
-    opts = check_options_from(p)
+    # no checks are recorded: the drift fingerprints of pages read would be thrown away
+    opts = replace(check_options_from(p), fingerprints=False)
     db_path = Path(p["db"]) if p["db"] else default_db_path(paths[0] if paths else Path("."))
     archive_opts = archive_options_from(p, db_path, opts.user_agent, force=True)
     assert archive_opts is not None
@@ -249,8 +251,7 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
                 for url in sorted(set(due) | set(archiver.disallowed))
             ],
         }
-        json.dump(doc, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")  # one write
     if not p["quiet"]:
         lines = [f"{len(due)} URLs due for a snapshot (of {len(set(wanted))} asked)"]
         for url in failed:

@@ -504,3 +504,21 @@ def test_decode_body_never_raises(data: bytes) -> None:
     for encoding in ("gzip", "br", "deflate", "", None):
         assert isinstance(decoded_prefix(data, encoding, 1000), bytes)
     assert decoded_prefix(gzip.compress(data), "gzip", 10**6) == data
+
+
+async def test_captures_without_fingerprints_skip_page_reading_only() -> None:
+    """`snapshot` turns fingerprints off: the same exchange is captured, no page is parsed."""
+    url = "http://news.example/gzip/2026/story-1"
+    results = {}
+    with FaultWeb() as web:
+        for fingerprints in (True, False):
+            options = CheckOptions(
+                connect_to=web.connect_to_args(), offline_dns=True, trust_env=False,
+                capture=lambda url: True, fingerprints=fingerprints,
+            )
+            async with Checker(options) as checker:
+                [results[fingerprints]] = [r async for r in checker.run([url])]
+    with_fp, without = results[True], results[False]
+    assert with_fp.fingerprint and with_fp.sample
+    assert without.fingerprint is None and without.sample is None
+    assert without.status == with_fp.status and without.exchanges[0].body == with_fp.exchanges[0].body
