@@ -675,29 +675,27 @@ def _context(node: LexborNode, sections: dict[int, str], lists: dict[int, bool])
     return place
 
 
-def _sections(tree: LexborHTMLParser) -> dict[int, str]:
-    """Elements that start a comments section or a related-stories block, by mem_id."""
-    found: dict[int, str] = {}
-    root = tree.root
-    for node in root.traverse() if root is not None else ():
-        attrs = node.attributes
-        # what "[class*=comment i], [id*=comment i], ..." selects (ASCII case-insensitive)
-        if not any(
-            _SECTION_CANDIDATE.search(value.encode("utf-8", "replace").lower().decode())
-            for name in ("class", "id")
-            if (value := attrs.get(name))
-        ):
+def _section_mark(attrs: dict[str, str | None]) -> str | None:
+    """'comments' or 'related' when the element starts such a section (its class or id)."""
+    id_value = attrs.get("id")
+    class_value = attrs.get("class")
+    # what "[class*=comment i], [id*=comment i], ..." selects (ASCII case-insensitive)
+    if not any(
+        _SECTION_CANDIDATE.search(value.encode("utf-8", "replace").lower().decode())
+        for value in (class_value, id_value)
+        if value
+    ):
+        return None
+    found = None
+    marks = [(id_value or "").lower()]
+    marks.extend((class_value or "").lower().split())
+    for mark in marks:
+        if not mark:
             continue
-        marks = [(attrs.get("id") or "").lower()]
-        marks.extend((attrs.get("class") or "").lower().split())
-        for mark in marks:
-            if not mark:
-                continue
-            if _COMMENT_SECTION.match(mark):
-                found[node.mem_id] = "comments"
-                break
-            if _RELATED_SECTION.search(mark):
-                found[node.mem_id] = "related"
+        if _COMMENT_SECTION.match(mark):
+            return "comments"
+        if _RELATED_SECTION.search(mark):
+            found = "related"
     return found
 
 
@@ -710,19 +708,30 @@ def _first_img_with_alt(node: LexborNode) -> LexborNode | None:
 
 def _html_links(collector: _Collector, html: str, first_line: int) -> None:
     """Record every link of one chunk of raw HTML; ``first_line`` is its first file line."""
-    if "<" not in html:
-        return
+    first = html.find("<")
+    if first == -1 or (html.startswith("<!", first) and html.find("<", first + 1) == -1):
+        return  # no markup, or only a comment (the "<!--…-->" line most posts start with)
     marked = _TAGS_OF_INTEREST.sub(lambda m: f'{m.group(0)} {_POS_ATTR}="{m.start()}"', html)
     tree = LexborHTMLParser(marked)
     lines = _LineIndex(html, first_line)
-    sections = _sections(tree) if any(hint in html for hint in _SECTION_HINTS) else {}
+    # Comment and related-story sections, by mem_id. The walk is depth-first, so an
+    # element's ancestors are all known when it is reached.
+    sections: dict[int, str] = {}
+    hinted: bool | None = None  # does the chunk name a section at all (checked lazily)
     lists: dict[int, bool] = {}
     root = tree.root
     for node in root.traverse() if root is not None else ():
         tag = node.tag
+        attrs = node.attributes
+        if "class" in attrs or "id" in attrs:
+            section = _section_mark(attrs)
+            if section is not None:
+                if hinted is None:
+                    hinted = any(hint in html for hint in _SECTION_HINTS)
+                if hinted:
+                    sections[node.mem_id] = section
         if tag not in _LINK_ELEMENTS:
             continue
-        attrs = node.attributes
         needed = _LINK_ELEMENTS[tag]
         if needed is not None and needed not in attrs:
             continue
@@ -735,7 +744,7 @@ def _html_links(collector: _Collector, html: str, first_line: int) -> None:
                 end != -1
                 and html.find("&", pos, end) == -1
                 and html.find("\n", pos, end) == -1
-                and not any(">" in value for value in attrs.values() if value)
+                and ">" not in "".join(filter(None, attrs.values()))
             ):
                 # one-line tag without character references: the parser's values are
                 # exactly what is written, no need to re-read the tag
