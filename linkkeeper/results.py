@@ -21,7 +21,6 @@ against the first fingerprint (truth.py).
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,46 +51,52 @@ def run_record(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
 
 
 def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterator[dict[str, Any]]:
-    """Every link of the inventory with its latest check (up to `run_id`) and state."""
-    posts: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    kinds: dict[str, set[str]] = defaultdict(set)
-    for url, post, kind, line, text, title in db.execute(
-        "SELECT o.url, o.post, o.kind, o.line, o.text, p.title FROM occurrences o"
-        " LEFT JOIN posts p ON p.path = o.post ORDER BY o.post, o.line"
-    ):
-        posts[url].append({"path": post, "line": line, "kind": kind, "text": text,
-                           "title": title})
-        kinds[url].add(kind)
-    latest_filter = "WHERE run_id <= ?" if run_id is not None else ""
-    params = [run_id] if run_id is not None else []
-    check_cols = ("url", "run_id", "status", "reason", "http_status", "final_url", "redirects",
+    """Every link of the inventory with its latest check (up to `run_id`) and state.
+
+    Streamed: one query walks the links (with their state and latest check) in URL
+    order while a second walks the occurrences in the same order, so memory stays flat
+    at 100,000 links and millions of checks (SQLite sorts on disk when it must).
+    """
+    check_cols = ("run_id", "status", "reason", "http_status", "final_url", "redirects",
                   "permanent_redirect", "method", "attempts", "requests", "elapsed_ms",
                   "checked_at", "new_failure", "evidence")
-    checks: dict[str, dict[str, Any]] = {}
+    state_cols = ("state", "since", "consecutive_failures", "first_failed", "last_ok", "drift")
     newest_run = db.execute("SELECT max(last_run) FROM link_state").fetchone()[0]
     if run_id is None or (newest_run is not None and run_id >= newest_run):
         # link_state knows each URL's latest run: one unique-index lookup per URL instead
         # of grouping every check ever made (3 million rows after 30 nights of 100k links)
-        latest = ("SELECT {cols} FROM link_state s JOIN checks c"
-                  " ON c.run_id = s.last_run AND c.url = s.url")
-        params = []
+        latest, params = "c.run_id = s.last_run AND c.url = l.url", []
     else:
-        latest = ("SELECT {cols} FROM checks c JOIN (SELECT max(id) AS id FROM checks"
-                  f" {latest_filter} GROUP BY url) m ON m.id = c.id")
-    for row in db.execute(latest.format(cols=", ".join("c." + c for c in check_cols)), params):
-        checks[row[0]] = dict(zip(check_cols, row, strict=True))
-    state_cols = ("url", "state", "since", "consecutive_failures", "first_failed", "last_ok",
-                  "drift")
-    states = {
-        r[0]: dict(zip(state_cols, r, strict=True))
-        for r in db.execute(f"SELECT {', '.join(state_cols)} FROM link_state")
-    }
-    for url, host, scan_status, scan_reason in db.execute(
-        "SELECT url, host, status, reason FROM links WHERE url IN (SELECT url FROM occurrences)"
-        " ORDER BY url"
-    ):
-        c = checks.get(url) or {}
-        s = states.get(url) or {}
+        latest = "c.id = (SELECT max(id) FROM checks WHERE url = l.url AND run_id <= ?)"
+        params = [run_id]
+    rows = db.execute(
+        "SELECT l.url, l.host, l.status, l.reason, "
+        + ", ".join(f"c.{col}" for col in check_cols) + ", "
+        + ", ".join(f"s.{col}" for col in state_cols)
+        + " FROM links l LEFT JOIN link_state s ON s.url = l.url"
+        f" LEFT JOIN checks c ON {latest}"
+        " WHERE EXISTS (SELECT 1 FROM occurrences o WHERE o.url = l.url) ORDER BY l.url",
+        params,
+    )
+    occurrences = db.execute(
+        "SELECT o.url, o.post, o.kind, o.line, o.text, p.title FROM occurrences o"
+        " LEFT JOIN posts p ON p.path = o.post ORDER BY o.url, o.post, o.line"
+    )
+    pending = next(occurrences, None)
+    split = 4 + len(check_cols)
+    for row in rows:
+        url, host, scan_status, scan_reason = row[:4]
+        c = dict(zip(check_cols, row[4:split], strict=True)) if row[4] is not None else {}
+        s = dict(zip(state_cols, row[split:], strict=True))
+        posts: list[dict[str, Any]] = []
+        kinds: set[str] = set()
+        while pending is not None and pending[0] <= url:
+            if pending[0] == url:
+                _, post, kind, line, text, title = pending
+                posts.append({"path": post, "line": line, "kind": kind, "text": text,
+                              "title": title})
+                kinds.add(kind)
+            pending = next(occurrences, None)
         evidence = json.loads(c["evidence"]) if c.get("evidence") else None
         yield {
             "url": url,
@@ -100,8 +105,8 @@ def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterat
             "http_status": c.get("http_status"),
             "final_url": c.get("final_url"),
             "reason": c.get("reason") or scan_reason or ("not checked yet" if not c else ""),
-            "kinds": sorted(kinds[url]),
-            "posts": posts[url],
+            "kinds": sorted(kinds),
+            "posts": posts,
             "redirects": json.loads(c["redirects"]) if c.get("redirects") else [],
             "permanent_redirect": bool(c.get("permanent_redirect")),
             "method": c.get("method"),
