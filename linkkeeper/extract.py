@@ -49,6 +49,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -184,43 +185,55 @@ def _simple_front_matter(lines: list[str]) -> dict[str, Any] | None:
             if line:  # whitespace-only lines: let YAML decide
                 return None
             continue
-        if _FM_UNSAFE.search(line):
+        item = _simple_line(line)
+        if item is None:
             return None
-        if "\t" in line:
+        key, value = item
+        data[key] = list(value) if type(value) is tuple else value
+    return data
+
+
+@lru_cache(maxsize=4096)  # most lines ('layout: post', 'tags: [ ... ]') recur across posts
+def _simple_line(line: str) -> tuple[str, Any] | None:
+    """(key, value) of one flat front matter line, None when YAML must decide.
+
+    A list comes back as a tuple: the cached value is shared between posts.
+    """
+    if _FM_UNSAFE.search(line):
+        return None
+    if "\t" in line:
+        return None
+    m = _FM_FAST_LINE.fullmatch(line)
+    if m is None:
+        return None
+    key, raw = m.group(1), m.group(2)
+    understood, key_value = _plain_scalar(key)
+    if not understood or key_value != key:  # 'yes:', 'null:', '1:' are not string keys
+        return None
+    if raw[0] == '"':
+        q = _FM_QUOTED.fullmatch(raw)
+        if q is None:
             return None
-        m = _FM_FAST_LINE.fullmatch(line)
-        if m is None:
+        return key, q.group(1)
+    if raw[0] == "[":
+        if not raw.endswith("]") or any(c in raw[1:-1] for c in "[]{}\"'"):
             return None
-        key, raw = m.group(1), m.group(2)
-        understood, key_value = _plain_scalar(key)
-        if not understood or key_value != key:  # 'yes:', 'null:', '1:' are not string keys
-            return None
-        if raw[0] == '"':
-            q = _FM_QUOTED.fullmatch(raw)
-            if q is None:
+        items = [item.strip() for item in raw[1:-1].split(",")]
+        if items and not items[-1]:
+            items.pop()  # a trailing comma
+        values = []
+        for item in items:
+            if not item:
                 return None
-            data[key] = q.group(1)
-        elif raw[0] == "[":
-            if not raw.endswith("]") or any(c in raw[1:-1] for c in "[]{}\"'"):
-                return None
-            items = [item.strip() for item in raw[1:-1].split(",")]
-            if items and not items[-1]:
-                items.pop()  # a trailing comma
-            values = []
-            for item in items:
-                if not item:
-                    return None
-                understood, value = _plain_scalar(item)
-                if not understood:
-                    return None
-                values.append(value)
-            data[key] = values
-        else:
-            understood, value = _plain_scalar(raw)
+            understood, value = _plain_scalar(item)
             if not understood:
                 return None
-            data[key] = value
-    return data
+            values.append(value)
+        return key, tuple(values)
+    understood, value = _plain_scalar(raw)
+    if not understood:
+        return None
+    return key, value
 
 
 def _split_front_matter(
@@ -256,13 +269,22 @@ def _split_front_matter(
         return {}, fm_lines, body_start, False
     # each top-level key gets its own node budget, so an alias bomb in one key cannot
     # starve the others (the source keys in particular)
-    result = {str(key): _jsonable(value, [20_000]) for key, value in data.items()}
+    result = {
+        str(key): value if type(value) is str else _jsonable(value, [20_000])
+        for key, value in data.items()
+    }
     return result, fm_lines, body_start, True
+
+
+_KEY_LINE: dict[str, re.Pattern[str]] = {}
 
 
 def _key_line(fm_lines: list[str], key: str) -> int:
     """1-based file line of a top-level front matter key (the '---' is line 1)."""
-    pattern = re.compile(rf"""^(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*:""")
+    pattern = _KEY_LINE.get(key)
+    if pattern is None:
+        k = re.escape(key)
+        pattern = _KEY_LINE[key] = re.compile(rf"""^(?:{k}|"{k}"|'{k}')\s*:""")
     for i, line in enumerate(fm_lines):
         if pattern.match(line):
             return i + 2
