@@ -14,6 +14,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from linkkeeper.db import Transaction
+from linkkeeper.db import Transaction, indexes_deferred
 from linkkeeper.extract import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
 from linkkeeper.site import Site
 
@@ -186,41 +187,44 @@ def scan_site(
             )
         pending.clear()
 
-    try:
-        for rel, path in site.posts():
-            if rel in seen:  # a file named twice is one post
-                continue
-            seen.add(rel)
-            summary.posts += 1
-            try:
-                st = path.stat()
-            except OSError as exc:
-                report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
-                continue
-            old = known.get(rel)
-            if not force and old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
-                summary.unchanged += 1
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
-                continue
-            digest = hashlib.sha256(data).hexdigest()
-            if not force and old and old[2] == digest:
-                db.execute(
-                    "UPDATE posts SET size=?, mtime_ns=? WHERE path=?",
-                    [st.st_size, st.st_mtime_ns, rel],
-                )
-                summary.unchanged += 1
-                continue
-            pending.append((rel, path, data, digest, st.st_size, st.st_mtime_ns))
-            if len(pending) >= BATCH:
-                flush()
-        flush()
-    finally:
-        if pool:
-            pool.shutdown()
+    # a first scan loads an empty occurrences table: its indexes are built once at the end
+    bulk = not known and db.execute("SELECT 1 FROM occurrences LIMIT 1").fetchone() is None
+    with indexes_deferred(db, "occurrences") if bulk else nullcontext():
+        try:
+            for rel, path in site.posts():
+                if rel in seen:  # a file named twice is one post
+                    continue
+                seen.add(rel)
+                summary.posts += 1
+                try:
+                    st = path.stat()
+                except OSError as exc:
+                    report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+                    continue
+                old = known.get(rel)
+                if not force and old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+                    summary.unchanged += 1
+                    continue
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+                    continue
+                digest = hashlib.sha256(data).hexdigest()
+                if not force and old and old[2] == digest:
+                    db.execute(
+                        "UPDATE posts SET size=?, mtime_ns=? WHERE path=?",
+                        [st.st_size, st.st_mtime_ns, rel],
+                    )
+                    summary.unchanged += 1
+                    continue
+                pending.append((rel, path, data, digest, st.st_size, st.st_mtime_ns))
+                if len(pending) >= BATCH:
+                    flush()
+            flush()
+        finally:
+            if pool:
+                pool.shutdown()
 
     gone = [p for p in known if p not in seen]
     if gone:
