@@ -25,9 +25,12 @@ its ``snapshots`` row exists, and rows are committed in batches afterwards, so a
 kill -9 every row points at a complete record (which the next run's repair keeps); at
 worst the last batch of records has no row and is simply captured again.
 
-The store's writes are blocking file I/O: they run in a worker thread, one result at a
-time, fed by a bounded queue, so the event loop never blocks on disk and a slow disk
-slows the checker instead of filling memory.
+The store's writes are blocking file I/O: they run in a worker thread, fed by a bounded
+queue, so the event loop never blocks on disk and a slow disk slows the checker instead
+of filling memory. Results already waiting go to the thread together (up to 16 per trip):
+every trip, and every time the worker waits for the GIL, is a hand-over between threads,
+and on the capture benchmark one result per trip cost about 0.6 ms of CPU per capture in
+futex calls alone.
 
 ``respect_robots`` (off by default, like the Internet Archive's own policy: a link
 audit archives what a post cites, a reader's request rather than a crawl) fetches each
@@ -71,6 +74,7 @@ _INSERT_SNAPSHOT = (
     " request_offset, request_length, bytes_written) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _QUEUE_SIZE = 32  # results waiting for the writer (each holds whole bodies)
+_BATCH_MAX = 16  # results written per trip to the worker thread, at most
 _FLUSH_SECONDS = 2.0
 
 
@@ -401,23 +405,54 @@ class Archiver:
             self._followups.append(url)
 
     async def _write_loop(self) -> None:
-        while True:
-            result = await self._queue.get()
-            if result is None:
+        """Write queued results, several per trip to the worker thread when they wait.
+
+        Each trip (and each wait of the worker for the GIL) is a hand-over between threads;
+        taking what is already queued in one trip keeps them few when the writer is behind.
+        A batch never holds two results that write the same URL, so the second still sees
+        the first's capture as its prior (a revisit).
+        """
+        carried: CheckResult | None = None
+        done = False
+        while not done:
+            first = carried if carried is not None else await self._queue.get()
+            carried = None
+            if first is None:
                 break
-            exchanges = [ex for ex in result.exchanges if self.allowed(ex.url)]
-            priors = [self.prior_for(ex.url) for ex in exchanges]
-            written = await asyncio.to_thread(self._write_exchanges, exchanges, priors)
-            for capture, prior in written:
-                self._count(capture, prior)
-            if written and result.url not in self.captured:
-                self.counts.urls += 1
-            if written:
-                self.captured.setdefault(result.url, []).extend(c for c, _ in written)
+            batch = [first]
+            urls = {ex.url for ex in first.exchanges}
+            while len(batch) < _BATCH_MAX and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    done = True
+                    break
+                hops = {ex.url for ex in more.exchanges}
+                if hops & urls:
+                    carried = more
+                    break
+                batch.append(more)
+                urls |= hops
+            jobs = []
+            for result in batch:
+                exchanges = [ex for ex in result.exchanges if self.allowed(ex.url)]
+                jobs.append((exchanges, [self.prior_for(ex.url) for ex in exchanges]))
+            written_all = await asyncio.to_thread(self._write_batch, jobs)
+            for result, written in zip(batch, written_all, strict=True):
+                for capture, prior in written:
+                    self._count(capture, prior)
+                if written and result.url not in self.captured:
+                    self.counts.urls += 1
+                if written:
+                    self.captured.setdefault(result.url, []).extend(c for c, _ in written)
             if len(self._rows) >= self.options.batch_size or (
                 time.monotonic() - self._last_flush > _FLUSH_SECONDS
             ):
                 self.flush()
+
+    def _write_batch(
+        self, jobs: list[tuple[list[Exchange], list[PriorCapture | None]]]
+    ) -> list[list[tuple[CaptureRecord, PriorCapture | None]]]:
+        return [self._write_exchanges(exchanges, priors) for exchanges, priors in jobs]
 
     def _write_exchanges(
         self, exchanges: list[Exchange], priors: list[PriorCapture | None]

@@ -73,6 +73,7 @@ import re
 import socket
 import struct
 import threading
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -83,7 +84,6 @@ from typing import BinaryIO, Self
 from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
-from warcio.statusandheaders import StatusAndHeadersParser
 from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
@@ -331,11 +331,74 @@ def _incompressible(ex: Exchange) -> bool:
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # no name, no mtime, Unix
 
 
+_STORED_MAX = 0xFFFF  # bytes per stored deflate block
+_TAIL = b"\r\n\r\n"  # ends every record
+
+
+def gzip_member(head: bytes, body: bytes = b"", *, level: int, store_body: bool = False) -> bytes:
+    """One record (``head`` + ``body`` + CRLFCRLF) as one complete gzip member.
+
+    ``store_body``: the head is deflated at `level` and the body goes in *stored* deflate
+    blocks: a body that does not shrink (images, gzip/br pages, random data) then costs a
+    copy instead of deflate's full search (deflate runs at ~55 MB/s on such data at any
+    level, even 1, and gains nothing), and the member comes out no bigger. It is one
+    ordinary gzip member: one deflate stream (the head's blocks, a sync flush to a byte
+    boundary, the stored blocks), CRC-32 and size, as any gzip reader expects.
+
+    Written for the writer thread: few calls that release the GIL (each release costs a
+    hand-over with the event loop's thread), so the stored blocks are framed here rather
+    than by zlib, and the member is returned whole for a single write.
+    """
+    if not store_body:
+        return zlib.compress(b"".join((head, body, _TAIL)), level, wbits=zlib.MAX_WBITS + 16)
+    deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts: list[bytes | memoryview] = [
+        _GZIP_HEADER,
+        deflate.compress(head),
+        deflate.flush(zlib.Z_SYNC_FLUSH),
+    ]
+    view = memoryview(body)
+    for start in range(0, len(body), _STORED_MAX):
+        chunk = view[start : start + _STORED_MAX]
+        parts += (struct.pack("<BHH", 0, len(chunk), len(chunk) ^ 0xFFFF), chunk)
+    crc = zlib.crc32(_TAIL, zlib.crc32(body, zlib.crc32(head)))
+    size = (len(head) + len(body) + len(_TAIL)) & 0xFFFFFFFF
+    parts += (struct.pack("<BHH", 1, len(_TAIL), len(_TAIL) ^ 0xFFFF), _TAIL)
+    parts.append(struct.pack("<II", crc, size))
+    return b"".join(parts)
+
+
+_ID_BATCH = 256
+
+
+class _RecordIds:
+    """``<urn:uuid:...>`` record IDs (random UUIDs, as warcio makes them), 256 per
+    ``os.urandom`` call rather than one system call each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: list[str] = []
+
+    def __call__(self) -> str:
+        with self._lock:
+            if not self._pool:
+                raw = os.urandom(16 * _ID_BATCH)
+                self._pool = [
+                    f"<urn:uuid:{uuid.UUID(bytes=raw[i : i + 16], version=4)}>"
+                    for i in range(0, len(raw), 16)
+                ]
+            return self._pool.pop()
+
+
+_new_record_id = _RecordIds()
+
+
 class _GzipMemberSink:
     """Where records become gzip members: one member per record, written to the file.
 
     warcio writes through it as a file (``write``, ended by ``flush``: the warcinfo record);
-    :meth:`write_member` writes a record built here. Every byte reaches the file by ``_emit``.
+    the records built here (:func:`gzip_member`) go by :meth:`write_members`. Every byte
+    reaches the file by ``_emit``.
     """
 
     def __init__(self, out: BinaryIO, level: int) -> None:
@@ -356,31 +419,13 @@ class _GzipMemberSink:
         self._emit(self._compressor.flush())
         self._compressor = self._new()
 
-    def write_member(self, head: bytes, body: bytes = b"", *, store_body: bool = False) -> None:
-        """One record (``head`` + ``body`` + CRLFCRLF) as one gzip member.
-
-        ``store_body``: the head is deflated at the store's level and the body is put in
-        *stored* deflate blocks (level 0): a body that does not shrink (images, gzip/br
-        pages, random data) costs a copy instead of deflate's full search, at ~1 GB/s
-        instead of ~55 MB/s, and comes out no bigger (deflate's output on such data is a
-        few bytes longer than the input). The member is one ordinary gzip member (one deflate
-        stream: the head's blocks, a sync flush, the stored blocks), as any reader expects.
-        """
-        tail = b"\r\n\r\n"
-        if not store_body:
-            compressor = zlib.compressobj(self._level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
-            self._emit(compressor.compress(head))
-            if body:
-                self._emit(compressor.compress(body))
-            self._emit(compressor.compress(tail) + compressor.flush())
-            return
-        deflate = zlib.compressobj(self._level, zlib.DEFLATED, -zlib.MAX_WBITS)
-        self._emit(_GZIP_HEADER + deflate.compress(head) + deflate.flush(zlib.Z_SYNC_FLUSH))
-        stored = zlib.compressobj(0, zlib.DEFLATED, -zlib.MAX_WBITS)
-        self._emit(stored.compress(body))
-        crc = zlib.crc32(tail, zlib.crc32(body, zlib.crc32(head)))
-        size = (len(head) + len(body) + len(tail)) & 0xFFFFFFFF
-        self._emit(stored.compress(tail) + stored.flush() + struct.pack("<II", crc, size))
+    def write_members(self, *members: bytes) -> None:
+        """Whole members, in one write when they are small (one system call)."""
+        if sum(map(len, members)) <= 1 << 20:
+            self._emit(b"".join(members))
+        else:
+            for member in members:
+                self._emit(member)
 
     def reset(self, level: int | None = None) -> None:
         """Start the next record afresh (also drops a half-compressed one), at `level`."""
@@ -406,7 +451,7 @@ class _ResponseRecord:
         status_line = f"HTTP/{ex.http_version} " + f"{ex.status} {ex.reason}".rstrip()
         http_head = _head_bytes(status_line, stored)
         self.content_type = _as_read_back(_header(stored, "Content-Type"))
-        self.record_id = StatusAndHeadersParser.make_warc_id()
+        self.record_id = _new_record_id()
         self.date = warc_date(ex.started)
         fields = _leading_fields(
             "response" if prior is None else "revisit", self.record_id, ex.url, self.date
@@ -446,7 +491,7 @@ class _ResponseRecord:
 def _request_head(ex: Exchange, response_id: str, date: str, warcinfo_id: str) -> bytes:
     """The whole request record (its HTTP head is its block: GET has no body)."""
     http_head = _head_bytes(_request_line(ex), list(ex.request_headers))
-    fields = _leading_fields("request", StatusAndHeadersParser.make_warc_id(), ex.url, date)
+    fields = _leading_fields("request", _new_record_id(), ex.url, date)
     fields += [("WARC-Concurrent-To", response_id), ("WARC-Warcinfo-ID", warcinfo_id)]
     if ex.ip:
         fields.append(("WARC-IP-Address", ex.ip))
@@ -472,6 +517,7 @@ class _OpenFile:
     sink: _GzipMemberSink
     writer: WARCWriter
     warcinfo_id: str
+    size: int  # bytes written so far (kept here: tell() is a system call)
     index: list[str] = field(default_factory=list)  # CDXJ lines of the records written
 
 
@@ -537,20 +583,24 @@ class WarcStore:
             current = self._current or self._open_new_file()
             response = _ResponseRecord(ex, digest, prior if revisit else None, current.warcinfo_id)
             request = _request_head(ex, response.record_id, response.date, current.warcinfo_id)
-            sink, handle = current.sink, current.handle
-            offset = handle.tell()
+            level = self.compress_level
+            if revisit:
+                response_member = gzip_member(response.head, level=level)
+            else:
+                response_member = gzip_member(
+                    response.head, ex.body, level=level, store_body=_incompressible(ex)
+                )
+            request_member = gzip_member(request, level=level)
+            offset = current.size
+            request_offset = offset + len(response_member)
+            end = request_offset + len(request_member)
             try:
-                if revisit:
-                    sink.write_member(response.head)
-                else:
-                    sink.write_member(response.head, ex.body, store_body=_incompressible(ex))
-                request_offset = handle.tell()
-                sink.write_member(request)
-                end = handle.tell()
-                handle.flush()
+                current.sink.write_members(response_member, request_member)
+                current.handle.flush()
             except BaseException:
                 self._undo_partial_write(current, offset)
                 raise
+            current.size = end
             record_type = "revisit" if revisit else "response"
             current.index.append(
                 cdxj_line(
@@ -629,6 +679,7 @@ class WarcStore:
         warcinfo.rec_headers.replace_header("WARC-Date", warc_date(started))
         writer.write_record(warcinfo)
         handle.flush()
+        size = handle.tell()
         self._current = _OpenFile(
             path=path,
             final=final,
@@ -637,6 +688,7 @@ class WarcStore:
             sink=sink,
             writer=writer,
             warcinfo_id=warcinfo.rec_headers.get_header("WARC-Record-ID"),
+            size=size,
         )
         return self._current
 

@@ -522,3 +522,31 @@ async def test_captures_without_fingerprints_skip_page_reading_only() -> None:
     assert with_fp.fingerprint and with_fp.sample
     assert without.fingerprint is None and without.sample is None
     assert without.status == with_fp.status and without.exchanges[0].body == with_fp.exchanges[0].body
+
+
+async def test_queued_results_are_written_in_batches_that_keep_revisits(tmp_path: Path) -> None:
+    """Results waiting in the queue go to the writer thread together, but one URL's second
+    capture still sees the first as its prior (a revisit), and the rows keep their order."""
+    from test_warc import exchange
+
+    from linkkeeper.archive import ArchiveOptions, Archiver
+    from linkkeeper.checker import CheckResult
+    from linkkeeper.db import connect
+    from linkkeeper.vocab import Status
+
+    db = connect(tmp_path / "lk.db")
+    urls = [f"http://news.test/{i}" for i in range(20)]
+    archiver = Archiver(db, ArchiveOptions(folder=tmp_path / "warcs"))
+    archiver.plan([*urls, "http://news.test/again"], explicit=True)
+    again = "http://news.test/again"
+    order = [*urls[:5], again, *urls[5:10], again, *urls[10:]]  # both within one batch's reach
+    async with archiver:
+        for url in order:
+            result = CheckResult(url=url, status=Status.OK, reason="200 OK")
+            result.exchanges = [exchange(url)]
+            await archiver.submit(result)  # all queued before the writer runs
+    rows = db.execute("SELECT url, record_type, revisit_of FROM snapshots ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == order
+    twice = [r for r in rows if r[0] == again]
+    assert [r[1] for r in twice] == ["response", "revisit"] and twice[1][2] is not None
+    assert archiver.counts.captures == 21 and archiver.counts.revisits == 1
