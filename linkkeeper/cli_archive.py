@@ -228,7 +228,7 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
         async with Checker(with_capture(opts, archiver)) as checker, archiver:
             await archiver.load_robots(checker)
             async for result in checker.run(sorted(archiver.due)):
-                results[result.url] = result
+                results[result.url] = replace(result, exchanges=[], sample=None)  # no bodies
                 await archiver.submit(result)
 
     asyncio.run(capture())
