@@ -57,7 +57,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from linkkeeper.urls import UrlInfo, is_image_url, normalize_url, parse_srcset, unwrap_proxy
+from linkkeeper.urls import UrlInfo, is_image_key, normalize_url, parse_srcset, unwrap_key
 from linkkeeper.vocab import Kind
 
 __all__ = [
@@ -512,12 +512,12 @@ _RELATED_SECTION = re.compile(
     r"see[-_]?also|also[-_]?read)(?:$|[-_]?(?:posts?|stories|articles?|news|links?|content|"
     r"items?|list|block|box)$)"
 )
-_WS = re.compile(r"\s+")
 _NEWLINE = re.compile("\n")
 
 
 def _collapse(text: str) -> str:
-    return _WS.sub(" ", text).strip()
+    """Whitespace runs as one space, trimmed (str.split's whitespace is the same as \\s)."""
+    return " ".join(text.split())
 
 
 class _Collector:
@@ -566,11 +566,10 @@ class _Collector:
         if info is None:
             info = self.resolve(raw)
         wraps = None
-        if info.status is None:
-            wrapped = unwrap_proxy(info.url)
-            if wrapped is not None:
-                inner = normalize_url(wrapped)
-                wraps = inner.url if inner.status is None else None
+        wrapped = unwrap_key(info)
+        if wrapped is not None:
+            inner = normalize_url(wrapped)
+            wraps = inner.url if inner.status is None else None
         occurrence = Occurrence(
             url=info.url,
             original=raw if original is None else original,
@@ -853,7 +852,7 @@ def _element_links(
                 attrs.get("title") or attrs.get("alt") or ""
             )
         info = collector.resolve(value[0])
-        if is_image_url(info.url):
+        if is_image_key(info):
             kind = Kind.IMAGE
         elif in_comments:
             kind = Kind.INLINE
@@ -1137,7 +1136,7 @@ def _inline_links(
             if is_title_block and not title_done and len(text) * 2 >= len(para_text):
                 kind = Kind.SOURCE
                 title_done = True
-            elif is_image_url(info.url):
+            elif is_image_key(info):
                 kind = Kind.IMAGE
             elif in_list_item and len(text) >= 0.5 * len(para_text):
                 kind = Kind.RELATED

@@ -36,7 +36,15 @@ import idna
 
 from linkkeeper.vocab import Status
 
-__all__ = ["UrlInfo", "is_image_url", "normalize_url", "parse_srcset", "unwrap_proxy"]
+__all__ = [
+    "UrlInfo",
+    "is_image_key",
+    "is_image_url",
+    "normalize_url",
+    "parse_srcset",
+    "unwrap_key",
+    "unwrap_proxy",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +435,38 @@ def unwrap_proxy(url: str) -> str | None:
         return None
     except Exception:
         return None
+
+
+def unwrap_key(info: UrlInfo) -> str | None:
+    """`unwrap_proxy` of a checkable key, answered without it for hosts that are no proxy.
+
+    The same answer as ``unwrap_proxy(info.url)``: a key normalises to itself, so its
+    host is ``info.host``, and only the hosts and the thumbor path tested there unwrap.
+    """
+    if info.status is not None:
+        return None
+    host = info.host
+    if (
+        host not in _WESERV_HOSTS
+        and host not in _QUERY_WRAPPERS
+        and _PHOTON_HOST.fullmatch(host) is None
+        and "/unsafe/" not in info.url.lower()
+    ):
+        return None
+    return unwrap_proxy(info.url)
+
+
+def is_image_key(info: UrlInfo) -> bool:
+    """``is_image_url(info.url)``, cheaper for a checkable key (see `unwrap_key`)."""
+    if info.status is not None:
+        return is_image_url(info.url)
+    path = info.url.split("?", 1)[0]
+    last = path.rsplit("/", 1)[-1]
+    if "." in last and last.rsplit(".", 1)[1].lower() in _IMAGE_EXTENSIONS:
+        return True
+    if "/@@images/" in path:
+        return True
+    return unwrap_key(info) is not None
 
 
 _IMAGE_EXTENSIONS = frozenset(

@@ -356,3 +356,38 @@ def test_fast_path_for_normal_urls_agrees_with_the_general_one(
         fast = _already_normal(raw)
         if fast is not None:
             assert fast == _normalize_any(raw, None), raw
+
+
+PROXY_LIKE = st.one_of(
+    URLISH,
+    st.sampled_from([url for url, _ in PROXIES]),
+    st.builds(
+        lambda host, rest: f"https://{host}/{rest}",
+        st.sampled_from(
+            [
+                "images.weserv.nl",
+                "wsrv.nl",
+                "i0.wp.com",
+                "I2.WP.COM",
+                "wp.com",
+                "thumbor.example",
+                "proxy.duckduckgo.com",
+                "images1-focus-opensocial.googleusercontent.com",
+                "example.org",
+            ]
+        ),
+        st.lists(
+            URL_ALPHABET | st.sampled_from(["unsafe/", "UnSafe/", "?url=", "u=", "x.org/a.jpg"])
+        ).map("".join),
+    ),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(raw=PROXY_LIKE)
+def test_key_shortcuts_agree_with_unwrap_proxy_and_is_image_url(raw: str) -> None:
+    from linkkeeper.urls import is_image_key, unwrap_key
+
+    info = normalize_url(raw)
+    assert unwrap_key(info) == (unwrap_proxy(info.url) if info.status is None else None)
+    assert is_image_key(info) == is_image_url(info.url)
