@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from aiohttp import web as aioweb
 from test_archive import make_site, path_of, read_warc, rows, run, verify_folder, web_args
 
@@ -123,3 +124,23 @@ def test_bad_archiving_options_exit_3(tmp_path: Path) -> None:
         assert "Traceback" not in res.stderr
     res = run("snapshot", str(tmp_path / "missing.md"), "--db", tmp_path / "lk.db")
     assert res.returncode == 3 and "no such file" in res.stderr
+
+
+def test_environment_is_trusted_only_when_it_configures_something(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp's trust_env costs two thread-pool trips per request; the checker asks for it
+    only when a proxy variable or a netrc file could change a request."""
+    from linkkeeper.checker import _environment_configures_http
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NETRC"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert not _environment_configures_http()
+    (tmp_path / ".netrc").write_text("machine news.example login a password b\n")
+    assert _environment_configures_http()
+    monkeypatch.setenv("NETRC", str(tmp_path / "elsewhere"))
+    assert not _environment_configures_http()
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert _environment_configures_http()
