@@ -306,7 +306,7 @@ _SAMPLE_RATIO = 0.9  # sample still above this fraction at level 1: do not compr
 _SAMPLE_MIN = 16384  # shorter bodies are just compressed: the sample would cost as much
 
 
-def _incompressible(ex: Exchange) -> bool:
+def incompressible(headers: list[tuple[str, str]], body: bytes) -> bool:
     """Whether deflate would waste its time on this body (it would not shrink).
 
     Content-encoded bodies (gzip, br, ...), images (not SVG), media and archives are known
@@ -314,13 +314,12 @@ def _incompressible(ex: Exchange) -> bool:
     (random-looking data does not shrink, HTML shrinks to a third). A wrong guess costs only
     size or time, never correctness.
     """
-    encoding = (_header(ex.response_headers, "Content-Encoding") or "").strip().lower()
+    encoding = (_header(headers, "Content-Encoding") or "").strip().lower()
     if encoding and encoding != "identity":
         return True
-    ctype = (_header(ex.response_headers, "Content-Type") or "").strip().lower()
+    ctype = (_header(headers, "Content-Type") or "").strip().lower()
     if ctype.startswith(_COMPRESSED_TYPES) and not ctype.startswith("image/svg"):
         return True
-    body = ex.body
     if len(body) < _SAMPLE_MIN:
         return False
     middle = len(body) // 2
@@ -588,7 +587,10 @@ class WarcStore:
                 response_member = gzip_member(response.head, level=level)
             else:
                 response_member = gzip_member(
-                    response.head, ex.body, level=level, store_body=_incompressible(ex)
+                    response.head,
+                    ex.body,
+                    level=level,
+                    store_body=incompressible(ex.response_headers, ex.body),
                 )
             request_member = gzip_member(request, level=level)
             offset = current.size
