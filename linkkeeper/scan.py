@@ -8,13 +8,14 @@ deleted (history tables refer to them), only their `last_seen` moves.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -189,7 +190,7 @@ def scan_site(
 
     # a first scan loads an empty occurrences table: its indexes are built once at the end
     bulk = not known and db.execute("SELECT 1 FROM occurrences LIMIT 1").fetchone() is None
-    with indexes_deferred(db, "occurrences") if bulk else nullcontext():
+    with indexes_deferred(db, "occurrences") if bulk else nullcontext(), _fewer_collections():
         try:
             for rel, path in site.posts():
                 if rel in seen:  # a file named twice is one post
@@ -239,6 +240,18 @@ def scan_site(
     _fill_totals(db, summary)
     summary.elapsed_s = time.perf_counter() - t0
     return summary
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Parsing makes millions of short-lived objects and no cycles to speak of; the default
+    young-generation threshold (700) ran ~450 collections per 20,000 posts, 4% of a scan."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def _parse_one(
