@@ -48,7 +48,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import tzinfo as tzinfo_type
 from functools import lru_cache
 from typing import Any
 
@@ -155,12 +156,38 @@ _YAML_RESOLVERS: dict[str | None, list[tuple[str, re.Pattern[str]]]] = (
 _YAML_CONSTRUCTOR = yaml.SafeLoader("")
 
 
+# the ISO timestamps posts carry ('2024-11-19T02:09:41.774Z', '2014-09-28T23:51:30+02:00',
+# '2020-07-24'): a subset of what YAML resolves as timestamps, built as its constructor does
+_FM_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:(Z)|([-+])([0-9]{2}):([0-9]{2}))?)?"
+)
+
+
+def _timestamp(m: re.Match[str]) -> date | datetime:
+    year, month, day, hour, minute, second, fraction, utc, sign, tz_hour, tz_minute = m.groups()
+    if hour is None:
+        return date(int(year), int(month), int(day))
+    tzinfo: tzinfo_type | None = None
+    if sign:
+        delta = timedelta(hours=int(tz_hour), minutes=int(tz_minute))
+        tzinfo = timezone(-delta if sign == "-" else delta)
+    elif utc:
+        tzinfo = UTC
+    micro = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    return datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo
+    )
+
+
 def _plain_scalar(text: str) -> tuple[bool, Any]:
     """(understood, value) of a plain YAML scalar, resolved as the safe loader does."""
     if text[0] in _FM_PLAIN_BAD_START or ": " in text or " #" in text or text.endswith(":"):
         return False, None
     if "\t" in text:
         return False, None
+    if text[0] in "0123456789" and (m := _FM_TIMESTAMP.fullmatch(text)) is not None:
+        return True, _timestamp(m)
     for tag, regexp in _YAML_RESOLVERS.get(text[0], ()):
         if regexp.match(text):
             if tag == "tag:yaml.org,2002:str":
@@ -178,19 +205,33 @@ _FM_UNSAFE = re.compile(
 )
 
 
-def _simple_front_matter(lines: list[str]) -> dict[str, Any] | None:
+def _simple_front_matter(lines: list[str], *, json: bool = False) -> dict[str, Any] | None:
+    """The front matter as YAML's safe loader reads it, when every line is a simple
+    one; None otherwise. ``json``: values as `_jsonable` makes them (dates as text)."""
+    read = _simple_line_json if json else _simple_line
     data: dict[str, Any] = {}
     for line in lines:
         if not line.strip():
             if line:  # whitespace-only lines: let YAML decide
                 return None
             continue
-        item = _simple_line(line)
+        item = read(line)
         if item is None:
             return None
         key, value = item
         data[key] = list(value) if type(value) is tuple else value
     return data
+
+
+@lru_cache(maxsize=4096)
+def _simple_line_json(line: str) -> tuple[str, Any] | None:
+    item = _simple_line(line)
+    if item is None:
+        return None
+    key, value = item
+    if type(value) is tuple:
+        return key, tuple(_jsonable(list(value), [20_000]))
+    return key, _jsonable(value, [20_000])
 
 
 @lru_cache(maxsize=4096)  # most lines ('layout: post', 'tags: [ ... ]') recur across posts
@@ -250,9 +291,11 @@ def _split_front_matter(
     fm_lines = block.split("\n")
     body_start = text.count("\n", 0, close.start()) + 1
     try:
-        data = _simple_front_matter(fm_lines)
-        if data is None:
-            data = yaml.load(block, Loader=_YAML_LOADER)
+        # (already JSON-ready, so a simple front matter is done here)
+        simple = _simple_front_matter(fm_lines, json=True)
+        if simple is not None:
+            return simple, fm_lines, body_start, True
+        data = yaml.load(block, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = 2 + (mark.line if mark is not None else 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import date
 
 import pytest
 import yaml
@@ -743,3 +744,27 @@ def test_fast_front_matter_agrees_with_yaml_on_the_corpus() -> None:
         fast = _simple_front_matter(block.split("\n"))
         assert fast is not None, path.name
         assert fast == yaml.safe_load(block), path.name
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.from_regex(
+        r"[0-9]{4}-(0[0-9]|1[0-3])-[0-3][0-9]"
+        r"([Tt][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\.[0-9]{0,9})?(Z|[-+][0-2][0-9]:[0-6][0-9])?)?",
+        fullmatch=True,
+    )
+)
+def test_fast_timestamps_are_what_yaml_makes(text: str) -> None:
+    from linkkeeper.extract import _plain_scalar
+
+    try:
+        expected: object = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except ValueError as exc:
+        expected = type(exc)
+    try:
+        got: object = _plain_scalar(text)[1]
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected and type(got) is type(expected)
+    if isinstance(got, date):
+        assert got.isoformat() == expected.isoformat()  # type: ignore[union-attr]
