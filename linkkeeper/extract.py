@@ -704,39 +704,69 @@ def _is_story_list(list_node: LexborNode, cache: dict[int, bool]) -> bool:
 
 @dataclass(slots=True)
 class _Place:
-    """Where an element sits: what decides between related, inline and embed."""
+    """Where an element sits: what decides between related, inline and embed.
+
+    Read as the walk from the element up to the root (or to the first comments
+    section, where it stops) finds it: the nearest ``li`` decides ``in_story_list``,
+    the nearest picture/video/audio ``media``.
+    """
 
     in_story_list: bool = False
     in_comments: bool = False
     in_related_section: bool = False
     media: str = ""  # nearest picture/video/audio ancestor
+    has_li: bool = False  # an li was met (so in_story_list is decided)
 
 
 _NOWHERE = _Place()
 
 
-def _context(node: LexborNode, sections: dict[int, str], lists: dict[int, bool]) -> _Place:
-    place = _Place()
+def _context(
+    node: LexborNode,
+    sections: dict[int, str],
+    lists: dict[int, bool],
+    places: dict[int, _Place],
+) -> _Place:
+    """The `_Place` of ``node``: what its ancestors say. ``places`` remembers the answer for
+    every ancestor walked (by mem_id), so siblings and cousins stop at the first shared
+    one. Sections are complete for a node's ancestors by the time the node is reached."""
+    chain: list[tuple[LexborNode, int]] = []
+    above = _NOWHERE
     parent = node.parent
-    checked_list = False
     while parent is not None:
-        tag = parent.tag
-        if tag == "li" and not checked_list:
-            checked_list = True
-            grand = parent.parent
-            if grand is not None and grand.tag in ("ul", "ol"):
-                place.in_story_list = _is_story_list(grand, lists)
-        elif tag in ("picture", "video", "audio") and not place.media:
-            place.media = tag
-        if sections:
-            section = sections.get(parent.mem_id)
-            if section == "comments":
-                place.in_comments = True
-                break
-            if section == "related":
-                place.in_related_section = True
+        key = parent.mem_id
+        known = places.get(key)
+        if known is not None:
+            above = known
+            break
+        chain.append((parent, key))
         parent = parent.parent
-    return place
+    for ancestor, key in reversed(chain):  # from the top down
+        tag = ancestor.tag
+        has_li = False
+        story = False
+        media = ""
+        if tag == "li":
+            has_li = True
+            grand = ancestor.parent
+            if grand is not None and grand.tag in ("ul", "ol"):
+                story = _is_story_list(grand, lists)
+        elif tag in ("picture", "video", "audio"):
+            media = tag
+        section = sections.get(key) if sections else None
+        if section == "comments":  # the walk up stops here: nothing above counts
+            place = _Place(story, True, False, media, has_li)
+        else:
+            place = _Place(
+                story if has_li else above.in_story_list,
+                above.in_comments,
+                section == "related" or above.in_related_section,
+                media or above.media,
+                has_li or above.has_li,
+            )
+        places[key] = place
+        above = place
+    return above
 
 
 def _section_mark(attrs: dict[str, str | None]) -> str | None:
@@ -782,7 +812,9 @@ def _html_links(collector: _Collector, html: str, first_line: int) -> None:
     # element's ancestors are all known when it is reached.
     sections: dict[int, str] = {}
     hinted: bool | None = None  # does the chunk name a section at all (checked lazily)
-    lists: dict[int, bool] = {}
+    lists: dict[int, bool] = {}  # ul/ol by mem_id: a list of stories?
+    places: dict[int, _Place] = {}  # elements by mem_id: what their ancestors say
+    where = _Where(first_line, lines)  # one per chunk, its tag_line set per element
     root = tree.root
     for node in root.traverse() if root is not None else ():
         tag = node.tag
@@ -817,7 +849,8 @@ def _html_links(collector: _Collector, html: str, first_line: int) -> None:
                 raw = _raw_attributes(html, pos)
         else:  # an element the parser made up: no position, no raw text
             line, raw = first_line, None
-        _element_links(collector, node, attrs, raw, _Where(line, lines), sections, lists)
+        where.tag_line = line
+        _element_links(collector, node, tag, attrs, raw, where, sections, lists, places)
 
 
 def _value(
@@ -869,17 +902,20 @@ class _Where:
 def _element_links(
     collector: _Collector,
     node: LexborNode,
+    tag: str,
     attrs: dict[str, str | None],
     raw: dict[str, tuple[str, int]] | None,
     where: _Where,
     sections: dict[int, str],
     lists: dict[int, bool],
+    places: dict[int, _Place],
 ) -> None:
-    tag = node.tag
     # the ancestor walk only matters for links (story lists), <source> (picture or video)
     # and when the chunk has comment or related sections
     place = (
-        _context(node, sections, lists) if sections or tag in ("a", "area", "source") else _NOWHERE
+        _context(node, sections, lists, places)
+        if sections or tag in ("a", "area", "source")
+        else _NOWHERE
     )
     in_comments, media = place.in_comments, place.media
     add = collector.add
