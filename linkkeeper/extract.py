@@ -201,7 +201,7 @@ def _plain_scalar(text: str) -> tuple[bool, Any]:
 
 # what YAML would fold, reject or treat as a line break: leave those to the real parser
 _FM_UNSAFE = re.compile(
-    "[^\t\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]"
+    "[^\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 
 
@@ -225,7 +225,7 @@ def _simple_front_matter(lines: list[str], *, json: bool = False) -> dict[str, A
 
 @lru_cache(maxsize=4096)
 def _simple_line_json(line: str) -> tuple[str, Any] | None:
-    item = _simple_line(line)
+    item = _simple_line.__wrapped__(line)  # (json lines have their own cache)
     if item is None:
         return None
     key, value = item
@@ -248,8 +248,7 @@ def _simple_line(line: str) -> tuple[str, Any] | None:
     if m is None:
         return None
     key, raw = m.group(1), m.group(2)
-    understood, key_value = _plain_scalar(key)
-    if not understood or key_value != key:  # 'yes:', 'null:', '1:' are not string keys
+    if not _string_key(key):
         return None
     if raw[0] == '"':
         q = _FM_QUOTED.fullmatch(raw)
@@ -275,6 +274,13 @@ def _simple_line(line: str) -> tuple[str, Any] | None:
     if not understood:
         return None
     return key, value
+
+
+@lru_cache(maxsize=1024)
+def _string_key(key: str) -> bool:
+    """'yes:', 'null:', '1:' are not string keys."""
+    understood, key_value = _plain_scalar(key)
+    return understood and key_value == key
 
 
 def _split_front_matter(
