@@ -141,7 +141,7 @@ class _Row:
 
 
 def parse_kinds(text: str | Iterable[str]) -> frozenset[str]:
-    """"source,related,image" (or a list of such) -> the kinds; ValueError on an unknown one."""
+    """ "source,related,image" (or a list of such) -> the kinds; ValueError on an unknown one."""
     parts = [text] if isinstance(text, str) else list(text)
     names = {p.strip().lower() for part in parts for p in part.split(",") if p.strip()}
     if "all" in names:
@@ -158,7 +158,9 @@ def parse_kinds(text: str | Iterable[str]) -> frozenset[str]:
 def _origin(url: str) -> str | None:
     try:
         parsed = URL(url)
-        return str(parsed.origin()) if parsed.absolute and parsed.scheme in ("http", "https") else None
+        return (
+            str(parsed.origin()) if parsed.absolute and parsed.scheme in ("http", "https") else None
+        )
     except (ValueError, TypeError):
         return None
 
@@ -220,7 +222,9 @@ class Archiver:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def plan(self, urls: Iterable[str], *, explicit: bool = False, now: datetime | None = None) -> set[str]:
+    def plan(
+        self, urls: Iterable[str], *, explicit: bool = False, now: datetime | None = None
+    ) -> set[str]:
         """Decide which of `urls` are due for a snapshot (``explicit``: skip the kinds filter)."""
         wanted = list(dict.fromkeys(urls))
         unarchived = self._checked_but_not_archived() if self.run_id is not None else []
@@ -245,9 +249,7 @@ class Archiver:
         self.due = {
             url
             for url in wanted
-            if url not in self._last
-            or max_age is None
-            or now - self._last[url].date >= max_age
+            if url not in self._last or max_age is None or now - self._last[url].date >= max_age
         }
         self._candidates = set(wanted)
         # checked live before a crash, snapshot rows lost with it: captured again at the end
@@ -290,7 +292,9 @@ class Archiver:
                 chunk,
             ):
                 if url in self._last:
-                    self._last[url].original = PriorCapture(url, _parse_iso(date), digest, record_id)
+                    self._last[url].original = PriorCapture(
+                        url, _parse_iso(date), digest, record_id
+                    )
 
     def wants(self, url: str) -> bool:
         """The checker's capture predicate: GET this URL and hand back its raw exchanges?"""
@@ -489,9 +493,7 @@ class Archiver:
             capture.http_status,
             original or (self._last[capture.url].original if capture.url in self._last else None),
         )
-        self._rows.append(
-            _Row(capture, capture.refers_to.record_id if capture.refers_to else None)
-        )
+        self._rows.append(_Row(capture, capture.refers_to.record_id if capture.refers_to else None))
 
     def flush(self) -> None:
         """Commit the pending snapshot rows (their records are already flushed to the file)."""

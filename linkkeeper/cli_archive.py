@@ -54,33 +54,63 @@ def archive_options(fn: Any = None, *, switch: bool = True) -> Any:
     if fn is None:
         return lambda f: archive_options(f, switch=switch)
     opts = [
-        click.option("--no-snapshot", is_flag=True, envvar="LINKKEEPER_NO_SNAPSHOT",
-                     help="Do not archive: check only (HEAD where possible)."),
-        click.option("--warc-dir", type=click.Path(file_okay=False, path_type=Path),
-                     envvar="LINKKEEPER_WARC_DIR",
-                     help="Folder of the WARC files [default: warcs/ next to the database]."),
-        click.option("--snapshot-max-age", envvar="LINKKEEPER_SNAPSHOT_MAX_AGE",
-                     metavar="DURATION",
-                     help="Re-capture a URL only when its last capture is older than this "
-                     "(e.g. 7d) or a check sees it changed [default: every run; an unchanged "
-                     "page costs a small revisit record]."),
-        click.option("--snapshot-kinds", default=",".join(sorted(DEFAULT_KINDS)),
-                     show_default=True, envvar="LINKKEEPER_SNAPSHOT_KINDS",
-                     help="Link kinds to archive, comma-separated: source, related, image, "
-                     "inline, embed, or all."),
-        click.option("--max-capture-size", default="50MiB", show_default=True,
-                     envvar="LINKKEEPER_MAX_CAPTURE_SIZE", metavar="SIZE",
-                     help="Longest body stored per capture; longer ones are cut and marked "
-                     "WARC-Truncated."),
-        click.option("--warc-max-size", default="1GB", show_default=True,
-                     envvar="LINKKEEPER_WARC_MAX_SIZE", metavar="SIZE",
-                     help="Start a new WARC file once one reaches this size."),
-        click.option("--respect-robots", is_flag=True, envvar="LINKKEEPER_RESPECT_ROBOTS",
-                     help="Do not archive what robots.txt disallows (off by default, like the "
-                     "Internet Archive: a cited page is archived for readers, not crawled)."),
-        click.option("--operator", envvar="LINKKEEPER_OPERATOR",
-                     help="Who runs the archive, for the WARC's warcinfo record "
-                     "(e.g. 'Jane Doe <jane@example.org>')."),
+        click.option(
+            "--no-snapshot",
+            is_flag=True,
+            envvar="LINKKEEPER_NO_SNAPSHOT",
+            help="Do not archive: check only (HEAD where possible).",
+        ),
+        click.option(
+            "--warc-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="LINKKEEPER_WARC_DIR",
+            help="Folder of the WARC files [default: warcs/ next to the database].",
+        ),
+        click.option(
+            "--snapshot-max-age",
+            envvar="LINKKEEPER_SNAPSHOT_MAX_AGE",
+            metavar="DURATION",
+            help="Re-capture a URL only when its last capture is older than this "
+            "(e.g. 7d) or a check sees it changed [default: every run; an unchanged "
+            "page costs a small revisit record].",
+        ),
+        click.option(
+            "--snapshot-kinds",
+            default=",".join(sorted(DEFAULT_KINDS)),
+            show_default=True,
+            envvar="LINKKEEPER_SNAPSHOT_KINDS",
+            help="Link kinds to archive, comma-separated: source, related, image, "
+            "inline, embed, or all.",
+        ),
+        click.option(
+            "--max-capture-size",
+            default="50MiB",
+            show_default=True,
+            envvar="LINKKEEPER_MAX_CAPTURE_SIZE",
+            metavar="SIZE",
+            help="Longest body stored per capture; longer ones are cut and marked WARC-Truncated.",
+        ),
+        click.option(
+            "--warc-max-size",
+            default="1GB",
+            show_default=True,
+            envvar="LINKKEEPER_WARC_MAX_SIZE",
+            metavar="SIZE",
+            help="Start a new WARC file once one reaches this size.",
+        ),
+        click.option(
+            "--respect-robots",
+            is_flag=True,
+            envvar="LINKKEEPER_RESPECT_ROBOTS",
+            help="Do not archive what robots.txt disallows (off by default, like the "
+            "Internet Archive: a cited page is archived for readers, not crawled).",
+        ),
+        click.option(
+            "--operator",
+            envvar="LINKKEEPER_OPERATOR",
+            help="Who runs the archive, for the WARC's warcinfo record "
+            "(e.g. 'Jane Doe <jane@example.org>').",
+        ),
     ]
     for opt in reversed(opts if switch else opts[1:]):
         fn = opt(fn)
@@ -162,20 +192,42 @@ def _is_url(target: str) -> bool:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("targets", nargs=-1, metavar="[SITE|POST...|URL...]")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path,
-              exists=True), envvar="LINKKEEPER_CONFIG",
-              help="Config file (default: linkkeeper.toml or [tool.linkkeeper] in pyproject.toml).")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="LINKKEEPER_DB",
-              help="SQLite file [default: linkkeeper.db next to the site].")
-@click.option("--site-url", envvar="LINKKEEPER_SITE_URL",
-              help="The site's own URL, to resolve relative links [default: from _config.yml].")
-@click.option("--source-key", "source_keys", multiple=True, envvar="LINKKEEPER_SOURCE_KEYS",
-              help="Front matter key naming the post's source URL; repeatable.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path, exists=True),
+    envvar="LINKKEEPER_CONFIG",
+    help="Config file (default: linkkeeper.toml or [tool.linkkeeper] in pyproject.toml).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="LINKKEEPER_DB",
+    help="SQLite file [default: linkkeeper.db next to the site].",
+)
+@click.option(
+    "--site-url",
+    envvar="LINKKEEPER_SITE_URL",
+    help="The site's own URL, to resolve relative links [default: from _config.yml].",
+)
+@click.option(
+    "--source-key",
+    "source_keys",
+    multiple=True,
+    envvar="LINKKEEPER_SOURCE_KEYS",
+    help="Front matter key naming the post's source URL; repeatable.",
+)
 @check_options
 @archive_options(switch=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, envvar="LINKKEEPER_FORMAT",
-              help="json: every URL with its captures on stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="LINKKEEPER_FORMAT",
+    help="json: every URL with its captures on stdout.",
+)
 @click.option("--quiet", "-q", is_flag=True, envvar="LINKKEEPER_QUIET", help="No summary.")
 @click.pass_context
 def snapshot(ctx: click.Context, **params: Any) -> int:
@@ -302,8 +354,9 @@ def _urls_of(
     # post files: parsed, not scanned (scanning a few files would drop the others' rows)
     urls: list[str] = []
     for rel, path in site.posts():
-        parsed = parse_post(path.read_bytes(), path=rel, site_url=site.url,
-                            source_keys=tuple(source_keys))
+        parsed = parse_post(
+            path.read_bytes(), path=rel, site_url=site.url, source_keys=tuple(source_keys)
+        )
         for problem in parsed.problems:
             say(f"{rel}:{problem.line}: {problem.message}")
         urls += [o.url for o in parsed.occurrences if o.status is None and o.kind in kinds]

@@ -99,8 +99,13 @@ def clean_env() -> dict[str, str]:
 
 
 def run(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LINKKEEPER, *map(str, args)], capture_output=True, text=True,
-                          env=clean_env(), timeout=timeout)
+    return subprocess.run(
+        [*LINKKEEPER, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=timeout,
+    )
 
 
 def rows(db: Path, sql: str = "SELECT * FROM snapshots ORDER BY id", *params: object) -> list[dict]:
@@ -128,14 +133,16 @@ def read_warc(path: Path) -> list[dict[str, Any]]:
             payload = record.raw_stream.read()
             if record.rec_type != "revisit":
                 assert record.digest_checker.passed is not False, record.digest_checker.problems
-            records.append({
-                "type": record.rec_type,
-                "warc": record.rec_headers,
-                "http": record.http_headers,
-                "payload": payload,
-                "offset": iterator.get_record_offset(),
-                "length": iterator.get_record_length(),
-            })
+            records.append(
+                {
+                    "type": record.rec_type,
+                    "warc": record.rec_headers,
+                    "http": record.http_headers,
+                    "payload": payload,
+                    "offset": iterator.get_record_offset(),
+                    "length": iterator.get_record_length(),
+                }
+            )
     return records
 
 
@@ -222,19 +229,40 @@ CAP = 200_000
 def nightly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with FaultWeb() as web:
         root = tmp_path_factory.mktemp("nightly")
-        site = make_site(root / "site", [
-            {"source": SOURCES[0], "images": IMAGES, "related": RELATED[:2], "inline": INLINE},
-            {"source": SOURCES[1], "related": RELATED[2:], "inline": INLINE},
-            {"source": SOURCES[2], "images": IMAGES[:1]},
-            {"source": SOURCES[3]},
-        ])
+        site = make_site(
+            root / "site",
+            [
+                {"source": SOURCES[0], "images": IMAGES, "related": RELATED[:2], "inline": INLINE},
+                {"source": SOURCES[1], "related": RELATED[2:], "inline": INLINE},
+                {"source": SOURCES[2], "images": IMAGES[:1]},
+                {"source": SOURCES[3]},
+            ],
+        )
         out = root / "run.json"
-        res = run("check", site, *check_args(web), "--attempts", "1", "--format", "json",
-                  "-o", out, "--max-capture-size", str(CAP),
-                  "--operator", "Archive desk <desk@news.test>")
+        res = run(
+            "check",
+            site,
+            *check_args(web),
+            "--attempts",
+            "1",
+            "--format",
+            "json",
+            "-o",
+            out,
+            "--max-capture-size",
+            str(CAP),
+            "--operator",
+            "Archive desk <desk@news.test>",
+        )
         assert res.returncode == 2, res.stderr  # the 404 is a new failure
-        yield {"web": web, "site": site, "db": site / "linkkeeper.db", "warcs": site / "warcs",
-               "doc": json.loads(out.read_text()), "result": res}
+        yield {
+            "web": web,
+            "site": site,
+            "db": site / "linkkeeper.db",
+            "warcs": site / "warcs",
+            "doc": json.loads(out.read_text()),
+            "result": res,
+        }
 
 
 def test_check_summary_and_json_count_what_was_written(nightly: dict[str, Any]) -> None:
@@ -277,8 +305,9 @@ def test_payloads_are_the_exact_bytes_the_server_sent(nightly: dict[str, Any]) -
 
 def test_redirect_hops_are_captured_and_truncation_is_marked(nightly: dict[str, Any]) -> None:
     folder, db = nightly["warcs"], nightly["db"]
-    hops = rows(db, "SELECT url, http_status FROM snapshots WHERE url LIKE '%moved-story'"
-                " ORDER BY id")
+    hops = rows(
+        db, "SELECT url, http_status FROM snapshots WHERE url LIKE '%moved-story' ORDER BY id"
+    )
     assert [(h["url"].split(".example")[1], h["http_status"]) for h in hops] == [
         ("/redirect/301/2/moved-story", 301),
         ("/redirect/301/1/moved-story", 301),
@@ -349,10 +378,17 @@ def test_second_run_on_an_unchanged_web_adds_only_small_revisits(
     """Sized like real news pages: fault-web articles are ~2 kB (smaller than a revisit's own
     headers), so the pages here are /large/ bodies of 200 kB, about a real article page."""
     pages = [f"https://news.example/large/200000/article-{i}" for i in range(8)]
-    site = make_site(tmp_path / "site", [
-        {"source": pages[i], "related": [pages[i + 4]], "images": [f"https://images.example/img/{i}.jpg"]}
-        for i in range(4)
-    ])
+    site = make_site(
+        tmp_path / "site",
+        [
+            {
+                "source": pages[i],
+                "related": [pages[i + 4]],
+                "images": [f"https://images.example/img/{i}.jpg"],
+            }
+            for i in range(4)
+        ],
+    )
     folder = site / "warcs"
     first = run("check", site, *check_args(faultweb), "--format", "json")
     assert first.returncode == 0, first.stderr
@@ -375,14 +411,27 @@ def test_kill_9_while_writing_loses_no_record_a_row_points_at(
 ) -> None:
     """Killed once rows are committed while 3 MB bodies keep streaming into the open file."""
     pages = [f"https://cdn.example/large/3000000/dossier-{i}" for i in range(16)]
-    site = make_site(tmp_path / "site", [
-        {"source": pages[i * 4], "related": pages[i * 4 + 1 : i * 4 + 4]} for i in range(4)
-    ])
+    site = make_site(
+        tmp_path / "site",
+        [{"source": pages[i * 4], "related": pages[i * 4 + 1 : i * 4 + 4]} for i in range(4)],
+    )
     db, folder = site / "linkkeeper.db", site / "warcs"
     proc = subprocess.Popen(
-        [*LINKKEEPER, "check", str(site), *check_args(faultweb), "--host-concurrency", "2",
-         "--host-rate", "4", "--quiet"], env=clean_env(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [
+            *LINKKEEPER,
+            "check",
+            str(site),
+            *check_args(faultweb),
+            "--host-concurrency",
+            "2",
+            "--host-rate",
+            "4",
+            "--quiet",
+        ],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -428,10 +477,13 @@ def test_max_age_spares_unchanged_pages_and_recaptures_changed_ones(
     faultweb: FaultWeb, tmp_path: Path
 ) -> None:
     faultweb.add_behaviour(Behaviour("growing", _growing))
-    site = make_site(tmp_path / "site", [
-        {"source": "https://news.example/ok/steady"},
-        {"source": "https://news.example/growing/live-blog"},
-    ])
+    site = make_site(
+        tmp_path / "site",
+        [
+            {"source": "https://news.example/ok/steady"},
+            {"source": "https://news.example/growing/live-blog"},
+        ],
+    )
     db = site / "linkkeeper.db"
     assert run("check", site, *check_args(faultweb), "--snapshot-max-age", "7d").returncode == 0
     res = run("check", site, *check_args(faultweb), "--snapshot-max-age", "7d", "--format", "json")
@@ -440,7 +492,10 @@ def test_max_age_spares_unchanged_pages_and_recaptures_changed_ones(
     assert archive["captures"] == 1 and archive["revisits"] == 0
     assert [e.method for e in faultweb.requests(path="/ok/steady")] == ["GET", "HEAD"]
     assert [e.method for e in faultweb.requests(path="/growing/live-blog")] == [
-        "GET", "HEAD", "GET"]
+        "GET",
+        "HEAD",
+        "GET",
+    ]
     latest = rows(db, "SELECT * FROM snapshots WHERE url LIKE '%live-blog' ORDER BY id")
     assert len(latest) == 2 and latest[0]["payload_digest"] != latest[1]["payload_digest"]
     verify_folder(site / "warcs", db)
@@ -451,8 +506,13 @@ def test_max_age_spares_unchanged_pages_and_recaptures_changed_ones(
 
 
 async def _unicode_headers(hit: Hit) -> aioweb.StreamResponse:
-    return aioweb.Response(body=b"x", headers={"X-Title": "Caf\u00e9 \u00fcber",
-                                               "Content-Disposition": 'inline; filename="r\u00e9sum\u00e9.pdf"'})
+    return aioweb.Response(
+        body=b"x",
+        headers={
+            "X-Title": "Caf\u00e9 \u00fcber",
+            "Content-Disposition": 'inline; filename="r\u00e9sum\u00e9.pdf"',
+        },
+    )
 
 
 async def test_captured_headers_are_the_bytes_received(tmp_path: Path) -> None:
@@ -460,8 +520,12 @@ async def test_captured_headers_are_the_bytes_received(tmp_path: Path) -> None:
     from linkkeeper.warc import WarcStore
 
     with FaultWeb(behaviours=[Behaviour("unicode", _unicode_headers)]) as web:
-        options = CheckOptions(connect_to=web.connect_to_args(), offline_dns=True,
-                               trust_env=False, capture=lambda url: True)
+        options = CheckOptions(
+            connect_to=web.connect_to_args(),
+            offline_dns=True,
+            trust_env=False,
+            capture=lambda url: True,
+        )
         async with Checker(options) as checker:
             [result] = [r async for r in checker.run(["http://news.example/unicode/h"])]
     [exchange] = result.exchanges
@@ -486,12 +550,15 @@ def test_parse_kinds_and_sizes() -> None:
     assert parse_size("1GB") == parse_size("1G") == 10**9
     assert parse_size("500k") == 500_000 and parse_size("12345") == 12345
     assert human_bytes(999) == "999 B" and human_bytes(1_234_567) == "1.2 MB"
-    line = format_archive_summary(ArchiveCounts(captures=3, revisits=2, truncations=1,
-                                                bytes_written=2_500_000, urls=4))
+    line = format_archive_summary(
+        ArchiveCounts(captures=3, revisits=2, truncations=1, bytes_written=2_500_000, urls=4)
+    )
     assert line == "archived 4 URLs: 3 captures, 2 revisits, 1 truncated, 2.5 MB written"
 
 
-@given(st.integers(min_value=0, max_value=10**15), st.sampled_from(["", "k", "M", "G", "KiB", "MiB"]))
+@given(
+    st.integers(min_value=0, max_value=10**15), st.sampled_from(["", "k", "M", "G", "KiB", "MiB"])
+)
 def test_parse_size_reads_what_people_write(number: int, unit: str) -> None:
     factor = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "KiB": 2**10, "MiB": 2**20}[unit]
     assert parse_size(f"{number}{unit}") == int(float(number) * factor) or number > 2**53
@@ -513,15 +580,20 @@ async def test_captures_without_fingerprints_skip_page_reading_only() -> None:
     with FaultWeb() as web:
         for fingerprints in (True, False):
             options = CheckOptions(
-                connect_to=web.connect_to_args(), offline_dns=True, trust_env=False,
-                capture=lambda url: True, fingerprints=fingerprints,
+                connect_to=web.connect_to_args(),
+                offline_dns=True,
+                trust_env=False,
+                capture=lambda url: True,
+                fingerprints=fingerprints,
             )
             async with Checker(options) as checker:
                 [results[fingerprints]] = [r async for r in checker.run([url])]
     with_fp, without = results[True], results[False]
     assert with_fp.fingerprint and with_fp.sample
     assert without.fingerprint is None and without.sample is None
-    assert without.status == with_fp.status and without.exchanges[0].body == with_fp.exchanges[0].body
+    assert (
+        without.status == with_fp.status and without.exchanges[0].body == with_fp.exchanges[0].body
+    )
 
 
 async def test_queued_results_are_written_in_batches_that_keep_revisits(tmp_path: Path) -> None:

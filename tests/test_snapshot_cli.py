@@ -20,8 +20,21 @@ def test_urls_are_captured_and_failures_reported(faultweb: FaultWeb, tmp_path: P
     live = "https://news.example/brotli/just-published"
     gone = "https://news.example/status/410/withdrawn"
     moved = "https://news.example/redirect/302/1/moved"
-    res = run("snapshot", live, gone, moved, "--db", db, "--warc-dir", folder,
-              *web_args(faultweb), "--attempts", "1", "--format", "json")
+    res = run(
+        "snapshot",
+        live,
+        gone,
+        moved,
+        "--db",
+        db,
+        "--warc-dir",
+        folder,
+        *web_args(faultweb),
+        "--attempts",
+        "1",
+        "--format",
+        "json",
+    )
     assert res.returncode == 2, res.stderr  # one URL could not be archived
     doc = json.loads(res.stdout)
     assert doc["archive"]["captures"] == 3 and doc["archive"]["urls"] == 2
@@ -45,11 +58,18 @@ def test_urls_are_captured_and_failures_reported(faultweb: FaultWeb, tmp_path: P
 def test_post_file_captures_its_links_without_touching_the_inventory(
     faultweb: FaultWeb, tmp_path: Path
 ) -> None:
-    site = make_site(tmp_path / "site", [
-        {"source": "https://news.example/ok/first-story", "images": ["https://images.example/img/a.png"],
-         "related": ["https://news.example/gzip/related-one"], "inline": "https://blog.example/ok/aside"},
-        {"source": "https://news.example/ok/second-story"},
-    ])
+    site = make_site(
+        tmp_path / "site",
+        [
+            {
+                "source": "https://news.example/ok/first-story",
+                "images": ["https://images.example/img/a.png"],
+                "related": ["https://news.example/gzip/related-one"],
+                "inline": "https://blog.example/ok/aside",
+            },
+            {"source": "https://news.example/ok/second-story"},
+        ],
+    )
     db = site / "linkkeeper.db"
     assert run("scan", site).returncode == 0
     posts_before = rows(db, "SELECT path, sha256 FROM posts ORDER BY path")
@@ -57,8 +77,11 @@ def test_post_file_captures_its_links_without_touching_the_inventory(
     res = run("snapshot", first, "--db", db, *web_args(faultweb))
     assert res.returncode == 0, res.stderr
     captured = {r["url"] for r in rows(db)}
-    assert captured == {"https://news.example/ok/first-story", "https://images.example/img/a.png",
-                        "https://news.example/gzip/related-one"}
+    assert captured == {
+        "https://news.example/ok/first-story",
+        "https://images.example/img/a.png",
+        "https://news.example/gzip/related-one",
+    }
     assert faultweb.requests(path="/ok/second-story") == []
     assert faultweb.requests(host="blog.example") == []  # inline: not an archived kind
     assert rows(db, "SELECT path, sha256 FROM posts ORDER BY path") == posts_before
@@ -70,8 +93,15 @@ def test_post_file_captures_its_links_without_touching_the_inventory(
 
 
 def test_site_snapshot_honours_max_age(faultweb: FaultWeb, tmp_path: Path) -> None:
-    site = make_site(tmp_path / "site", [{"source": "https://news.example/chunked/a-story",
-                                          "images": ["https://images.example/img/b.gif"]}])
+    site = make_site(
+        tmp_path / "site",
+        [
+            {
+                "source": "https://news.example/chunked/a-story",
+                "images": ["https://images.example/img/b.gif"],
+            }
+        ],
+    )
     res = run("snapshot", site, *web_args(faultweb))
     assert res.returncode == 0, res.stderr
     assert "2 URLs due for a snapshot" in res.stdout
@@ -102,8 +132,18 @@ def test_respect_robots_fetches_robots_txt_once_per_host(tmp_path: Path) -> None
         "https://images.example/img/c.jpg",  # robots.txt 404: no rules
     ]
     with FaultWeb(behaviours=[Behaviour("robots.txt", _robots)]) as web:
-        res = run("snapshot", *urls, "--db", db, "--warc-dir", folder, *web_args(web),
-                  "--respect-robots", "--attempts", "1")
+        res = run(
+            "snapshot",
+            *urls,
+            "--db",
+            db,
+            "--warc-dir",
+            folder,
+            *web_args(web),
+            "--respect-robots",
+            "--attempts",
+            "1",
+        )
         assert res.returncode == 2, res.stderr  # two URLs not archived
         assert {r["url"] for r in rows(db)} == {urls[0], urls[1], urls[4]}
         for host in ("news.example", "blog.example", "images.example"):
@@ -117,8 +157,12 @@ def test_respect_robots_fetches_robots_txt_once_per_host(tmp_path: Path) -> None
 
 
 def test_bad_archiving_options_exit_3(tmp_path: Path) -> None:
-    for bad in (["--snapshot-kinds", "video"], ["--max-capture-size", "huge"],
-                ["--snapshot-max-age", "soon"], ["--warc-max-size", "0"]):
+    for bad in (
+        ["--snapshot-kinds", "video"],
+        ["--max-capture-size", "huge"],
+        ["--snapshot-max-age", "soon"],
+        ["--warc-max-size", "0"],
+    ):
         res = run("snapshot", "https://news.example/ok/x", "--db", tmp_path / "lk.db", *bad)
         assert res.returncode == 3, (bad, res.stderr)
         assert "Traceback" not in res.stderr
