@@ -103,6 +103,7 @@ REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-dig
 OPEN_SUFFIX = ".open"
 WARC_SUFFIX = ".warc.gz"
 DEFAULT_COMPRESS_LEVEL = 6
+INDEX_MEMORY_MAX = 32 * 2**20  # characters of CDXJ lines kept in memory per open file
 PAYLOAD_CONVENTION = (
     "payload = entity body with transfer coding removed and content coding kept; "
     "Transfer-Encoding renamed X-Orig-Transfer-Encoding; Content-Length set to the stored "
@@ -530,7 +531,10 @@ class _OpenFile:
     writer: WARCWriter
     warcinfo_id: str
     size: int  # bytes written so far (kept here: tell() is a system call)
-    index: list[str] = field(default_factory=list)  # CDXJ lines of the records written
+    # CDXJ lines of the records written; None once they outgrew INDEX_MEMORY_MAX (the file
+    # is then indexed by reading it back at close, as cdxj-indexer does, with bounded memory)
+    index: list[str] | None = field(default_factory=list)
+    index_chars: int = 0
 
 
 def _utc_now() -> datetime:
@@ -617,8 +621,8 @@ class WarcStore:
                 raise
             current.size = end
             record_type = "revisit" if revisit else "response"
-            current.index.append(
-                cdxj_line(
+            if current.index is not None:
+                line = cdxj_line(
                     url=ex.url,
                     warc_date=response.date,
                     record_type=record_type,
@@ -629,7 +633,10 @@ class WarcStore:
                     offset=offset,
                     filename=current.rel,
                 )
-            )
+                current.index.append(line)
+                current.index_chars += len(line)
+                if current.index_chars > INDEX_MEMORY_MAX:
+                    current.index = None
             capture = CaptureRecord(
                 url=ex.url,
                 warc_file=current.rel,
@@ -737,7 +744,10 @@ class WarcStore:
             _fsync_dir(current.final.parent)
         finally:
             handle.close()  # releases the flock
-        write_index(current.final, current.index)  # the lines of what we wrote: no re-reading
+        if current.index is not None:
+            write_index(current.final, current.index)  # the lines of what we wrote: no re-reading
+        else:
+            index_warc(self.folder, current.rel)
         rebuild_folder_index(self.folder)
 
     # -- crash repair --------------------------------------------------------------------------

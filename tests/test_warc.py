@@ -662,6 +662,24 @@ def test_index_lines_made_while_writing_equal_cdxj_indexer_on_odd_records(
     assert len(fresh.getvalue().splitlines()) == len(odd) + 1
 
 
+def test_index_of_a_file_with_too_many_records_is_made_by_reading_it(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past INDEX_MEMORY_MAX characters of lines the writer stops keeping them and the file
+    is indexed at close the way cdxj-indexer does (memory stays bounded); same index."""
+    monkeypatch.setattr(warc_module, "INDEX_MEMORY_MAX", 1000)
+    with WarcStore(folder, clock=Clock()) as store:
+        captures = [store.write(exchange(f"http://news.test/{i}")) for i in range(8)]
+        assert store._current is not None and store._current.index is None
+    (path,) = folder.rglob("*.warc.gz")
+    fresh = io.StringIO()
+    CDXJIndexer(
+        output=fresh, inputs=[str(path)], filename=captures[0].warc_file, sort=True
+    ).process_all()
+    assert index_path_for(path).read_text() == fresh.getvalue()
+    assert len(fresh.getvalue().splitlines()) == 8
+
+
 def test_incompressible_bodies_are_stored_and_compressible_ones_deflated(folder: Path) -> None:
     """Bodies that do not shrink go in stored deflate blocks (cheap), the rest at level 6;
     either way one ordinary gzip member per record, never bigger than deflating it all."""
