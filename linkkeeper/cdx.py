@@ -21,8 +21,8 @@ record's line with :func:`cdxj_line` as it writes the record (it knows the offse
 headers already) and :func:`write_index` sorts them into the per-file index at close. The
 line is built the way cdxj-indexer builds it, with the same helpers (``surt.surt`` for the
 key, warcio's timestamp, the same JSON field order), and the tests compare the two byte for
-byte. Files the writer did not finish (repaired after a crash, or exported) are indexed by
-cdxj-indexer itself with :func:`index_warc`.
+byte. Files the writer did not finish (repaired after a crash, or exported), or whose lines
+grew too many to keep in memory, are indexed by cdxj-indexer itself with :func:`index_warc`.
 """
 
 from __future__ import annotations

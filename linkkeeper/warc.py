@@ -48,7 +48,8 @@ Files: ``<folder>/YYYY/MM/<prefix>-YYYYMMDDhhmmss-NNNNN.warc.gz``, written as ``
 captures, so a request/response pair never spans two files). ``WARC-Filename`` in warcinfo is
 the final name. Closing also writes the file's CDXJ index and refreshes the folder index
 (:mod:`linkkeeper.cdx`), so pywb replays the folder with :func:`linkkeeper.cdx.pywb_collection_config`;
-the index lines are made as the records are written (the file is not read again).
+the index lines are made as the records are written (the file is not read again, unless
+its lines outgrow ``INDEX_MEMORY_MAX``).
 A closed file is never opened for writing again.
 
 Inputs the writer insists on (else :class:`InvalidExchange`, nothing written): an ASCII http(s)
