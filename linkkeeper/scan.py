@@ -117,51 +117,47 @@ def scan_site(
     # the icon a thousand posts share is upserted once, not once per batch; bounded
     upserted: dict[str, bool] = {}
 
-    def flush() -> None:
-        if not pending:
-            return
+    # batches handed to the parser (with worker processes, one is parsed while the one
+    # before it is written)
+    in_flight: list[tuple[list[tuple[str, Path, bytes, str, int, int]], Iterator[_Rows]]] = []
+
+    def flush(final: bool = False) -> None:
         nonlocal pool
-        if pool is None and workers > 1 and (jobs > 1 or len(pending) >= BATCH):
-            pool = ProcessPoolExecutor(max_workers=workers)
-        parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys))
-        inputs = [(rel, data) for rel, _abs, data, *_ in pending]
-        results = pool.map(parse, inputs, chunksize=16) if pool else map(parse, inputs)
+        if pending:
+            if pool is None and workers > 1 and (jobs > 1 or len(pending) >= BATCH):
+                pool = ProcessPoolExecutor(max_workers=workers)
+            parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys))
+            inputs = [
+                (rel, data, digest, size, mtime_ns, now)
+                for rel, _abs, data, digest, size, mtime_ns in pending
+            ]
+            results = pool.map(parse, inputs, chunksize=16) if pool else map(parse, inputs)
+            in_flight.append((pending.copy(), results))
+            pending.clear()
+        while in_flight and (final or pool is None or len(in_flight) > 1):
+            write(*in_flight.pop(0))
+
+    def write(
+        batch: list[tuple[str, Path, bytes, str, int, int]], results: Iterator[_Rows]
+    ) -> None:
         post_rows: list[tuple[object, ...]] = []
         occurrence_rows: list[tuple[object, ...]] = []
         link_rows: list[tuple[object, ...]] = []
         replaced: list[str] = []
         if len(upserted) > 200_000:
             upserted.clear()
-        for (rel, _abs, _data, digest, size, mtime_ns), parsed in zip(
-            pending, results, strict=True
-        ):
-            post_rows.append(_post_row(rel, parsed, digest, size, mtime_ns, now))
+        for (rel, *_), (post_row, occurrences, links, problems) in zip(batch, results, strict=True):
+            post_rows.append(post_row)
             if rel in known:
                 replaced.append(rel)
-            occurrence_rows.extend(
-                [
-                    (rel, o.url, o.kind, o.line, o.text, o.original, o.fragment, o.element)
-                    for o in parsed.occurrences
-                ]
-            )
-            for o in parsed.occurrences:
-                done = upserted.get(o.url)
-                if done is None or (o.wraps and not done):
-                    upserted[o.url] = o.wraps is not None
-                    link_rows.append(
-                        (
-                            o.url,
-                            o.host,
-                            _scheme(o.url),
-                            o.status,
-                            o.reason or None,
-                            o.wraps,
-                            now,
-                            now,
-                        )
-                    )
-            for problem in parsed.problems:
-                report(ScanProblem(rel, problem.line, problem.message))
+            occurrence_rows.extend(occurrences)
+            for url, host, status, reason, wraps in links:
+                done = upserted.get(url)
+                if done is None or (wraps and not done):
+                    upserted[url] = wraps is not None
+                    link_rows.append((url, host, _scheme(url), status, reason, wraps, now, now))
+            for line, message in problems:
+                report(ScanProblem(rel, line, message))
             summary.parsed += 1
         with Transaction(db) as conn:
             for i in range(0, len(replaced), 500):  # edited posts: their old occurrences go
@@ -186,7 +182,6 @@ def scan_site(
                 " wraps = coalesce(excluded.wraps, links.wraps)",
                 link_rows,
             )
-        pending.clear()
 
     # a first scan loads an empty occurrences table: its indexes are built once at the end
     bulk = not known and db.execute("SELECT 1 FROM occurrences LIMIT 1").fetchone() is None
@@ -222,7 +217,7 @@ def scan_site(
                 pending.append((rel, path, data, digest, st.st_size, st.st_mtime_ns))
                 if len(pending) >= BATCH:
                     flush()
-            flush()
+            flush(final=True)
         finally:
             if pool:
                 pool.shutdown()
@@ -270,11 +265,34 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
+_Rows = tuple[
+    tuple[object, ...],  # the posts row
+    list[tuple[object, ...]],  # its occurrences rows
+    list[tuple[str, str, str | None, str | None, str | None]],  # url, host, status, reason, wraps
+    list[tuple[int, str]],  # problems: line, message
+]
+
+
 def _parse_one(
-    item: tuple[str, bytes], *, site_url: str | None, source_keys: tuple[str, ...]
-) -> ParsedPost:
-    rel, data = item
-    return parse_post(data, path=rel, site_url=site_url, source_keys=source_keys)
+    item: tuple[str, bytes, str, int, int, str],
+    *,
+    site_url: str | None,
+    source_keys: tuple[str, ...],
+) -> _Rows:
+    """One post parsed into the rows `flush` writes: plain tuples, which a worker process
+    sends back much faster than the objects parse_post returns."""
+    rel, data, digest, size, mtime_ns, now = item
+    parsed = parse_post(data, path=rel, site_url=site_url, source_keys=source_keys)
+    occurrences = parsed.occurrences
+    return (
+        _post_row(rel, parsed, digest, size, mtime_ns, now),
+        [
+            (rel, o.url, o.kind, o.line, o.text, o.original, o.fragment, o.element)
+            for o in occurrences
+        ],
+        [(o.url, o.host, o.status, o.reason or None, o.wraps) for o in occurrences],
+        [(p.line, p.message) for p in parsed.problems],
+    )
 
 
 def _post_row(
