@@ -780,11 +780,12 @@ def _section_mark(attrs: dict[str, str | None]) -> str | None:
     id_value = attrs.get("id")
     class_value = attrs.get("class")
     # what "[class*=comment i], [id*=comment i], ..." selects (ASCII case-insensitive)
-    if not any(
-        _SECTION_CANDIDATE.search(value.encode("utf-8", "replace").lower().decode())
-        for value in (class_value, id_value)
-        if value
-    ):
+    for value in (class_value, id_value):
+        if value and _SECTION_CANDIDATE.search(
+            value.lower() if value.isascii() else value.encode("utf-8", "replace").lower().decode()
+        ):
+            break
+    else:
         return None
     found = None
     marks = [(id_value or "").lower()]
