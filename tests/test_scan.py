@@ -1,0 +1,132 @@
+"""scan_site through its Python API: the bulk-load and batching paths a big first scan takes,
+checked on small sites by shrinking the batch size."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from linkkeeper import scan
+from linkkeeper.cli import example_site_path
+from linkkeeper.db import connect
+from linkkeeper.scan import scan_site
+from linkkeeper.site import open_site
+
+CORPUS = Path(
+    os.environ.get("LINKKEEPER_CORPUS")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "posts"
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    target = tmp_path / "site"
+    shutil.copytree(example_site_path(), target)
+    if CORPUS.is_dir():  # more posts than a few batches
+        for path in sorted(CORPUS.glob("*.md"))[:40]:
+            shutil.copy(path, target / "_posts" / path.name)
+    return target
+
+
+def tables(db_path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(db_path) as conn:
+        return {
+            "posts": conn.execute(
+                "SELECT path, title, date, source_url, front_matter, sha256, ok, problems,"
+                " occurrence_count FROM posts ORDER BY path"
+            ).fetchall(),
+            "occurrences": conn.execute(
+                "SELECT post, url, kind, line, text, original, fragment, element"
+                " FROM occurrences ORDER BY id"
+            ).fetchall(),
+            "links": conn.execute(
+                "SELECT url, host, scheme, status, reason, wraps FROM links ORDER BY url"
+            ).fetchall(),
+        }
+
+
+def occurrence_indexes(db_path: Path) -> set[str]:
+    with sqlite3.connect(db_path) as conn:
+        return {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'occurrences'"
+            )
+        }
+
+
+def test_first_scan_builds_the_occurrence_indexes_after_loading(site: Path, tmp_path: Path) -> None:
+    db_path = tmp_path / "lk.db"
+    db = connect(db_path)
+    expected = occurrence_indexes(db_path)
+    assert expected == {"idx_occurrences_post", "idx_occurrences_url_kind"}
+    summary = scan_site(db, open_site([site]), jobs=1)
+    assert summary.parsed == summary.posts > 0
+    assert occurrence_indexes(db_path) == expected
+
+
+def test_indexes_dropped_by_an_interrupted_first_scan_come_back_on_connect(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_path = tmp_path / "lk.db"
+    db = connect(db_path)
+
+    def boom(*args: object, **kwargs: object) -> object:
+        assert not occurrence_indexes(db_path)  # dropped while loading
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan, "_parse_one", boom)
+    monkeypatch.setattr("linkkeeper.db.ensure_schema", lambda db: None)  # as if killed
+    with pytest.raises(KeyboardInterrupt):
+        scan_site(db, open_site([site]), jobs=1)
+    assert not occurrence_indexes(db_path)
+    monkeypatch.undo()
+    connect(db_path)
+    assert occurrence_indexes(db_path) == {"idx_occurrences_post", "idx_occurrences_url_kind"}
+
+
+def test_batches_and_worker_processes_write_the_same_tables(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many small batches (worker processes parse one while the one before is written)
+    give the same tables as one process and one big batch, after edits too."""
+    results = []
+    for batch, jobs in ((1000, 1), (3, 1), (3, 2)):
+        monkeypatch.setattr(scan, "BATCH", batch)
+        work = tmp_path / f"site-{batch}-{jobs}"
+        shutil.copytree(site, work)
+        db_path = tmp_path / f"lk-{batch}-{jobs}.db"
+        db = connect(db_path)
+        first = scan_site(db, open_site([work]), jobs=jobs)
+        for post in sorted((work / "_posts").iterdir())[:7]:
+            post.write_bytes(
+                post.read_bytes() + b'\n<p><a href="https://edit.example/">e</a></p>\n'
+            )
+        second = scan_site(db, open_site([work]), jobs=jobs)
+        results.append((first.as_dict() | {"elapsed_s": 0}, second.parsed, tables(db_path)))
+    assert results[0][1] == 7
+    assert results[1] == results[0]
+    assert results[2] == results[0]
+
+
+def test_a_file_named_twice_is_one_post(site: Path, tmp_path: Path) -> None:
+    post = next(iter(sorted((site / "_posts").glob("*.md"))))
+    db_path = tmp_path / "lk.db"
+    summary = scan_site(connect(db_path), open_site([post, post]), jobs=1)
+    assert summary.posts == 1
+    with sqlite3.connect(db_path) as conn:
+        count = conn.execute("SELECT count(*) FROM occurrences").fetchone()[0]
+        per_post = conn.execute("SELECT occurrence_count FROM posts").fetchone()[0]
+    assert count == per_post
+
+
+def test_read_follows_a_file_that_grew_or_shrank_since_stat(tmp_path: Path) -> None:
+    path = tmp_path / "post.md"
+    data = os.urandom(70_000)
+    path.write_bytes(data)
+    for stat_size in (0, 1, 69_999, 70_000, 70_001, 200_000):
+        assert scan._read(path, stat_size) == data
