@@ -4,6 +4,13 @@ Incremental: a post whose size and mtime are unchanged is not even read; one
 whose bytes hash the same is not re-parsed; an edited post has its occurrences
 replaced; a deleted post loses its row and occurrences. `links` rows are never
 deleted (history tables refer to them), only their `last_seen` moves.
+
+Speed (BENCHMARKS.md, "Scan"): parsing is most of the cost. Posts are parsed in
+batches of `BATCH` into plain row tuples (in worker processes with ``jobs`` > 1,
+where one batch is parsed while the one before it is written) and each batch is
+written in one transaction with one ``executemany`` per table; a URL's `links` row
+is upserted once per scan. A first scan loads the empty `occurrences` table with
+its indexes dropped and builds them at the end.
 """
 
 from __future__ import annotations
