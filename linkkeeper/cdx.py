@@ -16,13 +16,8 @@ pywb binary-searches works with a two-line collection config (:func:`pywb_collec
 and is also what a WACZ export needs. The per-file indexes make the folder index cheap to
 rebuild (a merge of sorted files, no WARC re-reading) and survive copying single WARCs.
 
-The writer does not re-read its own files: :class:`~linkkeeper.warc.WarcStore` makes each
-record's line with :func:`cdxj_line` as it writes the record (it knows the offset, length and
-headers already) and :func:`write_index` sorts them into the per-file index at close. The
-line is built the way cdxj-indexer builds it, with the same helpers (``surt.surt`` for the
-key, warcio's timestamp, the same JSON field order), and the tests compare the two byte for
-byte. Files the writer did not finish (repaired after a crash, or exported), or whose lines
-grew too many to keep in memory, are indexed by cdxj-indexer itself with :func:`index_warc`.
+Every index line is written by cdxj-indexer (:func:`index_warc`), which reads the closed
+file back; none is composed here.
 """
 
 from __future__ import annotations
@@ -32,11 +27,10 @@ import heapq
 import importlib
 import json
 import os
-import re
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -58,11 +52,6 @@ def index_path_for(warc_path: Path) -> Path:
     return warc_path.with_name(stem + INDEX_SUFFIX)
 
 
-# cdxj-indexer's "mime": the media type up to the first ';' or white space (its RE_SPACE)
-_MIME_END = re.compile(r"[;\s]")
-_surt: Callable[[str], str] | None = None
-
-
 class _ImportedOnUse(types.ModuleType):
     """Stands in for a module in one importer's namespace; imports the real one on first use."""
 
@@ -70,90 +59,35 @@ class _ImportedOnUse(types.ModuleType):
         return getattr(importlib.import_module(self.__name__), name)
 
 
-def _surt_function() -> Callable[[str], str]:
-    """``surt.surt``, imported without paying for tldextract up front.
+def _cdxj_indexer() -> type:
+    """``cdxj_indexer.CDXJIndexer``, imported without paying for tldextract up front.
 
-    surt's ``handyurl`` imports tldextract (and through it requests and urllib3: ~0.1 s)
-    at module level, yet only its public-suffix helpers use it, never ``surt.surt``. So
-    while surt is imported, ``sys.modules`` lends it a stand-in that imports the real
-    tldextract the first time surt touches it; the stand-in is removed right after, so any
-    other ``import tldextract`` gets the real module as usual.
+    cdxj-indexer imports surt, whose ``handyurl`` imports tldextract (and through it
+    requests and urllib3: ~0.1 s) at module level, yet only surt's public-suffix helpers use
+    it, never ``surt.surt``, the one cdxj-indexer calls. So while they are imported,
+    ``sys.modules`` lends surt a stand-in that imports the real tldextract the first time
+    surt touches it; the stand-in is removed right after, so any other ``import tldextract``
+    gets the real module as usual.
     """
-    global _surt
-    if _surt is None:
-        lent = "tldextract" not in sys.modules
-        if lent:
-            sys.modules["tldextract"] = _ImportedOnUse("tldextract")
-        try:
-            import surt
-        finally:
-            if lent and isinstance(sys.modules.get("tldextract"), _ImportedOnUse):
-                del sys.modules["tldextract"]
-        _surt = surt.surt
-    return _surt
-
-
-def url_key(url: str) -> str:
-    """The SURT sort key of a URL, as cdxj-indexer computes it (the URL itself on failure)."""
+    lent = "tldextract" not in sys.modules
+    if lent:
+        sys.modules["tldextract"] = _ImportedOnUse("tldextract")
     try:
-        return _surt_function()(url)
-    except Exception:  # cdxj-indexer falls back the same way
-        return url
-
-
-def cdxj_line(
-    *,
-    url: str,
-    warc_date: str,
-    record_type: str,
-    http_status: int | None,
-    content_type: str | None,
-    payload_digest: str | None,
-    length: int,
-    offset: int,
-    filename: str,
-) -> str:
-    """The CDXJ line cdxj-indexer writes for a response or revisit record (newline included).
-
-    `content_type` is the record's HTTP Content-Type value as warcio reads it back from the
-    stored head (first such header, stripped; bytes that are not UTF-8 read as Latin-1).
-    """
-    from warcio.timeutils import iso_date_to_timestamp
-
-    index: dict[str, str] = {"url": url}
-    if record_type == "revisit":
-        index["mime"] = "warc/revisit"
-    elif content_type is not None:
-        index["mime"] = _MIME_END.split(content_type, 1)[0].strip() if content_type else ""
-    if http_status is not None:
-        index["status"] = str(http_status)
-    if payload_digest:
-        index["digest"] = payload_digest
-    index["length"] = str(length)
-    index["offset"] = str(offset)
-    index["filename"] = filename
-    return f"{url_key(url)} {iso_date_to_timestamp(warc_date)} {json.dumps(index)}\n"
-
-
-def write_index(warc_path: Path, lines: Iterable[str]) -> Path:
-    """Write the per-file index of a closed WARC from its records' lines (sorted, atomic)."""
-    target = index_path_for(warc_path)
-    tmp = _temp_name(target)
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.writelines(sorted(lines))
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, target)
-    return target
+        from cdxj_indexer import CDXJIndexer
+    finally:
+        if lent and isinstance(sys.modules.get("tldextract"), _ImportedOnUse):
+            del sys.modules["tldextract"]
+    return CDXJIndexer
 
 
 def index_warc(folder: Path, warc_file: str) -> Path:
     """Write the sorted per-file CDXJ index of one closed WARC; returns its path.
 
-    Written to a temporary name and renamed, so a reader never sees half an index. For
-    files the writer did not finish itself (crash repair, exports): it reads the whole file.
+    Written to a temporary name and renamed, so a reader never sees half an index. The
+    lines are cdxj-indexer's own: it reads the whole file back (cheap for bodies that did
+    not shrink: they are stored, and inflating stored blocks is a copy).
     """
-    from cdxj_indexer import CDXJIndexer  # pkg_resources/tldextract: 0.13 s, only when closing
+    CDXJIndexer = _cdxj_indexer()
 
     warc_path = folder / warc_file
     target = index_path_for(warc_path)

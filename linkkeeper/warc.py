@@ -33,24 +33,28 @@ What is written, and why:
   the response (identical-payload-digest profile, ``WARC-Refers-To``, ``-Target-URI``, ``-Date``,
   HTTP headers only, ``WARC-Truncated: length``). A truncated exchange is never a revisit.
 * ``Exchange.truncated``: the response record carries ``WARC-Truncated: length``.
-* gzip level 6, not warcio's 9: measured on 400 HTML pages, 9 is 0.4 % smaller and 45 % slower
-  (55 vs 80 MB/s). Bodies that do not shrink (gzip/br-encoded, images, media, or judged so by
-  compressing a 4 kB sample) are put in *stored* deflate blocks after the deflated headers:
-  deflate at any level, even 1, runs at ~55 MB/s on such data and gains nothing, a stored
-  block is a copy (~1 GB/s). Still one ordinary gzip member per record.
-* Records are laid out here (warcio's field order and conventions), not with warcio's record
-  builder: each digest is one pass of sha1 over the body, and the body is not copied through
-  warcio's 16 kB stream loop. warcio still writes the warcinfo record and reads everything.
+* Every record is built and serialised by warcio (``create_warc_record``,
+  ``create_revisit_record``, ``create_warcinfo_record``, ``write_record``; WARC/1.1). The
+  HTTP heads are serialised by :class:`_WireHeaders` (byte-faithful). Both digests of a
+  record are computed here, once, and given to warcio in its fields: warcio's
+  ``ensure_digest`` computes only the digests a record lacks, so it does not read the body
+  again for them.
+* warcio writes uncompressed into :class:`_GzipMemberSink`, which makes each record one gzip
+  member with zlib, the level chosen per record: 6 (not warcio's 9: measured on 400 HTML
+  pages, 9 is 0.4 % smaller and 45 % slower, 55 vs 80 MB/s), or 0 when the body does not
+  shrink (gzip/br-encoded, images, media, or judged so by compressing a 4 kB sample,
+  :func:`incompressible`): deflate at any level, even 1, runs at ~55 MB/s on such data and
+  gains nothing, zlib's stored blocks are a copy. A capture's two members are written to
+  the file in one call.
 
 Files: ``<folder>/YYYY/MM/<prefix>-YYYYMMDDhhmmss-NNNNN.warc.gz``, written as ``….warc.gz.open``
 (exclusively created, flock-ed while written) and renamed when closed, which happens in
 :meth:`WarcStore.close` or once a file reaches ``max_file_size`` (rotation happens between
 captures, so a request/response pair never spans two files). ``WARC-Filename`` in warcinfo is
 the final name. Closing also writes the file's CDXJ index and refreshes the folder index
-(:mod:`linkkeeper.cdx`), so pywb replays the folder with :func:`linkkeeper.cdx.pywb_collection_config`;
-the index lines are made as the records are written (the file is not read again, unless
-its lines outgrow ``INDEX_MEMORY_MAX``).
-A closed file is never opened for writing again.
+(:mod:`linkkeeper.cdx`, cdxj-indexer reading the closed file back), so pywb replays the
+folder with :func:`linkkeeper.cdx.pywb_collection_config`. A closed file is never opened for
+writing again.
 
 Inputs the writer insists on (else :class:`InvalidExchange`, nothing written): an ASCII http(s)
 URL (``str(yarl.URL)`` is), a timezone-aware ``started``, header names that are HTTP tokens and
@@ -72,12 +76,11 @@ import io
 import os
 import re
 import socket
-import struct
 import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -85,17 +88,13 @@ from typing import BinaryIO, Self
 from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from linkkeeper import __version__
-from linkkeeper.cdx import (
-    cdxj_line,
-    index_path_for,
-    index_warc,
-    rebuild_folder_index,
-    write_index,
-)
+from linkkeeper.cdx import index_path_for, index_warc, rebuild_folder_index
 from linkkeeper.exchange import Exchange
 
 SOFTWARE = f"linkkeeper/{__version__}"
@@ -104,7 +103,6 @@ REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-dig
 OPEN_SUFFIX = ".open"
 WARC_SUFFIX = ".warc.gz"
 DEFAULT_COMPRESS_LEVEL = 6
-INDEX_MEMORY_MAX = 32 * 2**20  # characters of CDXJ lines kept in memory per open file
 PAYLOAD_CONVENTION = (
     "payload = entity body with transfer coding removed and content coding kept; "
     "Transfer-Encoding renamed X-Orig-Transfer-Encoding; Content-Length set to the stored "
@@ -194,23 +192,21 @@ class StoredRecord:
 # Building records
 
 
-def _head_bytes(first_line: str, headers: list[tuple[str, str]]) -> bytes:
-    """A header block serialised byte-faithfully, the way warcio's ``StatusAndHeaders`` lays
-    it out (``Name: value`` lines, blank line), but with ``surrogateescape``: exactly the
-    bytes received (warcio's own HTTP serialiser %-encodes non-ASCII values)."""
-    lines = [first_line, *(f"{name}: {value}" for name, value in headers), "", ""]
-    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+class _WireHeaders(StatusAndHeaders):
+    """HTTP head serialised byte-faithfully (warcio's own %-encodes non-ASCII values).
 
+    The bytes are computed once: the writer hashes them for ``WARC-Block-Digest`` before
+    warcio writes them (warcio asks for them again when it writes the record).
+    """
 
-def _as_read_back(value: str | None) -> str | None:
-    """A stored header value as warcio reads it back (UTF-8, else Latin-1; stripped)."""
-    if value is None:
-        return None
-    raw = value.encode("utf-8", "surrogateescape")
-    try:
-        return raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return raw.decode("iso-8859-1").strip()
+    def compute_headers_buffer(self, header_filter: object = None) -> None:
+        if self.headers_buff is None:
+            self.headers_buff = self.to_str().encode("utf-8", "surrogateescape") + b"\r\n"
+
+    def wire_bytes(self) -> bytes:
+        self.compute_headers_buffer()
+        assert self.headers_buff is not None
+        return self.headers_buff
 
 
 def stored_response_headers(
@@ -264,14 +260,14 @@ def _request_line(ex: Exchange) -> str:
     return f"{ex.method} {target} HTTP/{ex.http_version}"
 
 
-def _leading_fields(record_type: str, record_id: str, url: str, date: str) -> list[tuple[str, str]]:
-    """The usual first fields, in the usual order."""
-    return [
-        ("WARC-Type", record_type),
-        ("WARC-Record-ID", record_id),
-        ("WARC-Target-URI", url),
-        ("WARC-Date", date),
-    ]
+def _leading_fields(record_type: str, url: str, date: str) -> dict[str, str]:
+    """The usual first fields, in the usual order (warcio keeps the order it is given)."""
+    return {
+        "WARC-Type": record_type,
+        "WARC-Record-ID": _new_record_id(),
+        "WARC-Target-URI": url,
+        "WARC-Date": date,
+    }
 
 
 def _sha1_b32(*parts: bytes) -> str:
@@ -330,56 +326,20 @@ def incompressible(headers: list[tuple[str, str]], body: bytes) -> bool:
     return len(zlib.compress(sample, 1)) > _SAMPLE_RATIO * len(sample)
 
 
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # no name, no mtime, Unix
-
-
-_STORED_MAX = 0xFFFF  # bytes per stored deflate block
-# Records up to 4 kB (request records, revisits, heads) are deflated with a 4 kB window and
-# a small hash: the same output (the window still spans the whole input), at a third of the
-# cost, most of which is zlib setting up its 32 kB window and 64 kB hash for 500 bytes.
+STORED_LEVEL = 0  # zlib's stored blocks: a copy, for records whose body does not shrink
+# Records up to 4 kB (request records, revisits, small responses) are deflated with a 4 kB
+# window and a small hash: the same output (the window still spans the whole input), at a
+# third of the cost, most of which is zlib setting up its 32 kB window and 64 kB hash.
 _SMALL, _SMALL_WBITS, _SMALL_MEMLEVEL = 4096, 12, 4
-_TAIL = b"\r\n\r\n"  # ends every record
 
 
-def gzip_member(head: bytes, body: bytes = b"", *, level: int, store_body: bool = False) -> bytes:
-    """One record (``head`` + ``body`` + CRLFCRLF) as one complete gzip member.
-
-    ``store_body``: the head is deflated at `level` and the body goes in *stored* deflate
-    blocks: a body that does not shrink (images, gzip/br pages, random data) then costs a
-    copy instead of deflate's full search (deflate runs at ~55 MB/s on such data at any
-    level, even 1, and gains nothing), and the member comes out no bigger. It is one
-    ordinary gzip member: one deflate stream (the head's blocks, a sync flush to a byte
-    boundary, the stored blocks), CRC-32 and size, as any gzip reader expects.
-
-    Written for the writer thread: few calls that release the GIL (each release costs a
-    hand-over with the event loop's thread), so the stored blocks are framed here rather
-    than by zlib, and the member is returned whole for a single write.
-    """
-    if not store_body:
-        data = b"".join((head, body, _TAIL))
-        if len(data) > _SMALL:
-            return zlib.compress(data, level, wbits=zlib.MAX_WBITS + 16)
-        small = zlib.compressobj(level, zlib.DEFLATED, _SMALL_WBITS + 16, _SMALL_MEMLEVEL)
-        return small.compress(data) + small.flush()
-    deflate = (
-        zlib.compressobj(level, zlib.DEFLATED, -_SMALL_WBITS, _SMALL_MEMLEVEL)
-        if len(head) <= _SMALL
-        else zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-    )
-    parts: list[bytes | memoryview] = [
-        _GZIP_HEADER,
-        deflate.compress(head),
-        deflate.flush(zlib.Z_SYNC_FLUSH),
-    ]
-    view = memoryview(body)
-    for start in range(0, len(body), _STORED_MAX):
-        chunk = view[start : start + _STORED_MAX]
-        parts += (struct.pack("<BHH", 0, len(chunk), len(chunk) ^ 0xFFFF), chunk)
-    crc = zlib.crc32(_TAIL, zlib.crc32(body, zlib.crc32(head)))
-    size = (len(head) + len(body) + len(_TAIL)) & 0xFFFFFFFF
-    parts += (struct.pack("<BHH", 1, len(_TAIL), len(_TAIL) ^ 0xFFFF), _TAIL)
-    parts.append(struct.pack("<II", crc, size))
-    return b"".join(parts)
+def gzip_member(record: bytes, level: int) -> bytes:
+    """One serialised record as one complete gzip member, by zlib (``wbits`` 31: gzip)."""
+    if len(record) <= _SMALL:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, _SMALL_WBITS + 16, _SMALL_MEMLEVEL)
+    else:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    return compressor.compress(record) + compressor.flush()
 
 
 _ID_BATCH = 256
@@ -387,7 +347,8 @@ _ID_BATCH = 256
 
 class _RecordIds:
     """``<urn:uuid:...>`` record IDs (random UUIDs, as warcio makes them), 256 per
-    ``os.urandom`` call rather than one system call each."""
+    ``os.urandom`` call rather than one system call each; given to warcio in the
+    record's fields (it keeps a ``WARC-Record-ID`` it is given)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -408,114 +369,50 @@ _new_record_id = _RecordIds()
 
 
 class _GzipMemberSink:
-    """Where records become gzip members: one member per record, written to the file.
+    """The file-like object warcio writes to (``gzip=False``): each record it writes, ended
+    by its ``flush``, becomes one gzip member, compressed at the level set for that record
+    (:attr:`level`, back to the default after each record).
 
-    warcio writes through it as a file (``write``, ended by ``flush``: the warcinfo record);
-    the records built here (:func:`gzip_member`) go by :meth:`write_members`. Every byte
-    reaches the file by ``_emit``.
+    The record is gathered in memory and compressed in one zlib call; finished members wait
+    in memory until :meth:`write_members` puts them in the file in one write (each call that
+    releases the GIL costs the writer thread a hand-over with the event loop's thread).
+    Every byte reaches the file by ``_emit``.
     """
 
     def __init__(self, out: BinaryIO, level: int) -> None:
         self._out = out
-        self._level = level
-        self._compressor = self._new()
+        self.default_level = level
+        self.level = level
+        self._parts: list[bytes] = []
+        self._members: list[bytes] = []
 
-    def _new(self) -> zlib._Compress:
-        return zlib.compressobj(self._level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def flush(self) -> None:
+        record = b"".join(self._parts)
+        self._parts = []
+        self._members.append(gzip_member(record, self.level))
+        self.level = self.default_level
 
     def _emit(self, data: bytes) -> None:
         self._out.write(data)
 
-    def write(self, data: bytes) -> None:
-        self._emit(self._compressor.compress(data))
-
-    def flush(self) -> None:
-        self._emit(self._compressor.flush())
-        self._compressor = self._new()
-
-    def write_members(self, *members: bytes) -> None:
-        """Whole members, in one write when they are small (one system call)."""
+    def write_members(self) -> list[int]:
+        """Write the finished members (in one write when they are small); their lengths."""
+        members, self._members = self._members, []
         if sum(map(len, members)) <= 1 << 20:
             self._emit(b"".join(members))
         else:
             for member in members:
                 self._emit(member)
+        return [len(member) for member in members]
 
-    def reset(self, level: int | None = None) -> None:
-        """Start the next record afresh (also drops a half-compressed one), at `level`."""
-        if level is not None:
-            self._level = level
-        self._compressor = self._new()
-
-
-class _ResponseRecord:
-    """The WARC and HTTP head of a response (or revisit) record; the body follows it as is.
-
-    Built here rather than with warcio's record builder: the fields and their order are the
-    ones warcio writes, but the body is hashed once for each digest (payload, block) and
-    never copied or re-read through warcio's 16 kB stream loop.
-    """
-
-    __slots__ = ("content_type", "date", "head", "record_id")
-
-    def __init__(
-        self, ex: Exchange, digest: str, prior: PriorCapture | None, warcinfo_id: str
-    ) -> None:
-        stored = stored_response_headers(ex.response_headers, len(ex.body), ex.status)
-        status_line = f"HTTP/{ex.http_version} " + f"{ex.status} {ex.reason}".rstrip()
-        http_head = _head_bytes(status_line, stored)
-        self.content_type = _as_read_back(_header(stored, "Content-Type"))
-        self.record_id = _new_record_id()
-        self.date = warc_date(ex.started)
-        fields = _leading_fields(
-            "response" if prior is None else "revisit", self.record_id, ex.url, self.date
-        )
-        fields.append(("WARC-Warcinfo-ID", warcinfo_id))
-        if ex.ip:
-            fields.append(("WARC-IP-Address", ex.ip))
-        if prior is not None:
-            # the identical-payload-digest profile (warcio's own revisit helper leaves out
-            # WARC-Refers-To and WARC-Truncated); the block keeps the HTTP headers only
-            if prior.record_id:
-                fields.append(("WARC-Refers-To", prior.record_id))
-            fields += [
-                ("WARC-Truncated", "length"),
-                ("WARC-Profile", REVISIT_PROFILE),
-                ("WARC-Refers-To-Target-URI", prior.url),
-                ("WARC-Refers-To-Date", warc_date(prior.date)),
-                ("WARC-Payload-Digest", digest),
-                ("WARC-Block-Digest", _sha1_b32(http_head)),
-            ]
-            length = len(http_head)
-        else:
-            if ex.truncated:
-                fields.append(("WARC-Truncated", "length"))
-            fields += [
-                ("WARC-Payload-Digest", digest),
-                ("WARC-Block-Digest", _sha1_b32(http_head, ex.body)),
-            ]
-            length = len(http_head) + len(ex.body)
-        fields += [
-            ("Content-Type", "application/http; msgtype=response"),
-            ("Content-Length", str(length)),
-        ]
-        self.head = _head_bytes(WARC_VERSION, fields) + http_head
-
-
-def _request_head(ex: Exchange, response_id: str, date: str, warcinfo_id: str) -> bytes:
-    """The whole request record (its HTTP head is its block: GET has no body)."""
-    http_head = _head_bytes(_request_line(ex), list(ex.request_headers))
-    fields = _leading_fields("request", _new_record_id(), ex.url, date)
-    fields += [("WARC-Concurrent-To", response_id), ("WARC-Warcinfo-ID", warcinfo_id)]
-    if ex.ip:
-        fields.append(("WARC-IP-Address", ex.ip))
-    fields += [
-        ("WARC-Payload-Digest", _EMPTY_DIGEST),
-        ("WARC-Block-Digest", _sha1_b32(http_head)),
-        ("Content-Type", "application/http; msgtype=request"),
-        ("Content-Length", str(len(http_head))),
-    ]
-    return _head_bytes(WARC_VERSION, fields) + http_head
+    def reset(self) -> None:
+        """Drop a half-built record and unwritten members (after a failed write)."""
+        self._parts = []
+        self._members = []
+        self.level = self.default_level
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,10 +429,6 @@ class _OpenFile:
     writer: WARCWriter
     warcinfo_id: str
     size: int  # bytes written so far (kept here: tell() is a system call)
-    # CDXJ lines of the records written; None once they outgrew INDEX_MEMORY_MAX (the file
-    # is then indexed by reading it back at close, as cdxj-indexer does, with bounded memory)
-    index: list[str] | None = field(default_factory=list)
-    index_chars: int = 0
 
 
 def _utc_now() -> datetime:
@@ -598,55 +491,32 @@ class WarcStore:
         revisit = prior is not None and prior.payload_digest == digest and not ex.truncated
         with self._lock:
             current = self._current or self._open_new_file()
-            response = _ResponseRecord(ex, digest, prior if revisit else None, current.warcinfo_id)
-            request = _request_head(ex, response.record_id, response.date, current.warcinfo_id)
-            level = self.compress_level
-            if revisit:
-                response_member = gzip_member(response.head, level=level)
-            else:
-                response_member = gzip_member(
-                    response.head,
-                    ex.body,
-                    level=level,
-                    store_body=incompressible(ex.response_headers, ex.body),
-                )
-            request_member = gzip_member(request, level=level)
+            response = self._response_record(current, ex, digest, prior if revisit else None)
+            request = self._request_record(current, ex, response.rec_headers)
             offset = current.size
-            request_offset = offset + len(response_member)
-            end = request_offset + len(request_member)
             try:
-                current.sink.write_members(response_member, request_member)
+                sink, writer = current.sink, current.writer
+                if not revisit and incompressible(ex.response_headers, ex.body):
+                    sink.level = STORED_LEVEL  # deflate would gain nothing: zlib stores it
+                writer.write_record(response)
+                writer.write_record(request)
+                response_length, request_length = sink.write_members()
                 current.handle.flush()
             except BaseException:
                 self._undo_partial_write(current, offset)
                 raise
+            request_offset = offset + response_length
+            end = request_offset + request_length
             current.size = end
-            record_type = "revisit" if revisit else "response"
-            if current.index is not None:
-                line = cdxj_line(
-                    url=ex.url,
-                    warc_date=response.date,
-                    record_type=record_type,
-                    http_status=ex.status,
-                    content_type=response.content_type,
-                    payload_digest=digest,
-                    length=request_offset - offset,
-                    offset=offset,
-                    filename=current.rel,
-                )
-                current.index.append(line)
-                current.index_chars += len(line)
-                if current.index_chars > INDEX_MEMORY_MAX:
-                    current.index = None
             capture = CaptureRecord(
                 url=ex.url,
                 warc_file=current.rel,
                 offset=offset,
-                length=request_offset - offset,
+                length=response_length,
                 request_offset=request_offset,
-                request_length=end - request_offset,
-                record_type=record_type,
-                record_id=response.record_id,
+                request_length=request_length,
+                record_type="revisit" if revisit else "response",
+                record_id=response.rec_headers.get_header("WARC-Record-ID"),
                 payload_digest=digest,
                 date=ex.started.astimezone(UTC),
                 http_status=ex.status,
@@ -665,15 +535,85 @@ class WarcStore:
 
         If even that fails, the file is abandoned as ``.open`` for the next repair().
         """
+        current.sink.reset()
         with contextlib.suppress(OSError):
             current.handle.flush()
         try:
             current.handle.truncate(offset)
             current.handle.seek(offset)
-            current.sink.reset()
         except OSError:
             self._current = None
             current.handle.close()
+
+    def _response_record(
+        self, current: _OpenFile, ex: Exchange, digest: str, prior: PriorCapture | None
+    ) -> ArcWarcRecord:
+        """The response (or revisit) record, built by warcio.
+
+        Both digests are computed here, once (sha1 over the stored body, and over the HTTP
+        head and body), and given to warcio in the fields: its ``ensure_digest`` keeps
+        digests a record already has and reads the body only to compute missing ones.
+        """
+        writer = current.writer
+        http_headers = _WireHeaders(
+            f"{ex.status} {ex.reason}".rstrip(),
+            stored_response_headers(ex.response_headers, len(ex.body), ex.status),
+            protocol=f"HTTP/{ex.http_version}",
+        )
+        http_head = http_headers.wire_bytes()
+        record_type = "response" if prior is None else "revisit"
+        fields = _leading_fields(record_type, ex.url, warc_date(ex.started))
+        fields["WARC-Warcinfo-ID"] = current.warcinfo_id
+        if ex.ip:
+            fields["WARC-IP-Address"] = ex.ip
+        if prior is not None:
+            # warcio's revisit helper adds WARC-Profile, -Refers-To-Target-URI, -Refers-To-Date
+            # and WARC-Payload-Digest; the standard also asks for these two
+            if prior.record_id:
+                fields["WARC-Refers-To"] = prior.record_id
+            fields["WARC-Truncated"] = "length"  # the block keeps the HTTP headers only
+            fields["WARC-Block-Digest"] = _sha1_b32(http_head)
+            return writer.create_revisit_record(
+                ex.url,
+                digest,
+                prior.url,
+                warc_date(prior.date),
+                http_headers=http_headers,
+                warc_headers_dict=fields,
+            )
+        if ex.truncated:
+            fields["WARC-Truncated"] = "length"
+        fields["WARC-Payload-Digest"] = digest
+        fields["WARC-Block-Digest"] = _sha1_b32(http_head, ex.body)
+        return writer.create_warc_record(
+            ex.url,
+            "response",
+            payload=io.BytesIO(ex.body),
+            length=len(ex.body),
+            http_headers=http_headers,
+            warc_headers_dict=fields,
+        )
+
+    def _request_record(
+        self, current: _OpenFile, ex: Exchange, response_headers: StatusAndHeaders
+    ) -> ArcWarcRecord:
+        """The request record (its HTTP head is its block: GET has no body), built by warcio."""
+        head = _WireHeaders(_request_line(ex), list(ex.request_headers))
+        fields = _leading_fields("request", ex.url, response_headers.get_header("WARC-Date"))
+        fields["WARC-Concurrent-To"] = response_headers.get_header("WARC-Record-ID")
+        fields["WARC-Warcinfo-ID"] = current.warcinfo_id
+        if ex.ip:
+            fields["WARC-IP-Address"] = ex.ip
+        fields["WARC-Payload-Digest"] = _EMPTY_DIGEST
+        fields["WARC-Block-Digest"] = _sha1_b32(head.wire_bytes())
+        return current.writer.create_warc_record(
+            ex.url,
+            "request",
+            payload=io.BytesIO(b""),
+            length=0,
+            http_headers=head,
+            warc_headers_dict=fields,
+        )
 
     def _open_new_file(self) -> _OpenFile:
         started = self.clock().astimezone(UTC)
@@ -701,8 +641,8 @@ class WarcStore:
         warcinfo = writer.create_warcinfo_record(final.name, self._warcinfo_fields())
         warcinfo.rec_headers.replace_header("WARC-Date", warc_date(started))
         writer.write_record(warcinfo)
+        (size,) = sink.write_members()
         handle.flush()
-        size = handle.tell()
         self._current = _OpenFile(
             path=path,
             final=final,
@@ -745,10 +685,7 @@ class WarcStore:
             _fsync_dir(current.final.parent)
         finally:
             handle.close()  # releases the flock
-        if current.index is not None:
-            write_index(current.final, current.index)  # the lines of what we wrote: no re-reading
-        else:
-            index_warc(self.folder, current.rel)
+        index_warc(self.folder, current.rel)
         rebuild_folder_index(self.folder)
 
     # -- crash repair --------------------------------------------------------------------------
