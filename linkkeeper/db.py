@@ -216,16 +216,17 @@ def _index_name(table_name: str, cols: Sequence[str]) -> str:
 
 
 @contextmanager
-def indexes_deferred(db: sqlite_utils.Database, table_name: str) -> Iterator[None]:
-    """Drop ``table_name``'s secondary indexes around a bulk load, then build them again.
+def indexes_deferred(db: sqlite_utils.Database, *table_names: str) -> Iterator[None]:
+    """Drop the tables' secondary indexes around a bulk load, then build them again.
 
-    For loading an empty table: one sorted index build at the end is cheaper than
+    For loading empty tables: one sorted index build at the end is cheaper than
     keeping the indexes up to date through hundreds of thousands of random inserts.
-    Rows committed in between are safe; if the process dies before the end, the next
-    `connect` (which runs `ensure_schema`) builds the missing indexes.
+    Unique indexes stay (they are constraints). Rows committed in between are safe;
+    if the process dies before the end, the next `connect` (which runs
+    `ensure_schema`) builds the missing indexes.
     """
-    for name, cols, _unique in INDEXES:
-        if name == table_name:
+    for name, cols, unique in INDEXES:
+        if name in table_names and not unique:
             db.execute(f"DROP INDEX IF EXISTS [{_index_name(name, cols)}]")
     try:
         yield

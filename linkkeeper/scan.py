@@ -9,8 +9,8 @@ Speed (BENCHMARKS.md, "Scan"): parsing is most of the cost. Posts are parsed in
 batches of `BATCH` into plain row tuples (in worker processes with ``jobs`` > 1,
 where one batch is parsed while the one before it is written) and each batch is
 written in one transaction with one ``executemany`` per table; a URL's `links` row
-is upserted once per scan. A first scan loads the empty `occurrences` table with
-its indexes dropped and builds them at the end.
+is upserted once per scan. A first scan loads the empty `occurrences` and `links`
+tables with their secondary indexes dropped and builds them at the end.
 """
 
 from __future__ import annotations
@@ -190,9 +190,13 @@ def scan_site(
                 link_rows,
             )
 
-    # a first scan loads an empty occurrences table: its indexes are built once at the end
-    bulk = not known and db.execute("SELECT 1 FROM occurrences LIMIT 1").fetchone() is None
-    with indexes_deferred(db, "occurrences") if bulk else nullcontext(), _fewer_collections():
+    # a first scan loads empty tables: their indexes are built once at the end
+    bulk = [
+        table
+        for table in ("occurrences", "links")
+        if not known and db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
+    ]
+    with indexes_deferred(db, *bulk) if bulk else nullcontext(), _fewer_collections():
         try:
             for rel, path in site.posts():
                 if rel in seen:  # a file named twice is one post

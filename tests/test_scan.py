@@ -50,11 +50,15 @@ def tables(db_path: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 def occurrence_indexes(db_path: Path) -> set[str]:
+    return indexes(db_path, "occurrences")
+
+
+def indexes(db_path: Path, table: str) -> set[str]:
     with sqlite3.connect(db_path) as conn:
         return {
             row[0]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'occurrences'"
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,)
             )
         }
 
@@ -64,9 +68,12 @@ def test_first_scan_builds_the_occurrence_indexes_after_loading(site: Path, tmp_
     db = connect(db_path)
     expected = occurrence_indexes(db_path)
     assert expected == {"idx_occurrences_post", "idx_occurrences_url_kind"}
+    links = indexes(db_path, "links")
+    assert "idx_links_host" in links
     summary = scan_site(db, open_site([site]), jobs=1)
     assert summary.parsed == summary.posts > 0
     assert occurrence_indexes(db_path) == expected
+    assert indexes(db_path, "links") == links
 
 
 def test_indexes_dropped_by_an_interrupted_first_scan_come_back_on_connect(
@@ -77,6 +84,7 @@ def test_indexes_dropped_by_an_interrupted_first_scan_come_back_on_connect(
 
     def boom(*args: object, **kwargs: object) -> object:
         assert not occurrence_indexes(db_path)  # dropped while loading
+        assert "idx_links_host" not in indexes(db_path, "links")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(scan, "_parse_one", boom)
@@ -87,6 +95,7 @@ def test_indexes_dropped_by_an_interrupted_first_scan_come_back_on_connect(
     monkeypatch.undo()
     connect(db_path)
     assert occurrence_indexes(db_path) == {"idx_occurrences_post", "idx_occurrences_url_kind"}
+    assert "idx_links_host" in indexes(db_path, "links")
 
 
 def test_batches_and_worker_processes_write_the_same_tables(
