@@ -255,7 +255,11 @@ def test_bench_scan_runs_end_to_end_with_a_stand_in_scanner(tmp_path, monkeypatc
     monkeypatch.setattr(measure, "RESULTS", tmp_path / "results.jsonl")
     monkeypatch.setattr(bench_scan, "record", lambda *a, **k: None)
     rows = bench_scan.run(str(fake), posts=25, seed=1, cpus=None, timeout=30)
-    assert [r["label"] for r in rows] == ["first scan", "no-change rescan"]
+    assert [r["label"] for r in rows] == [
+        "first scan",
+        "no-change rescan",
+        "first scan, all cores",
+    ]
     assert all(r["posts"] == 25 and r["posts_per_s"] > 0 for r in rows)
     assert "speed" in rows[0]["verdict"] and "memory" in rows[0]["verdict"]
 
