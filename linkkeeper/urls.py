@@ -460,13 +460,16 @@ def is_image_key(info: UrlInfo) -> bool:
     """``is_image_url(info.url)``, cheaper for a checkable key (see `unwrap_key`)."""
     if info.status is not None:
         return is_image_url(info.url)
-    path = info.url.split("?", 1)[0]
+    return _image_path(info.url) or unwrap_key(info) is not None
+
+
+def _image_path(url: str) -> bool:
+    """An image file extension, or a Plone ``@@images`` path."""
+    path = url.split("?", 1)[0]
     last = path.rsplit("/", 1)[-1]
     if "." in last and last.rsplit(".", 1)[1].lower() in _IMAGE_EXTENSIONS:
         return True
-    if "/@@images/" in path:
-        return True
-    return unwrap_key(info) is not None
+    return "/@@images/" in path
 
 
 _IMAGE_EXTENSIONS = frozenset(
@@ -495,10 +498,4 @@ _IMAGE_EXTENSIONS = frozenset(
 def is_image_url(url: str) -> bool:
     """True when a normalised URL obviously names an image: image file extension, a
     Plone ``@@images`` path, or an image proxy. Used to classify ``a`` links as images."""
-    path = url.split("?", 1)[0]
-    last = path.rsplit("/", 1)[-1]
-    if "." in last and last.rsplit(".", 1)[1].lower() in _IMAGE_EXTENSIONS:
-        return True
-    if "/@@images/" in path:
-        return True
-    return unwrap_proxy(url) is not None
+    return _image_path(url) or unwrap_proxy(url) is not None
