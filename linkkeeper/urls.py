@@ -402,19 +402,24 @@ def unwrap_proxy(url: str) -> str | None:
     (``i0-3.wp.com/host/path``), thumbor (``/unsafe/<options>/<url>``) and a few
     query-parameter proxies (Google gadgets proxy, DuckDuckGo).
     """
+    return unwrap_key(normalize_url(url))
+
+
+def unwrap_key(info: UrlInfo) -> str | None:
+    """`unwrap_proxy` of a link already normalised: a key normalises to itself, so the
+    extractor, which holds the key, does not normalise it again."""
+    if info.status is not None:
+        return None
     try:
-        info = normalize_url(url)
-        if info.status is not None:
-            return None
         host = info.host
-        after_host = info.url.split("/", 3)[3] if info.url.count("/") >= 3 else ""
-        path, _, query = after_host.partition("?")
         if host in _WESERV_HOSTS:
+            _, query = _path_and_query(info.url)
             for key, value in parse_qsl(query, keep_blank_values=True):
                 if key == "url" and value:
                     return _absolute(value)
             return None
         if _PHOTON_HOST.fullmatch(host):
+            path, query = _path_and_query(info.url)
             if not path or "." not in path.split("/", 1)[0]:
                 return None
             params = dict(parse_qsl(query))
@@ -429,6 +434,7 @@ def unwrap_proxy(url: str) -> str | None:
             return None
         key = _QUERY_WRAPPERS.get(host)
         if key is not None:
+            _, query = _path_and_query(info.url)
             for name, value in parse_qsl(query):
                 if name == key and value:
                     return _absolute(value)
@@ -437,23 +443,11 @@ def unwrap_proxy(url: str) -> str | None:
         return None
 
 
-def unwrap_key(info: UrlInfo) -> str | None:
-    """`unwrap_proxy` of a checkable key, answered without it for hosts that are no proxy.
-
-    The same answer as ``unwrap_proxy(info.url)``: a key normalises to itself, so its
-    host is ``info.host``, and only the hosts and the thumbor path tested there unwrap.
-    """
-    if info.status is not None:
-        return None
-    host = info.host
-    if (
-        host not in _WESERV_HOSTS
-        and host not in _QUERY_WRAPPERS
-        and _PHOTON_HOST.fullmatch(host) is None
-        and "/unsafe/" not in info.url.lower()
-    ):
-        return None
-    return unwrap_proxy(info.url)
+def _path_and_query(url: str) -> tuple[str, str]:
+    """What follows a normalised URL's host: its path (without the first '/') and query."""
+    after_host = url.split("/", 3)[3] if url.count("/") >= 3 else ""
+    path, _, query = after_host.partition("?")
+    return path, query
 
 
 def is_image_key(info: UrlInfo) -> bool:
