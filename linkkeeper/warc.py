@@ -126,7 +126,15 @@ class RecordNotFound(LookupError):
 
 def payload_digest(body: bytes) -> str:
     """The WARC-Payload-Digest of a stored body: ``sha1:`` + uppercase base32 (no padding)."""
-    return "sha1:" + base64.b32encode(hashlib.sha1(body).digest()).decode("ascii")
+    return _sha1_b32(body)
+
+
+def _sha1_b32(*parts: bytes) -> str:
+    """A WARC digest (``sha1:`` + base32) of the parts, one after the other."""
+    digest = hashlib.sha1()
+    for part in parts:
+        digest.update(part)
+    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
 
 
 def warc_date(moment: datetime) -> str:
@@ -268,13 +276,6 @@ def _leading_fields(record_type: str, url: str, date: str) -> dict[str, str]:
         "WARC-Target-URI": url,
         "WARC-Date": date,
     }
-
-
-def _sha1_b32(*parts: bytes) -> str:
-    digest = hashlib.sha1()
-    for part in parts:
-        digest.update(part)
-    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
 
 
 _EMPTY_DIGEST = _sha1_b32(b"")
