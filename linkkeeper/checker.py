@@ -272,6 +272,8 @@ class Checker:
             if self.options.soft404
             else None
         )
+        # page text is read (decoded, fingerprinted) for drift or for soft-404 judgements
+        self._reads_text = self.options.fingerprints or self.options.soft404
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -733,9 +735,8 @@ class Checker:
         """Fingerprint the page read, and let the soft-404 layer judge an alive answer."""
         page: PageText | None = None
         fingerprint: Fingerprint | None = None
-        wanted = self.options.fingerprints or self._soft404 is not None
         if (
-            wanted
+            self._reads_text
             and result.sample
             and result.status.is_alive
             and is_html(result.content_type, result.sample)
@@ -857,7 +858,7 @@ class Checker:
                         ip=ip,
                         truncated=not complete,
                     )
-                    if options.fingerprints or options.soft404:
+                    if self._reads_text:
                         sample = decoded_prefix(
                             body, response.headers.get("Content-Encoding", ""), options.get_bytes
                         )
