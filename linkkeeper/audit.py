@@ -18,9 +18,9 @@ from typing import Any
 
 import sqlite_utils
 
-from linkkeeper.archive import ArchiveCounts, ArchiveOptions, Archiver, with_capture
-from linkkeeper.checker import Checker, CheckOptions, CheckResult
-from linkkeeper.history import (
+from linkkeeper.archive.archiver import ArchiveCounts, ArchiveOptions, Archiver, with_capture
+from linkkeeper.check.checker import Checker, CheckOptions, CheckResult
+from linkkeeper.history.runs import (
     ConfirmPolicy,
     Recorder,
     Run,

@@ -31,7 +31,7 @@ from pathlib import Path
 import sqlite_utils
 
 from linkkeeper.db import Transaction, indexes_deferred
-from linkkeeper.extract import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
+from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
 from linkkeeper.site import Site
 
 BATCH = 500  # posts per transaction

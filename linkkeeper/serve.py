@@ -40,7 +40,7 @@ import sqlite_utils
 from aiohttp import web
 from multidict import CIMultiDict
 
-from linkkeeper.replay import (
+from linkkeeper.archive.replay import (
     ArchivedResponse,
     Capture,
     CaptureUnavailable,

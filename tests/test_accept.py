@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkkeeper.accept import AcceptRangeError, AcceptRanges
+from linkkeeper.check.accept import AcceptRangeError, AcceptRanges
 
 codes = st.integers(min_value=100, max_value=999)
 

@@ -31,13 +31,13 @@ from hypothesis import strategies as st
 from test_warc import warcio_check
 from warcio.archiveiterator import ArchiveIterator
 
-from linkkeeper.archive import ArchiveCounts, parse_kinds
-from linkkeeper.checker import Checker, CheckOptions
-from linkkeeper.cli_archive import format_archive_summary, human_bytes, parse_size
+from linkkeeper.archive.archiver import ArchiveCounts, parse_kinds
+from linkkeeper.archive.warc import read_record
+from linkkeeper.check.checker import Checker, CheckOptions
+from linkkeeper.cli.archive import format_archive_summary, human_bytes, parse_size
 from linkkeeper.codings import decoded_prefix
 from linkkeeper.faultweb import Behaviour, FaultWeb, Hit
 from linkkeeper.vocab import Kind
-from linkkeeper.warc import read_record
 
 LINKKEEPER = [sys.executable, "-m", "linkkeeper"]
 
@@ -343,7 +343,7 @@ def test_warcinfo_names_software_operator_and_robots_policy(nightly: dict[str, A
 def test_pywb_replays_the_folder_with_the_bytes_sent(nightly: dict[str, Any]) -> None:
     from pywb_env import PywbUnavailable, ensure_pywb, get, wayback
 
-    from linkkeeper.cdx import pywb_collection_config
+    from linkkeeper.archive.cdx import pywb_collection_config
 
     try:
         python = ensure_pywb()
@@ -516,8 +516,8 @@ async def _unicode_headers(hit: Hit) -> aioweb.StreamResponse:
 
 
 async def test_captured_headers_are_the_bytes_received(tmp_path: Path) -> None:
+    from linkkeeper.archive.warc import WarcStore
     from linkkeeper.exchange import Exchange
-    from linkkeeper.warc import WarcStore
 
     with FaultWeb(behaviours=[Behaviour("unicode", _unicode_headers)]) as web:
         options = CheckOptions(
@@ -601,8 +601,8 @@ async def test_queued_results_are_written_in_batches_that_keep_revisits(tmp_path
     capture still sees the first as its prior (a revisit), and the rows keep their order."""
     from test_warc import exchange
 
-    from linkkeeper.archive import ArchiveOptions, Archiver
-    from linkkeeper.checker import CheckResult
+    from linkkeeper.archive.archiver import ArchiveOptions, Archiver
+    from linkkeeper.check.checker import CheckResult
     from linkkeeper.db import connect
     from linkkeeper.vocab import Status
 

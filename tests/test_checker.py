@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from aiohttp import web as aiohttp_web
 
-import linkkeeper.checker as checker_module
-import linkkeeper.resolver as resolver_module
+import linkkeeper.check.checker as checker_module
+import linkkeeper.check.resolver as resolver_module
 from linkkeeper import __version__
-from linkkeeper.accept import AcceptRanges
-from linkkeeper.checker import Checker, CheckOptions, CheckResult, HostPolicy, check_urls
+from linkkeeper.check.accept import AcceptRanges
+from linkkeeper.check.checker import Checker, CheckOptions, CheckResult, HostPolicy, check_urls
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.vocab import Status
 

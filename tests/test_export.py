@@ -25,11 +25,13 @@ from hypothesis import strategies as st
 from test_warc import warcio_check
 from warcio.archiveiterator import ArchiveIterator
 
-import linkkeeper.export as export_module
-from linkkeeper.cdx import index_warc, pywb_collection_config, rebuild_folder_index
+import linkkeeper.export.assemble as export_module
+from linkkeeper.archive.cdx import index_warc, pywb_collection_config, rebuild_folder_index
+from linkkeeper.archive.replay import parse_moment, rfc3339
+from linkkeeper.archive.warc import CaptureRecord, PriorCapture, WarcStore
 from linkkeeper.db import connect
 from linkkeeper.exchange import Exchange
-from linkkeeper.export import (
+from linkkeeper.export.assemble import (
     ExportError,
     Selection,
     export,
@@ -38,8 +40,6 @@ from linkkeeper.export import (
     select_captures,
     url_matches,
 )
-from linkkeeper.replay import parse_moment, rfc3339
-from linkkeeper.warc import CaptureRecord, PriorCapture, WarcStore
 
 REPO = Path(__file__).resolve().parents[1]
 NIGHT1 = datetime(2026, 11, 20, 2, 0, 0, 125000, tzinfo=UTC)

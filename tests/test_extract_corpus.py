@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from linkkeeper.extract import ParsedPost, parse_post
+from linkkeeper.extract.post import ParsedPost, parse_post
 
 
 def corpus_dir() -> pathlib.Path:

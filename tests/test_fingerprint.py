@@ -8,9 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkkeeper.faultweb import bodies
-from linkkeeper.faultweb.truthsites import chinese_article, site_page
-from linkkeeper.fingerprint import (
+from linkkeeper.check.fingerprint import (
     Fingerprint,
     decode_html,
     fingerprint_page,
@@ -20,6 +18,8 @@ from linkkeeper.fingerprint import (
     python_encoding,
     tokens,
 )
+from linkkeeper.faultweb import bodies
+from linkkeeper.faultweb.truthsites import chinese_article, site_page
 
 GBK_PAGE = (
     '<html><head><meta charset="gbk"><title>市政府公布预算</title></head><body><article>'

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from linkkeeper.hosts import (
+from linkkeeper.check.hosts import (
     HostGate,
     HostLimits,
     HostScheduler,

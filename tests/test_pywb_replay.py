@@ -12,9 +12,9 @@ import brotli
 import pytest
 from pywb_env import PywbUnavailable, ensure_pywb, get, wayback
 
-from linkkeeper.cdx import pywb_collection_config
+from linkkeeper.archive.cdx import pywb_collection_config
+from linkkeeper.archive.warc import CaptureRecord, PriorCapture, WarcStore
 from linkkeeper.exchange import Exchange
-from linkkeeper.warc import CaptureRecord, PriorCapture, WarcStore
 
 T0 = datetime(2026, 11, 26, 10, 15, 0, tzinfo=UTC)
 PAGE = b"<!doctype html><title>Bridge reopens</title>" + b"<p>The council voted.</p>" * 300

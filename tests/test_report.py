@@ -30,7 +30,7 @@ from linkkeeper.report import build_report
 from linkkeeper.report.data import snapshot_timestamp
 from linkkeeper.report.formats import md_text, md_url
 from linkkeeper.report.html import render_html, safe_json
-from linkkeeper.results import link_records, run_record
+from linkkeeper.report.results import link_records, run_record
 
 LINKKEEPER = [sys.executable, "-m", "linkkeeper"]
 NEWS = "https://news.example"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkkeeper.resolver import (
+from linkkeeper.check.resolver import (
     ConnectTo,
     ConnectToError,
     ConnectToResolver,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from linkkeeper.db import connect
-from linkkeeper.results import link_records
+from linkkeeper.report.results import link_records
 
 
 def _history(path: Path):

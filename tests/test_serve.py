@@ -31,9 +31,9 @@ from test_export import (
     exchange,
 )
 
+from linkkeeper.archive.warc import WarcStore
 from linkkeeper.db import connect
 from linkkeeper.serve import create_app, open_read_only
-from linkkeeper.warc import WarcStore
 
 SEARCH_URL = "http://news.test/search?q=storm&page=2"
 REPORT = (

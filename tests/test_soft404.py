@@ -13,10 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from linkkeeper.checker import Checker, CheckOptions, CheckResult
-from linkkeeper.faultweb import FaultWeb
-from linkkeeper.fingerprint import PageText
-from linkkeeper.soft404 import (
+from linkkeeper.check.checker import Checker, CheckOptions, CheckResult
+from linkkeeper.check.fingerprint import PageText
+from linkkeeper.check.soft404 import (
     PROBE_PREFIX,
     applies,
     directory_key,
@@ -24,6 +23,7 @@ from linkkeeper.soft404 import (
     probe_url,
     text_signal,
 )
+from linkkeeper.faultweb import FaultWeb
 from linkkeeper.vocab import Status
 
 

@@ -17,12 +17,12 @@ import pytest
 import sqlite_utils
 from truth_world import OUTAGE_NIGHT, generate, replay, score
 
-from linkkeeper.checker import Checker, CheckOptions
+from linkkeeper.check.checker import Checker, CheckOptions
 from linkkeeper.db import connect
 from linkkeeper.faultweb import UNRESOLVABLE_HOST, FaultWeb
-from linkkeeper.history import ConfirmPolicy, Recorder, start_run
-from linkkeeper.results import link_records, run_record
-from linkkeeper.truth import DRIFT_THRESHOLD, Drift, drifted_state, host_failures
+from linkkeeper.history.runs import ConfirmPolicy, Recorder, start_run
+from linkkeeper.history.truth import DRIFT_THRESHOLD, Drift, drifted_state, host_failures
+from linkkeeper.report.results import link_records, run_record
 from linkkeeper.vocab import State, Status
 
 START = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)

@@ -30,8 +30,8 @@ from test_export import (
 from test_warc import warcio_check
 from warcio.archiveiterator import ArchiveIterator
 
-from linkkeeper.export import Selection, export
-from linkkeeper.wacz import check_wacz
+from linkkeeper.export.assemble import Selection, export
+from linkkeeper.export.wacz import check_wacz
 
 
 @pytest.fixture

@@ -28,10 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from warcio.archiveiterator import ArchiveIterator
 
-import linkkeeper.warc as warc_module
-from linkkeeper.cdx import FOLDER_INDEX_NAME, index_path_for, pywb_collection_config
-from linkkeeper.exchange import Exchange
-from linkkeeper.warc import (
+import linkkeeper.archive.warc as warc_module
+from linkkeeper.archive.cdx import FOLDER_INDEX_NAME, index_path_for, pywb_collection_config
+from linkkeeper.archive.warc import (
     REVISIT_PROFILE,
     CaptureRecord,
     InvalidExchange,
@@ -41,6 +40,7 @@ from linkkeeper.warc import (
     read_record,
     stored_response_headers,
 )
+from linkkeeper.exchange import Exchange
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -745,7 +745,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from dataclasses import asdict
 from linkkeeper.exchange import Exchange
-from linkkeeper.warc import WarcStore
+from linkkeeper.archive.warc import WarcStore
 store = WarcStore(Path(sys.argv[1]))
 for i in range(int(sys.argv[2])):
     ex = Exchange(url=f"http://news.test/{i}", method="GET", request_headers=[("Host", "news.test")],

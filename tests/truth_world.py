@@ -32,7 +32,7 @@ from typing import Any
 import sqlite_utils
 from aiohttp import web
 
-from linkkeeper.checker import Checker, CheckOptions
+from linkkeeper.check.checker import Checker, CheckOptions
 from linkkeeper.db import connect
 from linkkeeper.faultweb import Behaviour, FaultWeb, Hit, bodies
 from linkkeeper.faultweb.behaviours import reset_connection
@@ -43,7 +43,7 @@ from linkkeeper.faultweb.truthsites import (
     soft_page_en,
     soft_page_zh,
 )
-from linkkeeper.history import Recorder, interleave_by_host, start_run
+from linkkeeper.history.runs import Recorder, interleave_by_host, start_run
 from linkkeeper.vocab import State, Status
 
 ALIVE, MOVED, GONE, SOFT = "alive", "moved", "gone", "soft-404"

@@ -25,8 +25,8 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from linkkeeper.history import previous_run_id
-from linkkeeper.results import run_record
+from linkkeeper.history.runs import previous_run_id
+from linkkeeper.report.results import run_record
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
 
 ALIVE_STATUSES = frozenset({Status.OK, Status.REDIRECTED})

@@ -21,7 +21,7 @@ import sqlite_utils
 
 from linkkeeper import __version__
 from linkkeeper.report.data import CHANGE_NEW, LinkView, Report, is_web_url
-from linkkeeper.results import link_records
+from linkkeeper.report.results import link_records
 from linkkeeper.vocab import State, Status
 
 FORMATS = ("html", "markdown", "json", "csv", "junit", "sarif")

@@ -8,7 +8,7 @@ files' own cdxj-indexer indexes with only ``offset``/``length``/``filename`` cha
 archive is read once; the index is sorted one source file at a time and merged, so memory does
 not grow with the archive. Layout (WACZ 1.1.1, https://specs.webrecorder.net/wacz/1.1.1/)::
 
-    archive/linkkeeper-export-YYYYMMDDhhmmss.warc.gz   the combined WARC (see linkkeeper.export)
+    archive/linkkeeper-export-YYYYMMDDhhmmss.warc.gz   the combined WARC (see linkkeeper.export.assemble)
     indexes/index.cdxj        sorted CDXJ of its response/revisit records (cdxj-indexer format)
     pages/pages.jsonl         header line, then one page per exported post link: url, ts, title
     datapackage.json          profile data-package, wacz_version 1.1.1, sha256 + size of each file
@@ -41,8 +41,9 @@ from typing import Any
 
 from cdxj_indexer import CDXJIndexer
 
-from linkkeeper.cdx import index_path_for
-from linkkeeper.export import (
+from linkkeeper.archive.cdx import index_path_for
+from linkkeeper.archive.replay import Capture, parse_stored_date, rfc3339, warc_path
+from linkkeeper.export.assemble import (
     SOFTWARE,
     ExportPlan,
     ExportResult,
@@ -52,7 +53,6 @@ from linkkeeper.export import (
     assemble_warc,
     atomic_output,
 )
-from linkkeeper.replay import Capture, parse_stored_date, rfc3339, warc_path
 
 WACZ_VERSION = "1.1.1"
 PAGES_HEADER = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}

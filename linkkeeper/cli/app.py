@@ -25,7 +25,7 @@ from linkkeeper.site import SiteError, open_site
 from linkkeeper.vocab import FAILURES
 
 if TYPE_CHECKING:  # history (and truth) load when a command uses them: not for snapshot
-    from linkkeeper.history import ConfirmPolicy
+    from linkkeeper.history.runs import ConfirmPolicy
 
 EXIT_OK, EXIT_RUNTIME, EXIT_FAILURES, EXIT_CONFIG = 0, 1, 2, 3
 
@@ -121,7 +121,7 @@ def scan(ctx: click.Context, **params: Any) -> None:
       linkkeeper scan ~/blog --format json | jq .urls_by_kind
       linkkeeper scan _posts/2024-11-19-a.md --db /tmp/links.db
     """
-    from linkkeeper.extract import DEFAULT_SOURCE_KEYS
+    from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS
     from linkkeeper.scan import scan_site
 
     p = load_params(ctx, params)
@@ -214,7 +214,7 @@ def parse_duration(text: str | None) -> timedelta | None:
 
 
 def parse_confirm(text: str) -> ConfirmPolicy:
-    from linkkeeper.history import ConfirmPolicy
+    from linkkeeper.history.runs import ConfirmPolicy
 
     try:
         n, days = (x.strip() for x in text.split(","))
@@ -237,8 +237,8 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def host_policies(config: Any) -> dict[str, Any]:
-    from linkkeeper.accept import AcceptRanges
-    from linkkeeper.checker import HostPolicy
+    from linkkeeper.check.accept import AcceptRanges
+    from linkkeeper.check.checker import HostPolicy
 
     known = {"concurrency", "rate", "connect_timeout", "read_timeout", "timeout",
              "total_timeout", "headers", "accept"}
@@ -265,9 +265,9 @@ def host_policies(config: Any) -> dict[str, Any]:
 
 def check_options_from(p: dict[str, Any]) -> Any:
     """Map parsed CLI/config parameters onto the checker's options."""
-    from linkkeeper.accept import AcceptRanges
-    from linkkeeper.checker import CheckOptions
-    from linkkeeper.resolver import parse_connect_to
+    from linkkeeper.check.accept import AcceptRanges
+    from linkkeeper.check.checker import CheckOptions
+    from linkkeeper.check.resolver import parse_connect_to
 
     try:
         accept = AcceptRanges.parse(p["accept"]) if p["accept"] else AcceptRanges.default()
@@ -361,7 +361,7 @@ def check_options(fn: Any) -> Any:
 
 
 # The archiving options live with the archive stage (it imports nothing of this module's rest).
-from linkkeeper.cli_archive import archive_options, archive_options_from  # noqa: E402
+from linkkeeper.cli.archive import archive_options, archive_options_from  # noqa: E402
 
 
 @cli.command(context_settings=CONTEXT)
@@ -436,7 +436,7 @@ def check(ctx: click.Context, **params: Any) -> int:
     db = open_db_for(p["site"], p["db"])
     db_path = p["db"] or default_db_path(p["site"][0] if p["site"] else Path("."))
     archive = archive_options_from(p, Path(db_path), opts.user_agent)
-    from linkkeeper.extract import DEFAULT_SOURCE_KEYS
+    from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS
     from linkkeeper.scan import scan_site
 
     say = (lambda msg: None) if p["quiet"] else (lambda msg: click.echo(msg, err=True))
@@ -451,7 +451,7 @@ def check(ctx: click.Context, **params: Any) -> int:
     audit_opts = AuditOptions(max_age=max_age, failing_only=p["failing_only"],
                               budget=p["budget"], new_run=p["new_run"], confirm=confirm,
                               record_options=record_opts, archive=archive)
-    from linkkeeper.history import RunBusy
+    from linkkeeper.history.runs import RunBusy
 
     progress = ProgressReporter(quiet=p["quiet"])
     try:
@@ -467,7 +467,7 @@ def check(ctx: click.Context, **params: Any) -> int:
     for message in result.archive_messages:
         say(message)
     if p["fmt"] == "json":
-        from linkkeeper.results import write_json
+        from linkkeeper.report.results import write_json
 
         if p["output"]:
             tmp = p["output"].with_name(p["output"].name + ".tmp")
@@ -515,7 +515,7 @@ def format_check_summary(db: Any, r: Any) -> str:
         lines.append("slowest hosts (mean ms per URL)")
         lines.extend(f"  {avg:>8.0f}  {h} ({n} URLs)" for avg, h, n in slow)
     if getattr(r, "archive", None) is not None:
-        from linkkeeper.cli_archive import format_archive_summary
+        from linkkeeper.cli.archive import format_archive_summary
 
         lines.append(format_archive_summary(r.archive))
     return "\n".join(lines)
@@ -536,7 +536,7 @@ def history(url: str, db: Path, fmt: str) -> None:
     Example:
       linkkeeper history 'https://www.rfa.org/mandarin/a.html' --db ~/blog/linkkeeper.db
     """
-    from linkkeeper.history import url_history
+    from linkkeeper.history.runs import url_history
     from linkkeeper.urls import normalize_url
 
     database = connect(db)
@@ -616,7 +616,7 @@ def demo(workdir: Path, quiet: bool) -> int:
 
 def example_site_path() -> Path:
     """The bundled example site (from a source checkout or an editable install)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]
     for candidate in (here.parent / "examples" / "site", here / "examples" / "site"):
         if candidate.is_dir():
             return candidate
@@ -624,4 +624,6 @@ def example_site_path() -> Path:
 
 
 # Commands of the later stages live in their own modules and register themselves on `cli`.
-from linkkeeper import cli_archive, cli_export, cli_report  # noqa: E402, F401
+import linkkeeper.cli.archive  # noqa: E402
+import linkkeeper.cli.export  # noqa: E402
+import linkkeeper.cli.report  # noqa: E402, F401

@@ -21,7 +21,7 @@ file is skipped with a message, never exported blind.
 
 The export is self-contained, because an archive handed to someone else cannot reach back
 into ours: a ``revisit`` whose original is not selected pulls the original in (see
-:func:`linkkeeper.replay.resolve_original`), and a redirect (3xx) capture pulls in the capture
+:func:`linkkeeper.archive.replay.resolve_original`), and a redirect (3xx) capture pulls in the capture
 of its ``Location`` made in the same run, so replay of a cited URL follows the chain as it
 was recorded. Both are counted in :class:`ExportResult`.
 
@@ -54,7 +54,7 @@ from urllib.parse import urljoin
 from warcio.warcwriter import WARCWriter
 
 from linkkeeper import __version__
-from linkkeeper.replay import (
+from linkkeeper.archive.replay import (
     SNAPSHOT_COLUMNS,
     Capture,
     CaptureUnavailable,
@@ -665,7 +665,7 @@ def export(
     if not plan.selected:
         raise ExportError(f"no capture matches the selection ({selection.describe()})")
     if fmt == "wacz":
-        from linkkeeper.wacz import write_wacz
+        from linkkeeper.export.wacz import write_wacz
 
         return write_wacz(db, Path(folder), plan, Path(output), force=force,
                           on_progress=on_progress, title=title)

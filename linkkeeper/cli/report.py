@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from linkkeeper.cli import CONTEXT, cli, load_params
+from linkkeeper.cli.app import CONTEXT, cli, load_params
 from linkkeeper.db import connect, default_db_path
 from linkkeeper.site import REPORT_MARKER  # left in the report folder so scans skip it
 

@@ -20,8 +20,8 @@ from http import HTTPStatus
 
 import aiohttp
 
-from linkkeeper.accept import AcceptRanges
-from linkkeeper.resolver import PrivateAddressError
+from linkkeeper.check.accept import AcceptRanges
+from linkkeeper.check.resolver import PrivateAddressError
 from linkkeeper.vocab import Status
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from linkkeeper.cli import CONTEXT, cli, load_params
+from linkkeeper.cli.app import CONTEXT, cli, load_params
 from linkkeeper.db import connect, default_db_path
 from linkkeeper.vocab import State
 
@@ -45,7 +45,7 @@ def _locations(p: dict[str, Any]) -> tuple[Path, Path]:
 
 
 def _moment(text: str | None, option: str, *, end: bool) -> Any:
-    from linkkeeper.replay import parse_moment
+    from linkkeeper.archive.replay import parse_moment
 
     if not text:
         return None
@@ -146,8 +146,8 @@ def export(ctx: click.Context, **params: Any) -> None:
       linkkeeper export --db links.db --url 'https://www.rfa.org/*' --since 2026-01-01 \\
           --latest -o rfa-2026.wacz
     """
-    from linkkeeper.export import ExportError, Selection
-    from linkkeeper.export import export as run_export
+    from linkkeeper.export.assemble import ExportError, Selection
+    from linkkeeper.export.assemble import export as run_export
 
     p = load_params(ctx, params)
     db_path, folder = _locations(p)
@@ -215,8 +215,7 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
       linkkeeper replay https://www.rfa.org/a.html --at 2026-11-01 --body -o a.html
       linkkeeper replay https://img.rfa.org/p.jpg --body > p.jpg
     """
-    from linkkeeper.codings import UnsupportedEncoding, decode_content
-    from linkkeeper.replay import (
+    from linkkeeper.archive.replay import (
         CaptureUnavailable,
         captures_of,
         closest_capture,
@@ -224,6 +223,7 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
         load_response,
         rfc3339,
     )
+    from linkkeeper.codings import UnsupportedEncoding, decode_content
 
     database = connect(db)
     folder = warc_dir or db.parent / "warcs"

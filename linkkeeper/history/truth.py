@@ -30,7 +30,7 @@ from typing import Any
 
 from yarl import URL
 
-from linkkeeper.fingerprint import load_fingerprint
+from linkkeeper.check.fingerprint import load_fingerprint
 from linkkeeper.vocab import FAILURES, State, Status
 
 DRIFT_THRESHOLD = 0.5  # drift score vs the first fingerprint that makes a link `drifted`

@@ -328,7 +328,7 @@ class ArchivedResponse:
     protocol: str
     status: int
     reason: str
-    headers: list[tuple[str, str]]  # as stored (see linkkeeper.warc: X-Orig-* renames)
+    headers: list[tuple[str, str]]  # as stored (see linkkeeper.archive.warc: X-Orig-* renames)
     payload: bytes  # as the server sent it: content coding (gzip, br) kept
     truncated: bool
 

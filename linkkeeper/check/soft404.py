@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from yarl import URL
 
-from linkkeeper.fingerprint import Fingerprint, PageText, fingerprint_page, is_html, tokens
+from linkkeeper.check.fingerprint import Fingerprint, PageText, fingerprint_page, is_html, tokens
 from linkkeeper.vocab import Status
 
 SIMILARITY_THRESHOLD = 0.75  # Jaccard at or above which a page is "the probe's page"

@@ -33,7 +33,13 @@ import sqlite_utils
 
 from linkkeeper import __version__
 from linkkeeper.db import Transaction
-from linkkeeper.truth import DRIFT_THRESHOLD, HostFailure, drift_of, drifted_state, host_failures
+from linkkeeper.history.truth import (
+    DRIFT_THRESHOLD,
+    HostFailure,
+    drift_of,
+    drifted_state,
+    host_failures,
+)
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
 
 RECENT_LEN = 8

@@ -57,8 +57,8 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from linkkeeper import __version__
-from linkkeeper.accept import AcceptRanges
-from linkkeeper.classify import (
+from linkkeeper.check.accept import AcceptRanges
+from linkkeeper.check.classify import (
     PERMANENT_REDIRECT_CODES,
     REDIRECT_CODES,
     Outcome,
@@ -69,10 +69,8 @@ from linkkeeper.classify import (
     seconds,
     status_text,
 )
-from linkkeeper.codings import decoded_prefix
-from linkkeeper.exchange import Exchange
-from linkkeeper.fingerprint import Fingerprint, PageText, fingerprint_page, is_html
-from linkkeeper.hosts import (
+from linkkeeper.check.fingerprint import Fingerprint, PageText, fingerprint_page, is_html
+from linkkeeper.check.hosts import (
     HostGate,
     HostLimits,
     HostScheduler,
@@ -80,14 +78,16 @@ from linkkeeper.hosts import (
     backoff_delay,
     parse_retry_after,
 )
-from linkkeeper.resolver import (
+from linkkeeper.check.resolver import (
     ConnectToResolver,
     ascii_host,
     is_ip_literal,
     is_private_address,
     parse_connect_to,
 )
-from linkkeeper.soft404 import Probe, Soft404Detector, applies
+from linkkeeper.check.soft404 import Probe, Soft404Detector, applies
+from linkkeeper.codings import decoded_prefix
+from linkkeeper.exchange import Exchange
 from linkkeeper.vocab import Status
 
 logger = logging.getLogger(__name__)

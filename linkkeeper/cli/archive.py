@@ -1,6 +1,6 @@
 """Commands of the archive stage: the archiving options `check` shares, and `snapshot`.
 
-The options decorator and its parser come first and need nothing from `linkkeeper.cli`,
+The options decorator and its parser come first and need nothing from `linkkeeper.cli.app`,
 so `cli.py` can apply them to `check` while it is still being imported; the `snapshot`
 command below registers itself on the `linkkeeper` group.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from linkkeeper.archive import (
+from linkkeeper.archive.archiver import (
     DEFAULT_KINDS,
     ArchiveCounts,
     ArchiveOptions,
@@ -121,7 +121,7 @@ def archive_options_from(
     p: dict[str, Any], db_path: Path, user_agent: str, *, force: bool = False
 ) -> ArchiveOptions | None:
     """ArchiveOptions from parsed parameters; None when --no-snapshot (unless `force`)."""
-    from linkkeeper.cli import parse_duration
+    from linkkeeper.cli.app import parse_duration
 
     if p.get("no_snapshot") and not force:
         return None
@@ -168,13 +168,13 @@ def format_archive_summary(counts: ArchiveCounts, folder: Path | None = None) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# `linkkeeper snapshot`: registered on the group once linkkeeper.cli is importable.
+# `linkkeeper snapshot`: registered on the group once linkkeeper.cli.app is importable.
 
 import asyncio  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 
-from linkkeeper.cli import (  # noqa: E402
+from linkkeeper.cli.app import (  # noqa: E402
     CONTEXT,
     EXIT_FAILURES,
     EXIT_OK,
@@ -248,8 +248,8 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
       linkkeeper snapshot https://www.example.com/news/a.html --warc-dir ~/warcs
       linkkeeper snapshot ~/blog --snapshot-kinds all --snapshot-max-age 30d
     """
-    from linkkeeper.archive import Archiver, with_capture
-    from linkkeeper.checker import Checker
+    from linkkeeper.archive.archiver import Archiver, with_capture
+    from linkkeeper.check.checker import Checker
     from linkkeeper.urls import normalize_url
 
     targets: tuple[str, ...] = params.pop("targets")
@@ -334,7 +334,7 @@ def _urls_of(
     db: Any, paths: list[Path], p: dict[str, Any], kinds: frozenset[str], say: Any
 ) -> list[str]:
     """The checkable URLs cited by a site (scanned first) or by post files (parsed only)."""
-    from linkkeeper.extract import DEFAULT_SOURCE_KEYS, parse_post
+    from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, parse_post
     from linkkeeper.scan import scan_site
     from linkkeeper.site import open_site
 

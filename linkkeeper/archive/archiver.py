@@ -4,7 +4,7 @@ An :class:`Archiver` rides along a check run (``audit.run_audit_async``) or the
 ``snapshot`` command. It decides which URLs are *due* for a snapshot, gives the
 checker its ``capture`` predicate (so a due URL is fetched once, with GET, and that
 same exchange is archived: no second fetch), and writes what comes back through
-:class:`~linkkeeper.warc.WarcStore`, recording each capture in the ``snapshots`` table.
+:class:`~linkkeeper.archive.warc.WarcStore`, recording each capture in the ``snapshots`` table.
 
 Due for a snapshot, among URLs cited with one of the archived kinds (default
 ``source``, ``related``, ``image``; ``inline``/``embed`` opt-in):
@@ -55,14 +55,14 @@ import sqlite_utils
 from protego import Protego
 from yarl import URL
 
+from linkkeeper.archive.warc import CaptureRecord, InvalidExchange, PriorCapture, WarcStore
 from linkkeeper.codings import decoded_prefix
 from linkkeeper.db import Transaction
 from linkkeeper.exchange import Exchange
 from linkkeeper.vocab import Kind, Status
-from linkkeeper.warc import CaptureRecord, InvalidExchange, PriorCapture, WarcStore
 
 if TYPE_CHECKING:
-    from linkkeeper.checker import Checker, CheckResult
+    from linkkeeper.check.checker import Checker, CheckResult
 
 DEFAULT_KINDS: frozenset[str] = frozenset({Kind.SOURCE, Kind.RELATED, Kind.IMAGE})
 DEFAULT_MAX_CAPTURE_BYTES = 50 * 2**20

@@ -52,8 +52,8 @@ Files: ``<folder>/YYYY/MM/<prefix>-YYYYMMDDhhmmss-NNNNN.warc.gz``, written as ``
 :meth:`WarcStore.close` or once a file reaches ``max_file_size`` (rotation happens between
 captures, so a request/response pair never spans two files). ``WARC-Filename`` in warcinfo is
 the final name. Closing also writes the file's CDXJ index and refreshes the folder index
-(:mod:`linkkeeper.cdx`, cdxj-indexer reading the closed file back), so pywb replays the
-folder with :func:`linkkeeper.cdx.pywb_collection_config`. A closed file is never opened for
+(:mod:`linkkeeper.archive.cdx`, cdxj-indexer reading the closed file back), so pywb replays the
+folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. A closed file is never opened for
 writing again.
 
 Inputs the writer insists on (else :class:`InvalidExchange`, nothing written): an ASCII http(s)
@@ -94,7 +94,7 @@ from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from linkkeeper import __version__
-from linkkeeper.cdx import index_path_for, index_warc, rebuild_folder_index
+from linkkeeper.archive.cdx import index_path_for, index_warc, rebuild_folder_index
 from linkkeeper.exchange import Exchange
 
 SOFTWARE = f"linkkeeper/{__version__}"
