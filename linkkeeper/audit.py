@@ -19,7 +19,9 @@ from typing import Any
 import sqlite_utils
 
 from linkkeeper.archive.archiver import ArchiveCounts, ArchiveOptions, Archiver, with_capture
-from linkkeeper.check.checker import Checker, CheckOptions, CheckResult
+from linkkeeper.check.checker import Checker
+from linkkeeper.check.options import CheckOptions
+from linkkeeper.check.result import CheckResult
 from linkkeeper.history.runs import (
     ConfirmPolicy,
     Recorder,

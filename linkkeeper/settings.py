@@ -5,7 +5,7 @@ current folder; `linkkeeper.toml` in the site folder; `[tool.linkkeeper]` in a
 `pyproject.toml` of the current or site folder. Keys are the long option names
 (`host-concurrency` or `host_concurrency`), at the top level or in a table
 named after the command (`[check]`), which wins for that command. Per-host
-overrides live in `[hosts."www.example.com"]` tables (see checker.HostPolicy).
+overrides live in `[hosts."www.example.com"]` tables (see check/options.py HostPolicy).
 
 Click already applies command line over environment over default; we fill in
 the file's values only for parameters whose source is still the default, after

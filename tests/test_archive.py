@@ -33,7 +33,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from linkkeeper.archive.archiver import ArchiveCounts, parse_kinds
 from linkkeeper.archive.warc import read_record
-from linkkeeper.check.checker import Checker, CheckOptions
+from linkkeeper.check.checker import Checker
+from linkkeeper.check.options import CheckOptions
 from linkkeeper.cli.archive import format_archive_summary, human_bytes, parse_size
 from linkkeeper.codings import decoded_prefix
 from linkkeeper.faultweb import Behaviour, FaultWeb, Hit
@@ -602,7 +603,7 @@ async def test_queued_results_are_written_in_batches_that_keep_revisits(tmp_path
     from test_warc import exchange
 
     from linkkeeper.archive.archiver import ArchiveOptions, Archiver
-    from linkkeeper.check.checker import CheckResult
+    from linkkeeper.check.result import CheckResult
     from linkkeeper.db import connect
     from linkkeeper.vocab import Status
 

@@ -21,7 +21,9 @@ import linkkeeper.check.checker as checker_module
 import linkkeeper.check.resolver as resolver_module
 from linkkeeper import __version__
 from linkkeeper.check.accept import AcceptRanges
-from linkkeeper.check.checker import Checker, CheckOptions, CheckResult, HostPolicy, check_urls
+from linkkeeper.check.checker import Checker, check_urls
+from linkkeeper.check.options import CheckOptions, HostPolicy
+from linkkeeper.check.result import CheckResult
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.vocab import Status
 

@@ -13,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from linkkeeper.check.checker import Checker, CheckOptions, CheckResult
+from linkkeeper.check.checker import Checker
 from linkkeeper.check.fingerprint import PageText
+from linkkeeper.check.options import CheckOptions
+from linkkeeper.check.result import CheckResult
 from linkkeeper.check.soft404 import (
     PROBE_PREFIX,
     applies,

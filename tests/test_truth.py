@@ -17,7 +17,8 @@ import pytest
 import sqlite_utils
 from truth_world import OUTAGE_NIGHT, generate, replay, score
 
-from linkkeeper.check.checker import Checker, CheckOptions
+from linkkeeper.check.checker import Checker
+from linkkeeper.check.options import CheckOptions
 from linkkeeper.db import connect
 from linkkeeper.faultweb import UNRESOLVABLE_HOST, FaultWeb
 from linkkeeper.history.runs import ConfirmPolicy, Recorder, start_run

@@ -32,7 +32,8 @@ from typing import Any
 import sqlite_utils
 from aiohttp import web
 
-from linkkeeper.check.checker import Checker, CheckOptions
+from linkkeeper.check.checker import Checker
+from linkkeeper.check.options import CheckOptions
 from linkkeeper.db import connect
 from linkkeeper.faultweb import Behaviour, FaultWeb, Hit, bodies
 from linkkeeper.faultweb.behaviours import reset_connection

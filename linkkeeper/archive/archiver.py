@@ -62,7 +62,8 @@ from linkkeeper.exchange import Exchange
 from linkkeeper.vocab import Kind, Status
 
 if TYPE_CHECKING:
-    from linkkeeper.check.checker import Checker, CheckResult
+    from linkkeeper.check.checker import Checker
+    from linkkeeper.check.result import CheckResult
 
 DEFAULT_KINDS: frozenset[str] = frozenset({Kind.SOURCE, Kind.RELATED, Kind.IMAGE})
 DEFAULT_MAX_CAPTURE_BYTES = 50 * 2**20

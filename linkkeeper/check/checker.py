@@ -47,16 +47,14 @@ import time
 import urllib.request
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from linkkeeper import __version__
 from linkkeeper.check.accept import AcceptRanges
 from linkkeeper.check.classify import (
     PERMANENT_REDIRECT_CODES,
@@ -78,6 +76,7 @@ from linkkeeper.check.hosts import (
     backoff_delay,
     parse_retry_after,
 )
+from linkkeeper.check.options import CheckOptions, HostPolicy
 from linkkeeper.check.resolver import (
     ConnectToResolver,
     ascii_host,
@@ -85,6 +84,7 @@ from linkkeeper.check.resolver import (
     is_private_address,
     parse_connect_to,
 )
+from linkkeeper.check.result import CheckResult, Hop
 from linkkeeper.check.soft404 import Probe, Soft404Detector, applies
 from linkkeeper.codings import decoded_prefix
 from linkkeeper.exchange import Exchange
@@ -92,7 +92,6 @@ from linkkeeper.vocab import Status
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_USER_AGENT = f"linkkeeper/{__version__} (+https://github.com/linkkeeper)"
 FETCHED_SCHEMES = frozenset({"http", "https"})
 # After this many HEAD refusals (405/501) and no HEAD success, a host gets GET directly.
 HEAD_REFUSALS_BEFORE_GET_ONLY = 5
@@ -102,105 +101,6 @@ HEAD_TRUSTABLE = frozenset({404, 410})
 HEAD_CONFIRMATIONS_TO_TRUST = 5
 # URLs of one host in progress at once (in flight or waiting to retry), per slot of the host.
 HOST_TASKS_PER_SLOT = 2
-
-
-@dataclass
-class HostPolicy:
-    """Per-host overrides (config ``[hosts."www.example.com"]``); None = inherit the run's value.
-
-    A key ``*.example.com`` applies to every subdomain of example.com; an exact
-    key wins over a wildcard.
-    """
-
-    concurrency: int | None = None
-    rate: float | None = None  # requests/second
-    connect_timeout: float | None = None
-    read_timeout: float | None = None
-    total_timeout: float | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    accept: AcceptRanges | None = None
-
-
-@dataclass
-class CheckOptions:
-    """Everything that shapes a run. Defaults are polite for a nightly job (lychee-like)."""
-
-    concurrency: int = 128  # global in-flight requests
-    host_concurrency: int = 8  # concurrent requests (so connections) per host, never exceeded
-    # Requests/second per host (0 = unlimited). 20/s is lychee's 50 ms interval: with
-    # 8 connections and typical latencies it rarely binds, yet caps bursts on fast hosts.
-    host_rate: float = 20.0
-    max_redirects: int = 10
-    attempts: int = 3  # total tries for retryable failures
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    retry_after_cap: float = 60.0
-    connect_timeout: float = 10
-    read_timeout: float = 20
-    total_timeout: float = 45
-    user_agent: str = DEFAULT_USER_AGENT
-    headers: dict[str, str] = field(default_factory=dict)
-    accept: AcceptRanges = field(default_factory=AcceptRanges.default)
-    insecure: bool = False
-    ca_bundle: str | None = None  # else SSL_CERT_FILE, else the system store
-    proxy: str | None = None
-    trust_env: bool = True  # HTTP(S)_PROXY / NO_PROXY from the environment
-    connect_to: list[str] = field(default_factory=list)  # curl's HOST:PORT:ADDR:PORT
-    offline_dns: bool = False  # names no connect_to rule maps fail as NXDOMAIN
-    include: list[str] = field(default_factory=list)  # regexes; include overrides exclude
-    exclude: list[str] = field(default_factory=list)
-    exclude_private: bool = False
-    hosts: dict[str, HostPolicy] = field(default_factory=dict)
-    get_bytes: int = 65536
-    capture: Callable[[str], bool] | None = None
-    capture_max_bytes: int = 50 * 2**20
-    head_first: bool = True  # False: always GET (some users prefer it; costs more bytes)
-    buffer_size: int = 4096  # URLs pulled ahead of the dispatcher, at most
-    # Probe host+directories and judge 2xx pages (soft404.py). Off unless asked for
-    # (`linkkeeper check --soft404`), so a check costs exactly its own requests.
-    soft404: bool = False
-    soft404_threshold: float = 0.75  # main-text similarity to the probe's page that is a soft 404
-    # GET deep page links (not static files) instead of HEAD: every check then reads the page
-    # (error phrases, drift fingerprints). Same request count, more bytes (capped at get_bytes).
-    read_pages: bool = False
-    # Main-text fingerprints of the HTML pages read (drift, in the history). Off for
-    # `snapshot`, which records no checks: no page decoding or parsing it would not use.
-    fingerprints: bool = True
-
-
-@dataclass
-class Hop:
-    """One redirect answer: the URL asked, its status and where it pointed."""
-
-    url: str
-    status: int
-    location: str | None
-
-
-@dataclass
-class CheckResult:
-    url: str
-    status: Status
-    reason: str
-    http_status: int | None = None
-    final_url: str | None = None
-    redirects: list[Hop] = field(default_factory=list)
-    permanent_redirect: bool = False  # every hop was 301/308: the link deserves an update
-    attempts: int = 0  # tries of the failing/final request
-    requests: int = 0  # HTTP requests this URL cost (HEAD+GET, retries, hops)
-    method: str = ""  # "HEAD", "GET" or "HEAD,GET"
-    elapsed_ms: float = 0.0  # wall time of the whole check, waits and retries included
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    ip: str | None = None
-    content_type: str | None = None
-    content_length: int | None = None
-    error: str | None = None  # exception class and message, for debugging
-    exchanges: list[Exchange] = field(default_factory=list)
-    sample: bytes | None = None  # first get_bytes of the decoded body when a GET was made
-    latency_ms: float | None = None  # duration of the last request (time to read what we read)
-    host: str | None = None
-    fingerprint: str | None = None  # main-text sketch of an HTML page read with GET (fingerprint.py)
-    evidence: dict[str, Any] | None = None  # why a verdict was reached: {"soft404": {...}}
 
 
 # ---------------------------------------------------------------------------

@@ -99,7 +99,7 @@ OPENING_CHARS = 400  # how much of the main text a second-opinion phrase may hid
 
 
 class FetchedPage(Protocol):
-    """What the soft-404 layer reads from a check (checker.CheckResult fits)."""
+    """What the soft-404 layer reads from a check (check.result.CheckResult fits)."""
 
     url: str
     status: Status

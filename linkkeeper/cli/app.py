@@ -238,7 +238,7 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def host_policies(config: Any) -> dict[str, Any]:
     from linkkeeper.check.accept import AcceptRanges
-    from linkkeeper.check.checker import HostPolicy
+    from linkkeeper.check.options import HostPolicy
 
     known = {"concurrency", "rate", "connect_timeout", "read_timeout", "timeout",
              "total_timeout", "headers", "accept"}
@@ -266,7 +266,7 @@ def host_policies(config: Any) -> dict[str, Any]:
 def check_options_from(p: dict[str, Any]) -> Any:
     """Map parsed CLI/config parameters onto the checker's options."""
     from linkkeeper.check.accept import AcceptRanges
-    from linkkeeper.check.checker import CheckOptions
+    from linkkeeper.check.options import CheckOptions
     from linkkeeper.check.resolver import parse_connect_to
 
     try:
