@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from aiohttp import web as aioweb
 from cdxj_indexer import CDXJIndexer
+from helpers import unavailable
 from hypothesis import given
 from hypothesis import strategies as st
 from test_warc import warcio_check
@@ -349,7 +350,7 @@ def test_pywb_replays_the_folder_with_the_bytes_sent(nightly: dict[str, Any]) ->
     try:
         python = ensure_pywb()
     except PywbUnavailable as err:
-        pytest.skip(f"pywb cannot be installed here: {err}")
+        unavailable("PYWB", f"pywb cannot be installed here: {err}")
     web, folder = nightly["web"], nightly["warcs"]
     by_url = {r["url"]: r for r in rows(nightly["db"])}
     browser = {"Accept-Encoding": "gzip, deflate, br", "User-Agent": "replay-test"}

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import unavailable
 from hypothesis import given
 from hypothesis import strategies as st
 from test_warc import warcio_check
@@ -483,7 +484,7 @@ def test_pywb_replays_the_exported_warc_with_identical_bytes(archive: Archive) -
     try:
         python = ensure_pywb()
     except PywbUnavailable as err:
-        pytest.skip(f"pywb cannot be installed here: {err}")
+        unavailable("PYWB", f"pywb cannot be installed here: {err}")
     collection = archive.root / "handed-over"
     collection.mkdir()
     export_warc(archive, Selection(posts=(STORM_POST, BRIDGE_POST), latest=True),

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import brotli
 import pytest
+from helpers import unavailable
 from pywb_env import PywbUnavailable, ensure_pywb, get, wayback
 
 from linkkeeper.archive.cdx import pywb_collection_config
@@ -87,7 +88,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory):
     try:
         python = ensure_pywb()
     except PywbUnavailable as err:
-        pytest.skip(f"pywb cannot be installed here: {err}")
+        unavailable("PYWB", f"pywb cannot be installed here: {err}")
     root = tmp_path_factory.mktemp("replay")
     folder = root / "warcs"
     with WarcStore(folder, clock=lambda: T0) as store:

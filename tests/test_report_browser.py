@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from helpers import unavailable
 
 from linkkeeper.db import connect
 from linkkeeper.faultweb import FaultWeb
@@ -38,7 +39,10 @@ FLAGS = [
     "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
 ]
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package")
+@pytest.fixture(autouse=True)
+def _needs_chromium() -> None:
+    if CHROMIUM is None:
+        unavailable("BROWSER", "needs Debian's chromium package")
 
 
 class Chromium:

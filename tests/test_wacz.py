@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from helpers import unavailable
 from surt import surt
 from test_export import (
     BRIDGE_POST,
@@ -182,7 +183,7 @@ def _wacz_tool() -> Path:
                          [str(venv / "bin" / "pip"), "install", "-q", WACZ_PACKAGE]):
                 done = subprocess.run(step, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
-                    pytest.skip(f"cannot install {WACZ_PACKAGE}: {done.stderr[-500:]}")
+                    unavailable("PYWB", f"cannot install {WACZ_PACKAGE}: {done.stderr[-500:]}")
             marker.write_text(WACZ_PACKAGE)
     return venv / "bin" / "wacz"
 
