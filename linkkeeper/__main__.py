@@ -1,5 +1,5 @@
 """`python -m linkkeeper` runs the CLI."""
 
-from linkkeeper.cli.app import main
+from linkkeeper.cli import main
 
 main()

@@ -1,9 +1,10 @@
-"""The nightly audit as one library call: scan, plan, check, record.
+"""The nightly audit as one library call: scan, plan, check, record, archive.
 
 `run_audit` is what `linkkeeper check` does; the CLI only parses options and
 prints. The checker yields results as they complete; they are recorded in
 batches while the run goes on, so an interrupted run keeps everything it had
-finished and the next call resumes the same plan.
+finished and the next call resumes the same plan. `run_audit_async` is the
+same run without the scan, for callers that already have an event loop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from linkkeeper.archive.archiver import ArchiveCounts, ArchiveOptions, Archiver,
 from linkkeeper.check.checker import Checker
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.result import CheckResult
+from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS
 from linkkeeper.history.runs import (
     ConfirmPolicy,
     Recorder,
@@ -32,6 +34,8 @@ from linkkeeper.history.runs import (
     start_run,
     utcnow,
 )
+from linkkeeper.scan import ScanProblem, ScanSummary, scan_site
+from linkkeeper.site import Site
 from linkkeeper.vocab import Status
 
 
@@ -44,6 +48,8 @@ class AuditOptions:
     confirm: ConfirmPolicy = field(default_factory=ConfirmPolicy)
     record_options: dict[str, Any] = field(default_factory=dict)  # stored in runs.options
     archive: ArchiveOptions | None = None  # None: no snapshots (--no-snapshot)
+    source_keys: tuple[str, ...] = DEFAULT_SOURCE_KEYS  # front matter keys naming the source
+    jobs: int = 0  # scan: processes parsing posts (0: one per CPU for big scans)
 
 
 @dataclass
@@ -54,10 +60,10 @@ class AuditResult:
     requests: int
     checked: int
     elapsed_s: float
-    interrupted: bool = False
     host_times: dict[str, tuple[int, float]] = field(default_factory=dict)  # host -> (n, total ms)
     archive: ArchiveCounts | None = None  # what the archiving stage wrote (None: off)
     archive_messages: list[str] = field(default_factory=list)  # repairs, robots, write problems
+    scan: ScanSummary | None = None  # the scan `run_audit` did first
 
 
 ProgressFn = Callable[[int, int, dict[str, int]], None]
@@ -84,6 +90,28 @@ def _scan_time_result(url: str, status: str, reason: str) -> CheckResult:
         exchanges=[],
         sample=None,
     )
+
+
+def run_audit(
+    db: sqlite_utils.Database,
+    site: Site,
+    check_options: CheckOptions,
+    options: AuditOptions,
+    *,
+    on_scan: Callable[[ScanSummary], None] | None = None,
+    on_problem: Callable[[ScanProblem], None] | None = None,
+    on_progress: ProgressFn | None = None,
+) -> AuditResult:
+    """Scan the site, then check (and archive) every planned link: `linkkeeper check`."""
+    summary = scan_site(
+        db, site, source_keys=options.source_keys or DEFAULT_SOURCE_KEYS,
+        on_problem=on_problem, jobs=options.jobs,
+    )
+    if on_scan:
+        on_scan(summary)
+    result = asyncio.run(run_audit_async(db, check_options, options, on_progress=on_progress))
+    result.scan = summary
+    return result
 
 
 async def run_audit_async(

@@ -197,6 +197,11 @@ def default_db_path(site: Path) -> Path:
     return (site if site.is_dir() else site.parent) / "linkkeeper.db"
 
 
+def default_warc_dir(db_path: Path) -> Path:
+    """`warcs/` next to the database: where every command looks for the WARC files."""
+    return Path(db_path).parent / "warcs"
+
+
 def connect(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database with the schema and pragmas in place."""
     conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)

@@ -527,6 +527,8 @@ async def test_captured_headers_are_the_bytes_received(tmp_path: Path) -> None:
             offline_dns=True,
             trust_env=False,
             capture=lambda url: True,
+            soft404=False,
+            read_pages=False,
         )
         async with Checker(options) as checker:
             [result] = [r async for r in checker.run(["http://news.example/unicode/h"])]
@@ -587,6 +589,8 @@ async def test_captures_without_fingerprints_skip_page_reading_only() -> None:
                 trust_env=False,
                 capture=lambda url: True,
                 fingerprints=fingerprints,
+                soft404=False,
+                read_pages=False,
             )
             async with Checker(options) as checker:
                 [results[fingerprints]] = [r async for r in checker.run([url])]

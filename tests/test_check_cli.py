@@ -218,3 +218,72 @@ def test_new_run_abandons_the_unfinished_run_for_good(faultweb: FaultWeb, tmp_pa
     assert q(db, "SELECT id, state FROM runs ORDER BY id") == [
         (1, "abandoned"), (2, "complete"), (3, "complete")]
     assert q(db, "SELECT count(*) FROM checks WHERE run_id = 1")[0][0] == 0
+
+
+def test_cli_defaults_are_the_library_defaults() -> None:
+    """`check`'s defaults come from CheckOptions/ArchiveOptions: a library caller gets the CLI's run."""
+    from linkkeeper.archive.archiver import ArchiveOptions
+    from linkkeeper.check.options import CheckOptions
+    from linkkeeper.cli import cli
+    from linkkeeper.cli.app import parse_size
+
+    defaults = {p.name: p.default for p in cli.commands["check"].params}
+    library = CheckOptions()
+    fields = {"concurrency": "concurrency", "host_concurrency": "host_concurrency",
+              "host_rate": "host_rate", "max_redirects": "max_redirects", "attempts": "attempts",
+              "retry_after_cap": "retry_after_cap", "connect_timeout": "connect_timeout",
+              "read_timeout": "read_timeout", "timeout": "total_timeout", "soft404": "soft404",
+              "soft404_threshold": "soft404_threshold", "read_pages": "read_pages"}
+    for param, field in fields.items():
+        assert defaults[param] == getattr(library, field), param
+    archive = ArchiveOptions(folder=Path("warcs"))
+    assert parse_size(defaults["max_capture_size"]) == archive.max_capture_bytes
+    assert parse_size(defaults["warc_max_size"]) == archive.warc_max_size
+    assert set(defaults["snapshot_kinds"].split(",")) == set(archive.kinds)
+
+
+def test_cli_app_holds_no_command_and_imports_no_command_module() -> None:
+    """The group module sits under the command modules: no cycle inside cli/."""
+    import ast
+
+    import linkkeeper.cli.app as app
+
+    tree = ast.parse(Path(app.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for a in node.names}
+    assert not {m for m in imported if m and m.startswith("linkkeeper.cli")}
+    decorators = [ast.unparse(d) for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                  for d in node.decorator_list]
+    assert not [d for d in decorators if d.startswith("cli.command")]
+
+
+def test_history_reads_the_config_file_like_the_other_commands(tmp_path: Path) -> None:
+    """`db` in linkkeeper.toml is where `history` looks (it used to skip the config file)."""
+    from linkkeeper.db import connect
+
+    connect(tmp_path / "elsewhere.db")
+    (tmp_path / "linkkeeper.toml").write_text('db = "elsewhere.db"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKKEEPER_")}
+    done = subprocess.run([*LINKKEEPER, "history", "https://news.example/x", "--format", "json"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"url": "https://news.example/x", "state": None,
+                                       "checks": []}
+    (tmp_path / "empty").mkdir()
+    missing = subprocess.run([*LINKKEEPER, "history", "https://news.example/x"],
+                             capture_output=True, text=True, env=env, cwd=tmp_path / "empty",
+                             timeout=60)
+    assert missing.returncode == 3 and "does not exist" in missing.stderr
+
+
+def test_demo_runs_the_audit_and_writes_the_report(tmp_path: Path) -> None:
+    """`linkkeeper demo`: one library call (demo.run_demo), hermetic, twice makes two nights."""
+    for _night in (1, 2):
+        done = run("demo", "--workdir", tmp_path / "demo", "--quiet", timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "index.html: " in done.stderr and "links" in done.stderr
+    db = tmp_path / "demo" / "site" / "linkkeeper.db"
+    assert [r[0] for r in q(db, "SELECT state FROM runs ORDER BY id")] == ["complete"] * 2
+    assert q(db, "SELECT count(*) FROM snapshots")[0][0] > 0
+    assert (tmp_path / "demo" / "site" / "reports" / "index.html").is_file()

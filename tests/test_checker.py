@@ -69,6 +69,8 @@ def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
         "read_timeout": 0.5,
         "total_timeout": 5,
         "host_rate": 0,
+        "soft404": False,  # this file tests the checker's own requests: no probes
+        "read_pages": False,
     }
     settings.update(overrides)
     return CheckOptions(**settings)
@@ -241,7 +243,7 @@ async def test_total_timeout(web: FaultWeb) -> None:
         attempts=1,
         read_timeout=5,
         total_timeout=0.3,
-        head_first=False,
+        always_get=True,
     )
     assert (result.status, result.reason) == (Status.TIMEOUT, "total timeout after 0.3 s")
 
@@ -266,6 +268,8 @@ async def test_connect_timeout() -> None:
             trust_env=False,
             connect_timeout=0.3,
             attempts=1,
+            soft404=False,
+            read_pages=False,
         )
         async with Checker(opts) as checker:
             result = await checker.check("http://firewalled.example/x")
@@ -277,7 +281,7 @@ async def test_connect_timeout() -> None:
 
 async def test_body_failures_are_network_errors_when_the_body_is_read(web: FaultWeb) -> None:
     reset, short = f"{N}/reset/b1", f"{N}/bad-length/b1"
-    results = await check_all(web, [reset, short], head_first=False, attempts=2)
+    results = await check_all(web, [reset, short], always_get=True, attempts=2)
     assert (results[reset].status, results[reset].reason) == (
         Status.NETWORK_ERROR,
         "connection reset mid-body",
@@ -548,7 +552,7 @@ async def test_capture_truncates_at_the_cap_and_chunked_bodies_are_dechunked(web
 
 
 async def test_get_reads_only_get_bytes_when_checking(web: FaultWeb) -> None:
-    result = await check_one(web, f"{N}/large/5000000/gb", head_first=False, get_bytes=1000)
+    result = await check_one(web, f"{N}/large/5000000/gb", always_get=True, get_bytes=1000)
     assert result.status is Status.OK
     assert result.sample is not None and len(result.sample) == 1000
     assert result.content_length == 5_000_000

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from linkkeeper import scan
-from linkkeeper.cli.app import example_site_path
 from linkkeeper.db import connect
+from linkkeeper.demo import example_site_path
 from linkkeeper.scan import scan_site
 from linkkeeper.site import open_site
 

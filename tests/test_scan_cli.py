@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from linkkeeper.cli.app import example_site_path
+from linkkeeper.demo import example_site_path
 
 LINKKEEPER = [sys.executable, "-m", "linkkeeper"]
 CORPUS = Path(

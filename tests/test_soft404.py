@@ -50,6 +50,7 @@ def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
         "backoff_cap": 0.1,
         "host_rate": 0,
         "soft404": True,
+        "read_pages": False,
     }
     settings_.update(overrides)
     return CheckOptions(**settings_)

@@ -51,6 +51,7 @@ def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
         "host_rate": 0,
         "attempts": 1,
         "soft404": True,
+        "read_pages": False,
     }
     values.update(overrides)
     return CheckOptions(**values)

@@ -457,7 +457,7 @@ class Checker:
         current = start
         tries = 1
         head_code: int | None = None
-        use_get = capture or not options.head_first or want_content
+        use_get = capture or options.always_get or want_content
 
         def finish(
             outcome: Outcome | None = None, *, status: Status | None = None, reason: str = ""
@@ -560,7 +560,7 @@ class Checker:
                 visited.add(key)
                 current = target
                 head_code = None
-                use_get = capture or not options.head_first or want_content
+                use_get = capture or options.always_get or want_content
                 continue
 
             label = (

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from linkkeeper import __version__
 from linkkeeper.check.accept import AcceptRanges
+from linkkeeper.settings import ConfigError
 
 DEFAULT_USER_AGENT = f"linkkeeper/{__version__} (+https://github.com/linkkeeper)"
 
@@ -46,9 +49,9 @@ class CheckOptions:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     retry_after_cap: float = 60.0
-    connect_timeout: float = 10
-    read_timeout: float = 20
-    total_timeout: float = 45
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    total_timeout: float = 45.0
     user_agent: str = DEFAULT_USER_AGENT
     headers: dict[str, str] = field(default_factory=dict)
     accept: AcceptRanges = field(default_factory=AcceptRanges.default)
@@ -65,15 +68,46 @@ class CheckOptions:
     get_bytes: int = 65536
     capture: Callable[[str], bool] | None = None
     capture_max_bytes: int = 50 * 2**20
-    head_first: bool = True  # False: always GET (some users prefer it; costs more bytes)
+    # GET every URL, static files included, never HEAD (some users prefer it; costs bytes).
+    # Not `read_pages`: that one GETs deep page links only (`--read-pages/--head-first`).
+    always_get: bool = False
     buffer_size: int = 4096  # URLs pulled ahead of the dispatcher, at most
-    # Probe host+directories and judge 2xx pages (soft404.py). Off unless asked for
-    # (`linkkeeper check --soft404`), so a check costs exactly its own requests.
-    soft404: bool = False
+    # Probe host+directories and judge 2xx pages (soft404.py): `check --soft404`, the default.
+    # Callers that must cost exactly their own requests (`snapshot`) pass False.
+    soft404: bool = True
     soft404_threshold: float = 0.75  # main-text similarity to the probe's page that is a soft 404
     # GET deep page links (not static files) instead of HEAD: every check then reads the page
     # (error phrases, drift fingerprints). Same request count, more bytes (capped at get_bytes).
-    read_pages: bool = False
+    # `check --read-pages` (the default); `--head-first` is False: HEAD, GET only when needed.
+    read_pages: bool = True
     # Main-text fingerprints of the HTML pages read (drift, in the history). Off for
     # `snapshot`, which records no checks: no page decoding or parsing it would not use.
     fingerprints: bool = True
+
+
+_HOST_KEYS = frozenset({"concurrency", "rate", "connect_timeout", "read_timeout", "timeout",
+                        "total_timeout", "headers", "accept"})
+
+
+def host_policies(tables: dict[str, dict[str, Any]], source: Path | None = None
+                  ) -> dict[str, HostPolicy]:
+    """The config file's ``[hosts."name"]`` tables as HostPolicy objects (ConfigError if wrong)."""
+    out = {}
+    for host, table in tables.items():
+        unknown = set(table) - _HOST_KEYS
+        if unknown:
+            raise ConfigError(f"{source}: [hosts.{host!r}]: unknown setting(s): "
+                              f"{', '.join(sorted(unknown))}")
+        try:
+            out[host.lower()] = HostPolicy(
+                concurrency=table.get("concurrency"),
+                rate=table.get("rate"),
+                connect_timeout=table.get("connect_timeout"),
+                read_timeout=table.get("read_timeout"),
+                total_timeout=table.get("total_timeout", table.get("timeout")),
+                headers={str(k): str(v) for k, v in (table.get("headers") or {}).items()},
+                accept=AcceptRanges.parse(str(table["accept"])) if "accept" in table else None,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [hosts.{host!r}]: {exc}") from None
+    return out

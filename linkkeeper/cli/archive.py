@@ -1,189 +1,34 @@
-"""Commands of the archive stage: the archiving options `check` shares, and `snapshot`.
-
-The options decorator and its parser come first and need nothing from `linkkeeper.cli.app`,
-so `cli.py` can apply them to `check` while it is still being imported; the `snapshot`
-command below registers itself on the `linkkeeper` group.
-"""
+"""Commands of the archive stage: `snapshot` (the archiving options live in cli/app.py)."""
 
 from __future__ import annotations
 
-import re
+import asyncio
+import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from linkkeeper.archive.archiver import (
-    DEFAULT_KINDS,
-    ArchiveCounts,
-    ArchiveOptions,
-    parse_kinds,
-)
-from linkkeeper.settings import ConfigError
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
-_UNITS = "kmgt"
-
-
-def parse_size(text: str) -> int:
-    """'50MiB' (binary), '1GB' or '1G' (decimal), '500k', '12345' (bytes) -> bytes."""
-    match = _SIZE.match(str(text))
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size like 50MiB, 1GB or 500k")
-    number, unit, binary = match.groups()
-    base = 1024 if binary else 1000
-    power = _UNITS.index(unit.lower()) + 1 if unit else 0
-    return int(float(number) * base**power)
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"  # unreachable
-
-
-def archive_options(fn: Any = None, *, switch: bool = True) -> Any:
-    """The archiving options shared by `check` and `snapshot` (`switch`: --no-snapshot too).
-
-    Use as ``@archive_options`` or ``@archive_options(switch=False)``.
-    """
-    if fn is None:
-        return lambda f: archive_options(f, switch=switch)
-    opts = [
-        click.option(
-            "--no-snapshot",
-            is_flag=True,
-            envvar="LINKKEEPER_NO_SNAPSHOT",
-            help="Do not archive: check only (HEAD where possible).",
-        ),
-        click.option(
-            "--warc-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="LINKKEEPER_WARC_DIR",
-            help="Folder of the WARC files [default: warcs/ next to the database].",
-        ),
-        click.option(
-            "--snapshot-max-age",
-            envvar="LINKKEEPER_SNAPSHOT_MAX_AGE",
-            metavar="DURATION",
-            help="Re-capture a URL only when its last capture is older than this "
-            "(e.g. 7d) or a check sees it changed [default: every run; an unchanged "
-            "page costs a small revisit record].",
-        ),
-        click.option(
-            "--snapshot-kinds",
-            default=",".join(sorted(DEFAULT_KINDS)),
-            show_default=True,
-            envvar="LINKKEEPER_SNAPSHOT_KINDS",
-            help="Link kinds to archive, comma-separated: source, related, image, "
-            "inline, embed, or all.",
-        ),
-        click.option(
-            "--max-capture-size",
-            default="50MiB",
-            show_default=True,
-            envvar="LINKKEEPER_MAX_CAPTURE_SIZE",
-            metavar="SIZE",
-            help="Longest body stored per capture; longer ones are cut and marked WARC-Truncated.",
-        ),
-        click.option(
-            "--warc-max-size",
-            default="1GB",
-            show_default=True,
-            envvar="LINKKEEPER_WARC_MAX_SIZE",
-            metavar="SIZE",
-            help="Start a new WARC file once one reaches this size.",
-        ),
-        click.option(
-            "--respect-robots",
-            is_flag=True,
-            envvar="LINKKEEPER_RESPECT_ROBOTS",
-            help="Do not archive what robots.txt disallows (off by default, like the "
-            "Internet Archive: a cited page is archived for readers, not crawled).",
-        ),
-        click.option(
-            "--operator",
-            envvar="LINKKEEPER_OPERATOR",
-            help="Who runs the archive, for the WARC's warcinfo record "
-            "(e.g. 'Jane Doe <jane@example.org>').",
-        ),
-    ]
-    for opt in reversed(opts if switch else opts[1:]):
-        fn = opt(fn)
-    return fn
-
-
-def archive_options_from(
-    p: dict[str, Any], db_path: Path, user_agent: str, *, force: bool = False
-) -> ArchiveOptions | None:
-    """ArchiveOptions from parsed parameters; None when --no-snapshot (unless `force`)."""
-    from linkkeeper.cli.app import parse_duration
-
-    if p.get("no_snapshot") and not force:
-        return None
-    try:
-        max_age = parse_duration(p["snapshot_max_age"])
-        max_capture = parse_size(p["max_capture_size"])
-        max_file = parse_size(p["warc_max_size"])
-        kinds = parse_kinds(p["snapshot_kinds"])
-    except click.BadParameter as exc:
-        raise ConfigError(exc.message) from None
-    except ValueError as exc:
-        raise ConfigError(f"--snapshot-kinds: {exc}") from None
-    if max_capture < 1 or max_file < 1:
-        raise ConfigError("--max-capture-size and --warc-max-size must be at least 1 byte")
-    folder = Path(p["warc_dir"]) if p.get("warc_dir") else db_path.parent / "warcs"
-    operator = p.get("operator")
-    if operator and re.search(r"[\r\n\x00]", operator):
-        raise ConfigError("--operator must be a single line")
-    return ArchiveOptions(
-        folder=folder,
-        kinds=kinds,
-        max_age=max_age,
-        max_capture_bytes=max_capture,
-        warc_max_size=max_file,
-        respect_robots=bool(p.get("respect_robots")),
-        operator=operator,
-        user_agent=user_agent,
-    )
-
-
-def format_archive_summary(counts: ArchiveCounts, folder: Path | None = None) -> str:
-    """One line (two with robots/errors) for the check and snapshot summaries."""
-    where = f" to {folder}" if folder is not None else ""
-    line = (
-        f"archived {counts.urls} URLs: {counts.captures} captures, {counts.revisits} revisits, "
-        f"{counts.truncations} truncated, {human_bytes(counts.bytes_written)} written{where}"
-    )
-    extra = []
-    if counts.robots_disallowed:
-        extra.append(f"{counts.robots_disallowed} disallowed by robots.txt")
-    if counts.errors:
-        extra.append(f"{counts.errors} could not be written")
-    return line + (f"\n  not archived: {', '.join(extra)}" if extra else "")
-
-
-# ---------------------------------------------------------------------------------------------
-# `linkkeeper snapshot`: registered on the group once linkkeeper.cli.app is importable.
-
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-
-from linkkeeper.cli.app import (  # noqa: E402
+from linkkeeper.cli.app import (  # noqa: F401  (parse_size, human_bytes: names tests import)
     CONTEXT,
     EXIT_FAILURES,
     EXIT_OK,
+    archive_options,
+    archive_options_from,
     check_options,
     check_options_from,
     cli,
+    config_option,
+    db_option,
+    db_path_for,
+    format_archive_summary,
+    human_bytes,
     load_params,
+    parse_size,
 )
-from linkkeeper.db import connect, default_db_path  # noqa: E402
+from linkkeeper.db import connect
 
 
 def _is_url(target: str) -> bool:
@@ -192,19 +37,8 @@ def _is_url(target: str) -> bool:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("targets", nargs=-1, metavar="[SITE|POST...|URL...]")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path, exists=True),
-    envvar="LINKKEEPER_CONFIG",
-    help="Config file (default: linkkeeper.toml or [tool.linkkeeper] in pyproject.toml).",
-)
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="LINKKEEPER_DB",
-    help="SQLite file [default: linkkeeper.db next to the site].",
-)
+@config_option
+@db_option
 @click.option(
     "--site-url",
     envvar="LINKKEEPER_SITE_URL",
@@ -260,9 +94,9 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
             raise click.UsageError(f"{path}: no such file or folder, and not an http(s) URL")
     params["site"] = tuple(paths)
     p = load_params(ctx, params)
-    # no checks are recorded: the drift fingerprints of pages read would be thrown away
-    opts = replace(check_options_from(p), fingerprints=False)
-    db_path = Path(p["db"]) if p["db"] else default_db_path(paths[0] if paths else Path("."))
+    # no checks are recorded: drift fingerprints and soft-404 verdicts would be thrown away
+    opts = replace(check_options_from(p), fingerprints=False, soft404=False, read_pages=False)
+    db_path = db_path_for(tuple(paths), p["db"])
     archive_opts = archive_options_from(p, db_path, opts.user_agent, force=True)
     assert archive_opts is not None
     db = connect(db_path)

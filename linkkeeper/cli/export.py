@@ -10,38 +10,33 @@ from typing import Any
 
 import click
 
-from linkkeeper.cli.app import CONTEXT, cli, load_params
-from linkkeeper.db import connect, default_db_path
+from linkkeeper.cli.app import (
+    CONTEXT,
+    cli,
+    config_option,
+    db_option,
+    db_path_for,
+    load_params,
+    site_argument,
+    warc_dir_for,
+    warc_dir_option,
+)
+from linkkeeper.db import connect, default_warc_dir
 from linkkeeper.vocab import State
 
 
 def _store_options(fn: Any) -> Any:
     """SITE, --config, --db and --warc-dir: where the history and the WARC files are."""
-    fn = click.option(
-        "--warc-dir", type=click.Path(file_okay=False, path_type=Path),
-        envvar="LINKKEEPER_WARC_DIR",
-        help="Folder of the WARC files [default: warcs/ next to the database].",
-    )(fn)
-    fn = click.option(
-        "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="LINKKEEPER_DB",
-        help="SQLite file [default: linkkeeper.db next to the site].",
-    )(fn)
-    fn = click.option(
-        "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path, exists=True),
-        envvar="LINKKEEPER_CONFIG",
-        help="Config file (default: linkkeeper.toml or [tool.linkkeeper] in pyproject.toml).",
-    )(fn)
-    return click.argument("site", nargs=-1, type=click.Path(exists=True, path_type=Path))(fn)
+    return site_argument(config_option(db_option(warc_dir_option(fn))))
 
 
 def _locations(p: dict[str, Any]) -> tuple[Path, Path]:
     """(database, WARC folder), the way `check` chooses them; the database must exist."""
-    site_args: tuple[Path, ...] = p["site"]
-    db_path: Path = p["db"] or default_db_path(site_args[0] if site_args else Path("."))
+    db_path = db_path_for(p["site"], p["db"])
     if not db_path.exists():
         raise click.ClickException(
             f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
-    return db_path, Path(p["warc_dir"]) if p["warc_dir"] else db_path.parent / "warcs"
+    return db_path, warc_dir_for(db_path, p["warc_dir"])
 
 
 def _moment(text: str | None, option: str, *, end: bool) -> Any:
@@ -226,7 +221,7 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
     from linkkeeper.codings import UnsupportedEncoding, decode_content
 
     database = connect(db)
-    folder = warc_dir or db.parent / "warcs"
+    folder = warc_dir or default_warc_dir(db)
     moment = _moment(at, "--at", end=True)
     captures = captures_of(database, url)
     if not captures:

@@ -8,27 +8,12 @@ from typing import Any
 
 import click
 
-from linkkeeper.cli.app import CONTEXT, cli, load_params
-from linkkeeper.db import connect, default_db_path
-from linkkeeper.site import REPORT_MARKER  # left in the report folder so scans skip it
-
-
-def history_options(fn: Any) -> Any:
-    """SITE, --db and --config as the other commands spell them (without the scan options)."""
-    fn = click.option(
-        "--config", "config_file", envvar="LINKKEEPER_CONFIG",
-        type=click.Path(dir_okay=False, path_type=Path, exists=True),
-        help="Config file (default: linkkeeper.toml or [tool.linkkeeper] in pyproject.toml).",
-    )(fn)
-    fn = click.option(
-        "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="LINKKEEPER_DB",
-        help="SQLite file [default: linkkeeper.db next to the site].",
-    )(fn)
-    return click.argument("site", nargs=-1, type=click.Path(exists=True, path_type=Path))(fn)
+from linkkeeper.cli.app import CONTEXT, cli, db_path_for, load_params, store_options
+from linkkeeper.db import connect
 
 
 @cli.command(context_settings=CONTEXT)
-@history_options
+@store_options
 @click.option("--format", "fmt", default="html", show_default=True,
               type=click.Choice(["html", "markdown", "json", "csv", "junit", "sarif"]),
               envvar="LINKKEEPER_REPORT_FORMAT",
@@ -66,11 +51,16 @@ def report(ctx: click.Context, **params: Any) -> None:
       linkkeeper report ~/blog --format sarif -o links.sarif
       linkkeeper report ~/blog --format csv --since 2024-11-01 -o changes.csv
     """
-    from linkkeeper.report import ReportError, build_report, write_html, write_report
+    from linkkeeper.report import (
+        ReportError,
+        build_report,
+        write_html,
+        write_report,
+        write_report_folder,
+    )
 
     p = load_params(ctx, params)
-    site_args: tuple[Path, ...] = p["site"]
-    db_path = p["db"] or default_db_path(site_args[0] if site_args else Path("."))
+    db_path = db_path_for(p["site"], p["db"])
     if not db_path.exists():
         raise click.ClickException(
             f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
@@ -85,10 +75,7 @@ def report(ctx: click.Context, **params: Any) -> None:
         if p["output"]:
             target = write_html(rep, p["output"])
         else:
-            folder = p["output_dir"] or db_path.parent / "reports"
-            target = write_html(rep, folder / "index.html")
-            (folder / REPORT_MARKER).write_text(
-                "linkkeeper report output: not posts; scanners skip this folder\n")
+            target = write_report_folder(rep, p["output_dir"] or db_path.parent / "reports")
         s = rep.summary
         click.echo(f"{target}: {s.links} links, {s.newly_broken} newly broken, "
                    f"{s.recovered} recovered, {s.failing + s.dead} failing or dead", err=True)

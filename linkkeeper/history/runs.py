@@ -527,3 +527,34 @@ def previous_run_id(db: sqlite_utils.Database, run_id: int) -> int | None:
         "SELECT max(id) FROM runs WHERE id < ? AND state='complete'", [run_id]
     ).fetchone()
     return row[0] if row else None
+
+
+# -- what the CLI asks of the history (read-only; the commands print the answers) ----------
+
+LINK_STATE_FIELDS = ("state", "since", "consecutive_failures", "first_failed", "last_ok")
+
+
+def link_state_of(db: sqlite_utils.Database, url: str) -> dict[str, Any] | None:
+    """A URL's row of `link_state` (the fields `linkkeeper history` shows), or None."""
+    row = db.execute(
+        f"SELECT {', '.join(LINK_STATE_FIELDS)} FROM link_state WHERE url=?", [url]
+    ).fetchone()
+    return dict(zip(LINK_STATE_FIELDS, row, strict=True)) if row else None
+
+
+def failing_link_count(db: sqlite_utils.Database) -> int:
+    """Links still cited by some post whose last check failed (`check --fail-on any`)."""
+    marks = ",".join("?" * len(FAILURES))
+    return int(db.execute(
+        f"SELECT count(*) FROM link_state WHERE last_status IN ({marks})"
+        " AND url IN (SELECT url FROM occurrences)", sorted(FAILURES)
+    ).fetchone()[0])
+
+
+def new_failures_of(db: sqlite_utils.Database, run_id: int, limit: int = 20
+                    ) -> list[tuple[str, str, str]]:
+    """(url, status, reason) of the run's first `limit` new failures, by URL."""
+    return [tuple(row) for row in db.execute(
+        "SELECT c.url, c.status, c.reason FROM checks c WHERE c.run_id=? AND c.new_failure=1"
+        " ORDER BY c.url LIMIT ?", [run_id, limit]
+    ).fetchall()]

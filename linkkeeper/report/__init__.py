@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TextIO
 
 import sqlite_utils
@@ -27,9 +28,18 @@ from linkkeeper.report.formats import (
     write_sarif,
 )
 from linkkeeper.report.html import render_html, write_html
+from linkkeeper.site import REPORT_MARKER  # left in the report folder so scans skip it
 
 __all__ = ["FORMATS", "Report", "ReportError", "build_report", "render_html", "write_html",
-           "write_report"]
+           "write_report", "write_report_folder"]
+
+
+def write_report_folder(report: Report, folder: Path) -> Path:
+    """FOLDER/index.html, marked so that scans of a site holding the folder skip it."""
+    target = write_html(report, folder / "index.html")
+    (folder / REPORT_MARKER).write_text(
+        "linkkeeper report output: not posts; scanners skip this folder\n")
+    return target
 
 
 def write_report(db: sqlite_utils.Database, report: Report, fmt: str, out: TextIO,

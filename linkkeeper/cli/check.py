@@ -1,0 +1,350 @@
+"""Commands of the audit: `scan`, `check`, `history` and `demo`.
+
+Each one loads its parameters, makes one library call (scan.scan_site, audit.run_audit,
+history.runs, demo.run_demo) and prints what it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from linkkeeper.check.options import CheckOptions
+from linkkeeper.cli.app import (
+    CONTEXT,
+    EXIT_FAILURES,
+    EXIT_OK,
+    archive_options,
+    archive_options_from,
+    check_options,
+    check_options_from,
+    cli,
+    common_site_options,
+    config_option,
+    db_option,
+    db_path_for,
+    format_archive_summary,
+    load_params,
+    open_db_for,
+    option_default,
+    parse_confirm,
+    parse_duration,
+)
+from linkkeeper.progress import ProgressReporter
+from linkkeeper.settings import ConfigError
+from linkkeeper.site import open_site
+
+
+@cli.command(context_settings=CONTEXT)
+@common_site_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              envvar="LINKKEEPER_FORMAT", show_default=True, help="Summary format.")
+@click.option("--force", is_flag=True, help="Re-parse every post, even unchanged ones.")
+@click.pass_context
+def scan(ctx: click.Context, **params: Any) -> None:
+    """Record every link of the site's posts in the SQLite inventory.
+
+    SITE is a Jekyll site folder (with _posts/ and _config.yml), any folder
+    of .md/.markdown/.html files, or a list of files [default: current folder].
+    Re-scanning is incremental: unchanged posts are not parsed again.
+
+    \b
+    Examples:
+      linkkeeper scan ~/blog
+      linkkeeper scan ~/blog --format json | jq .urls_by_kind
+      linkkeeper scan _posts/2024-11-19-a.md --db /tmp/links.db
+    """
+    from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS
+    from linkkeeper.scan import scan_site
+
+    p = load_params(ctx, params)
+    site = open_site(list(p["site"]), p["site_url"])
+    if site.config_problem:
+        click.echo(f"warning: {site.config_problem}", err=True)
+    summary = scan_site(
+        open_db_for(p["site"], p["db"]),
+        site,
+        source_keys=p["source_keys"] or DEFAULT_SOURCE_KEYS,
+        force=p["force"],
+        on_problem=lambda prob: click.echo(f"{prob}", err=True),
+        jobs=p["jobs"],
+    )
+    if p["fmt"] == "json":
+        click.echo(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_scan_summary(summary))
+
+
+def format_scan_summary(s: Any) -> str:
+    lines = [
+        f"posts            {s.posts:>8}  ({s.parsed} parsed, {s.unchanged} unchanged, "
+        f"{s.removed} removed) in {s.elapsed_s:.2f}s",
+        f"posts w/problems {s.posts_with_problems:>8}",
+        f"occurrences      {s.occurrences:>8}",
+        f"distinct URLs    {s.distinct_urls:>8}",
+    ]
+    for kind, n in s.urls_by_kind.items():
+        lines.append(f"  {kind:<14} {n:>8}")
+    for status, n in s.urls_by_status.items():
+        if status != "checkable":
+            lines.append(f"  ({status}) {n:>{max(1, 13 - len(status))}}")
+    if s.top_hosts:
+        lines.append("top hosts")
+        lines.extend(f"  {n:>7}  {h}" for h, n in s.top_hosts)
+    return "\n".join(lines)
+
+
+@cli.command(context_settings=CONTEXT)
+@common_site_options
+@check_options
+@archive_options
+@click.option("--max-age", envvar="LINKKEEPER_MAX_AGE", metavar="DURATION",
+              help="Skip URLs checked ok within this time (e.g. 20h, 7d); failing URLs are "
+              "always re-checked.")
+@click.option("--failing", "failing_only", is_flag=True,
+              help="Re-check only links that are currently failing.")
+@click.option("--budget", type=click.IntRange(0), envvar="LINKKEEPER_BUDGET",
+              help="Check at most N URLs this run (least recently checked first).")
+@click.option("--new-run", is_flag=True, help="Start afresh instead of resuming an "
+              "interrupted run.")
+@click.option("--confirm", default="3,3", show_default=True, envvar="LINKKEEPER_CONFIRM",
+              metavar="N,DAYS", help="A link is dead after N failed checks spanning DAYS days.")
+@click.option("--soft404/--no-soft404", "soft404", show_default=True,
+              default=option_default(CheckOptions, "soft404"), envvar="LINKKEEPER_SOFT404",
+              help="Detect soft 404s: probe one certainly-nonexistent URL per host+directory "
+              "and judge 2xx pages (redirects to the home page, error pages, meta refresh).")
+@click.option("--soft404-threshold", type=click.FloatRange(0, 1), show_default=True,
+              default=option_default(CheckOptions, "soft404_threshold"),
+              envvar="LINKKEEPER_SOFT404_THRESHOLD",
+              help="Main-text similarity to the probe's page at which a page is a soft 404.")
+@click.option("--read-pages/--head-first", "read_pages", show_default=True,
+              default=option_default(CheckOptions, "read_pages"), envvar="LINKKEEPER_READ_PAGES",
+              help="GET page links instead of HEAD (no more requests, more bytes): error "
+              "phrases and content drift are then seen on every check; --head-first saves "
+              "bytes but believes a 200 it did not read.")
+@click.option("--fail-on", type=click.Choice(["new", "any", "never"]), default="new",
+              show_default=True, envvar="LINKKEEPER_FAIL_ON",
+              help="Which failures make the exit code 2: links broken since the previous run, "
+              "any failing link, or never.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, envvar="LINKKEEPER_FORMAT",
+              help="json: the run's results on stdout (or -o FILE), messages on stderr.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the --format json document to this file.")
+@click.option("--quiet", "-q", is_flag=True, envvar="LINKKEEPER_QUIET",
+              help="No progress, no summary (exit code only; JSON still written).")
+@click.pass_context
+def check(ctx: click.Context, **params: Any) -> int:
+    """Scan the site, then check every distinct link and record the results.
+
+    The nightly audit. Every URL is checked once per run however many posts
+    cite it, politely: at most --host-concurrency connections and --host-rate
+    requests per second per host, slowed further when a host answers 429/503.
+    An interrupted run (Ctrl-C, kill -9) is resumed by the next `check`.
+
+    Exit codes: 0 nothing to report, 2 link failures (see --fail-on),
+    1 runtime error, 3 configuration error.
+
+    \b
+    Examples:
+      linkkeeper check ~/blog
+      linkkeeper check ~/blog --max-age 20h --format json -o results.json
+      linkkeeper check ~/blog --failing --fail-on any
+      linkkeeper check . --connect-to 'www.example.com:443:127.0.0.1:8443'
+    """
+    from linkkeeper.audit import run_audit  # aiohttp: only when checking
+    from linkkeeper.history.runs import RunBusy
+
+    p = load_params(ctx, params)
+    opts = check_options_from(p)
+    audit_opts = _audit_options(p, opts.user_agent)
+    site = open_site(list(p["site"]), p["site_url"])
+    db = open_db_for(p["site"], p["db"])
+    say = (lambda msg: None) if p["quiet"] else (lambda msg: click.echo(msg, err=True))
+    if site.config_problem:
+        say(f"warning: {site.config_problem}")
+    progress = ProgressReporter(quiet=p["quiet"])
+    try:
+        result = run_audit(
+            db, site, opts, audit_opts, on_problem=lambda prob: say(str(prob)),
+            on_scan=lambda s: say(f"scanned {s.posts} posts: {s.distinct_urls} distinct URLs "
+                                  f"({s.parsed} posts parsed)"),
+            on_progress=progress.update,
+        )
+    except RunBusy as exc:
+        progress.close()
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        progress.close()
+        say("interrupted: what was checked is recorded; the next `check` resumes the run")
+        raise
+    progress.close()
+    for message in result.archive_messages:
+        say(message)
+    if p["fmt"] == "json":
+        _write_results(db, result.run.id, p["output"])
+    if not p["quiet"]:
+        click.echo(format_check_summary(db, result), err=p["fmt"] == "json" and not p["output"])
+    return exit_code_for(db, result, p["fail_on"])
+
+
+def _audit_options(p: dict[str, Any], user_agent: str) -> Any:
+    """AuditOptions from `check`'s parameters (ConfigError, exit 3, when one is wrong)."""
+    from linkkeeper.audit import AuditOptions
+    from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS
+
+    try:
+        confirm = parse_confirm(p["confirm"])
+        max_age = parse_duration(p["max_age"])
+    except click.BadParameter as exc:
+        raise ConfigError(exc.message) from None
+    archive = archive_options_from(p, db_path_for(p["site"], p["db"]), user_agent)
+    record_opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in p.items()
+                   if not k.startswith("_") and k not in ("site",)}
+    return AuditOptions(max_age=max_age, failing_only=p["failing_only"], budget=p["budget"],
+                        new_run=p["new_run"], confirm=confirm, record_options=record_opts,
+                        archive=archive, jobs=p["jobs"],
+                        source_keys=tuple(p["source_keys"] or DEFAULT_SOURCE_KEYS))
+
+
+def _write_results(db: Any, run_id: int, output: Path | None) -> None:
+    """The run's JSON document to stdout, or to OUTPUT through a temporary file."""
+    from linkkeeper.report.results import write_json
+
+    if output is None:
+        write_json(db, run_id, sys.stdout)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        write_json(db, run_id, fh)
+    tmp.replace(output)
+
+
+def exit_code_for(db: Any, result: Any, fail_on: str) -> int:
+    from linkkeeper.history.runs import failing_link_count
+
+    if fail_on == "never":
+        return EXIT_OK
+    if fail_on == "new":
+        return EXIT_FAILURES if result.new_failures else EXIT_OK
+    return EXIT_FAILURES if failing_link_count(db) else EXIT_OK
+
+
+def format_check_summary(db: Any, r: Any) -> str:
+    from linkkeeper.history.runs import new_failures_of
+
+    lines = [f"run {r.run.id}{' (resumed)' if r.run.resumed else ''}: {r.checked} URLs, "
+             f"{r.requests} requests in {r.elapsed_s:.1f}s"]
+    for status, n in sorted(r.counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  {status:<14} {n:>7}")
+    if r.new_failures:
+        lines.append(f"new failures since the previous run: {len(r.new_failures)}")
+        for url, status, reason in new_failures_of(db, r.run.id, limit=20):
+            lines.append(f"  {status:<13} {url}  ({reason})")
+        if len(r.new_failures) > 20:
+            lines.append(f"  ... and {len(r.new_failures) - 20} more")
+    slow = sorted(((ms / n, h, n) for h, (n, ms) in r.host_times.items() if n), reverse=True)[:5]
+    if slow:
+        lines.append("slowest hosts (mean ms per URL)")
+        lines.extend(f"  {avg:>8.0f}  {h} ({n} URLs)" for avg, h, n in slow)
+    if r.archive is not None:
+        lines.append(format_archive_summary(r.archive))
+    return "\n".join(lines)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("url")
+@config_option
+@db_option(must_exist=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_context
+def history(ctx: click.Context, **params: Any) -> None:
+    """Print a URL's status timeline, oldest first.
+
+    URL is matched after normalisation, as the inventory stores it.
+
+    \b
+    Example:
+      linkkeeper history 'https://www.rfa.org/mandarin/a.html' --db ~/blog/linkkeeper.db
+    """
+    from linkkeeper.db import connect
+    from linkkeeper.history.runs import link_state_of, url_history
+    from linkkeeper.urls import normalize_url
+
+    p = load_params(ctx, params)
+    db_path = db_path_for((), p["db"])
+    if not db_path.exists():  # a missing default reads as a missing --db, as it always has
+        raise click.BadParameter(f"Path {str(db_path)!r} does not exist.", ctx=ctx,
+                                 param_hint="'--db'")
+    database = connect(db_path)
+    key = normalize_url(p["url"]).url
+    rows = list(url_history(database, key))
+    state = link_state_of(database, key)
+    if p["fmt"] == "json":
+        click.echo(json.dumps({"url": key, "state": state, "checks": rows}, ensure_ascii=False,
+                              indent=2))
+        return
+    if not rows:
+        raise click.ClickException(f"{key}: never checked (not in this database's history)")
+    click.echo(key)
+    if state:
+        click.echo(f"state: {state['state']} since {state['since']}"
+                   + (f", {state['consecutive_failures']} consecutive failures"
+                      if state["consecutive_failures"] else ""))
+    for r in rows:
+        code = r["http_status"] if r["http_status"] is not None else "-"
+        click.echo(f"  {r['checked_at']}  run {r['run_id']:<4} {r['status']:<13} {code!s:<4} "
+                   f"{r['reason'] or ''}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("linkkeeper-demo"), show_default=True,
+              help="Where the example site is copied and its database written.")
+@click.option("--quiet", "-q", is_flag=True)
+def demo(workdir: Path, quiet: bool) -> int:
+    """Run the nightly audit on the bundled example site, against the local fault-injection web.
+
+    Copies examples/site to WORKDIR, starts linkkeeper's fault-injection web on
+    loopback (it plays 404s, redirects, bot blocks, expired certificates, slow
+    and dead servers for the example's made-up hosts), and runs `check` with
+    --connect-to so that no request leaves this machine. Run it twice to see
+    the history build up.
+
+    \b
+    Example:
+      linkkeeper demo && linkkeeper history https://www.rfa.example/status/404/mandarin/Xinwen/kw5-nato-eu-11142024134841.html --db linkkeeper-demo/site/linkkeeper.db
+    """
+    from linkkeeper.demo import DemoError, run_demo
+
+    say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    progress = ProgressReporter(quiet=quiet)
+    try:
+        done = run_demo(
+            workdir, on_problem=lambda prob: say(str(prob)),
+            on_scan=lambda s: say(f"scanned {s.posts} posts: {s.distinct_urls} distinct URLs "
+                                  f"({s.parsed} posts parsed)"),
+            on_progress=progress.update,
+        )
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+    for message in done.audit.archive_messages:
+        say(message)
+    if not quiet:
+        click.echo(format_check_summary(done.db, done.audit))
+    s = done.report.summary
+    click.echo(f"{done.report_path}: {s.links} links, {s.newly_broken} newly broken, "
+               f"{s.recovered} recovered, {s.failing + s.dead} failing or dead", err=True)
+    if not quiet:
+        click.echo(f"\nThe history is in {done.db_path}, the report in "
+                   f"{done.report_path} (`linkkeeper serve {done.site}` shows it with "
+                   "the archived copies); run `linkkeeper demo` again to add a second night.",
+                   err=True)
+    return EXIT_OK
