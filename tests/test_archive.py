@@ -32,7 +32,7 @@ from test_warc import warcio_check
 from warcio.archiveiterator import ArchiveIterator
 
 from linkkeeper.archive.archiver import ArchiveCounts, parse_kinds
-from linkkeeper.archive.warc import read_record
+from linkkeeper.archive.records import read_record
 from linkkeeper.check.checker import Checker
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.cli.archive import format_archive_summary, human_bytes, parse_size

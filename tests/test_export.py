@@ -28,13 +28,14 @@ from warcio.archiveiterator import ArchiveIterator
 import linkkeeper.export.assemble as export_module
 from linkkeeper.archive.cdx import index_warc, pywb_collection_config, rebuild_folder_index
 from linkkeeper.archive.replay import parse_moment, rfc3339
-from linkkeeper.archive.warc import CaptureRecord, PriorCapture, WarcStore
+from linkkeeper.archive.snapshots import Capture, PriorCapture
+from linkkeeper.archive.warc import WarcStore
 from linkkeeper.db import connect
 from linkkeeper.exchange import Exchange
-from linkkeeper.export.assemble import (
+from linkkeeper.export.run import export
+from linkkeeper.export.select import (
     ExportError,
     Selection,
-    export,
     match_posts,
     plan_export,
     select_captures,
@@ -83,7 +84,7 @@ class Archive:
     root: Path
     db_path: Path
     folder: Path
-    captures: dict[str, CaptureRecord] = field(default_factory=dict)
+    captures: dict[str, Capture] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)  # capture name -> snapshots.id
     sent: dict[str, bytes] = field(default_factory=dict)  # capture name -> body as sent
 
@@ -92,7 +93,7 @@ class Archive:
         return connect(self.db_path)
 
 
-def _insert(db, capture: CaptureRecord, run_id: int, revisit_of: int | None) -> int:
+def _insert(db, capture: Capture, run_id: int, revisit_of: int | None) -> int:
     cursor = db.execute(
         "INSERT INTO snapshots (url, run_id, warc_file, offset, length, record_type, record_id,"
         " payload_digest, date, http_status, content_type, payload_length, truncated,"
@@ -201,7 +202,7 @@ def records_of(path: Path) -> list[dict[str, object]]:
     return out
 
 
-def source_member(archive: Archive, capture: CaptureRecord, request: bool = False) -> bytes:
+def source_member(archive: Archive, capture: Capture, request: bool = False) -> bytes:
     with open(archive.folder / capture.warc_file, "rb") as fh:
         if request:
             fh.seek(capture.request_offset)

@@ -28,16 +28,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from warcio.archiveiterator import ArchiveIterator
 
-import linkkeeper.archive.warc as warc_module
+import linkkeeper.archive.compress as compress_module
 from linkkeeper.archive.cdx import FOLDER_INDEX_NAME, index_path_for, pywb_collection_config
+from linkkeeper.archive.records import read_record
+from linkkeeper.archive.snapshots import Capture, PriorCapture
 from linkkeeper.archive.warc import (
     REVISIT_PROFILE,
-    CaptureRecord,
     InvalidExchange,
-    PriorCapture,
     WarcStore,
     payload_digest,
-    read_record,
     stored_response_headers,
 )
 from linkkeeper.exchange import Exchange
@@ -201,7 +200,7 @@ def test_plain_exchange_becomes_linked_request_and_response(folder: Path) -> Non
         fields, block = split_record(record)
         assert fields["warc-block-digest"] == sha1_b32(block)
 
-    assert capture == CaptureRecord(
+    assert capture == Capture(
         url=ex.url,
         warc_file=path.relative_to(folder).as_posix(),
         offset=response["offset"],
@@ -492,7 +491,7 @@ def test_concurrent_writers_from_threads_never_interleave(folder: Path) -> None:
 
 def test_failed_write_leaves_no_partial_record(folder: Path, monkeypatch) -> None:
     """A write that dies half-way (disk full) is cut back; the file stays valid and usable."""
-    real_emit = warc_module._GzipMemberSink._emit  # every byte of a record goes through it
+    real_emit = compress_module.GzipMemberSink._emit  # every byte of a record goes through it
     budget: dict[str, int | None] = {"bytes": None}
 
     def write_until_disk_full(sink, data: bytes) -> None:
@@ -505,7 +504,7 @@ def test_failed_write_leaves_no_partial_record(folder: Path, monkeypatch) -> Non
             budget["bytes"] = left - len(data)
         real_emit(sink, data)
 
-    monkeypatch.setattr(warc_module._GzipMemberSink, "_emit", write_until_disk_full)
+    monkeypatch.setattr(compress_module.GzipMemberSink, "_emit", write_until_disk_full)
     with WarcStore(folder, clock=Clock()) as store:
         first = store.write(exchange("http://news.test/1", body=os.urandom(5000)))
         budget["bytes"] = first.length + 20  # the response fits, its request does not

@@ -146,8 +146,8 @@ def export(ctx: click.Context, **params: Any) -> None:
       linkkeeper export --db links.db --url 'https://www.rfa.org/*' --since 2026-01-01 \\
           --latest -o rfa-2026.wacz
     """
-    from linkkeeper.export.assemble import ExportError, Selection
-    from linkkeeper.export.assemble import export as run_export
+    from linkkeeper.export.run import export as run_export
+    from linkkeeper.export.select import ExportError, Selection
 
     p = load_params(ctx, params)
     db_path, folder = _locations(p)
