@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web as aioweb
-from test_archive import make_site, path_of, read_warc, rows, run, verify_folder, web_args
+from helpers import read_warc
+from test_archive import make_site, path_of, rows, run, verify_folder, web_args
 
 from linkkeeper.faultweb import Behaviour, FaultWeb, Hit
 

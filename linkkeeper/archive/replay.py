@@ -38,6 +38,7 @@ from linkkeeper.archive.snapshots import (
     response_by_record_id,
     responses_with_digest,
 )
+from linkkeeper.codings import decode_content
 from linkkeeper.urls import normalize_url
 
 # ---------------------------------------------------------------------------------------------
@@ -226,3 +227,56 @@ def describe_capture(capture: Capture) -> str:
         f"{size} bytes{cut}  {capture.warc_file}@{capture.offset}"
     )
 
+
+
+# ---------------------------------------------------------------------------------------------
+# `linkkeeper replay` as one call
+
+
+class NothingArchived(LookupError):
+    """No capture of the URL in the archive."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayAnswer:
+    """The captures of a URL, the one chosen, and (when asked) its response and payload."""
+
+    captures: list[Capture]  # oldest first
+    chosen: Capture
+    archived: ArchivedResponse | None = None
+    payload: bytes | None = None  # content coding removed unless asked raw
+
+    def as_dict(self) -> dict[str, Any]:
+        """The capture list as `replay --format json` prints it."""
+        return {
+            "url": self.captures[0].url,
+            "chosen": self.chosen.timestamp,
+            "captures": [{
+                "timestamp": c.timestamp, "date": rfc3339(c.date), "status": c.http_status,
+                "record_type": c.record_type, "content_type": c.content_type,
+                "payload_length": c.payload_length, "truncated": c.truncated,
+                "warc_file": c.warc_file, "offset": c.offset, "length": c.length,
+            } for c in self.captures],
+        }
+
+
+def replay_url(
+    db: Any, folder: Path, url: str, *, at: datetime | None = None, body: bool = False,
+    raw: bool = False,
+) -> ReplayAnswer:
+    """The captures of ``url`` and the one closest at or before ``at``; with ``body``, its
+    response and payload (decoded unless ``raw``).
+
+    Raises :class:`NothingArchived`, :class:`CaptureUnavailable`, or
+    :class:`~linkkeeper.codings.UnsupportedEncoding` (a coding this build cannot remove).
+    """
+    captures = captures_of(db, url)
+    chosen = closest_capture(captures, at)
+    if chosen is None:
+        raise NothingArchived(url)
+    if not body:
+        return ReplayAnswer(captures, chosen)
+    archived = load_response(db, folder, chosen)
+    payload = archived.payload if raw else decode_content(
+        archived.payload, archived.header("Content-Encoding"))
+    return ReplayAnswer(captures, chosen, archived, payload)
