@@ -55,6 +55,7 @@ import sqlite_utils
 from protego import Protego
 from yarl import URL
 
+from linkkeeper.archive.records import header_value
 from linkkeeper.archive.snapshots import (
     Capture,
     PriorCapture,
@@ -161,11 +162,6 @@ def _origin(url: str) -> str | None:
         )
     except (ValueError, TypeError):
         return None
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers if k.lower() == lowered), None)
 
 
 class Archiver:
@@ -501,7 +497,7 @@ def _robots_rules(result: CheckResult) -> Protego | None:
     final = result.exchanges[-1] if result.exchanges else None
     if final is None:
         return None
-    encoding = _header(final.response_headers, "Content-Encoding")
+    encoding = header_value(final.response_headers, "Content-Encoding")
     text = decoded_prefix(final.body, encoding, ROBOTS_MAX_BYTES).decode("utf-8", "replace")
     return Protego.parse(text)
 

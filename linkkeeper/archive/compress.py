@@ -13,12 +13,10 @@ from __future__ import annotations
 import zlib
 from typing import BinaryIO
 
+from linkkeeper.archive.records import header_value
+
 DEFAULT_COMPRESS_LEVEL = 6
 
-
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers if k.lower() == lowered), None)
 
 _COMPRESSED_TYPES = (
     "image/",
@@ -48,10 +46,10 @@ def incompressible(headers: list[tuple[str, str]], body: bytes) -> bool:
     (random-looking data does not shrink, HTML shrinks to a third). A wrong guess costs only
     size or time, never correctness.
     """
-    encoding = (_header(headers, "Content-Encoding") or "").strip().lower()
+    encoding = (header_value(headers, "Content-Encoding") or "").strip().lower()
     if encoding and encoding != "identity":
         return True
-    ctype = (_header(headers, "Content-Type") or "").strip().lower()
+    ctype = (header_value(headers, "Content-Type") or "").strip().lower()
     if ctype.startswith(_COMPRESSED_TYPES) and not ctype.startswith("image/svg"):
         return True
     if len(body) < _SAMPLE_MIN:

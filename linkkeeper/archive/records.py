@@ -14,6 +14,10 @@ Every record is one gzip member, so a record is read by (file, offset, length), 
   learn its compressed length (``whole``).
 * :func:`complete_record_end` is the strict mode crash repair needs: the end of a member only
   if it holds exactly one complete record whose block digest matches.
+
+``warcio check`` and ``content_stream()`` of warcio 1.8 fail on ``br`` records when Google's
+``Brotli`` package is installed (warcio expects brotlipy's API, warcio#73); the records are
+fine, and pywb (which ships brotlipy) replays them. This reader reads the raw stream only.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import base64
 import hashlib
 import io
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -39,7 +44,8 @@ class CaptureUnavailable(LookupError):
     there, a revisit's original lost)."""
 
 
-def _find(headers: list[tuple[str, str]], name: str) -> str | None:
+def header_value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    """The first value of a header in (name, value) pairs, by name in any case."""
     lowered = name.lower()
     return next((v for k, v in headers if k.lower() == lowered), None)
 
@@ -58,10 +64,10 @@ class StoredRecord:
     member: bytes  # the record's gzip member exactly as stored (for byte-exact export)
 
     def warc_header(self, name: str) -> str | None:
-        return _find(self.warc_headers, name)
+        return header_value(self.warc_headers, name)
 
     def http_header(self, name: str) -> str | None:
-        return _find(self.http_headers, name)
+        return header_value(self.http_headers, name)
 
 
 def warc_path(folder: Path, warc_file: str) -> Path:

@@ -29,7 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from linkkeeper.archive.records import CaptureUnavailable, StoredRecord, read_record
+from linkkeeper.archive.records import (
+    CaptureUnavailable,
+    StoredRecord,
+    header_value,
+    read_record,
+)
 from linkkeeper.archive.snapshots import (
     Capture,
     capture_by_id,
@@ -172,8 +177,7 @@ class ArchivedResponse:
     truncated: bool
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lowered), None)
+        return header_value(self.headers, name)
 
 
 def load_response(db: Any, folder: Path, capture: Capture) -> ArchivedResponse:

@@ -58,10 +58,6 @@ Inputs the writer insists on (else :class:`InvalidExchange`, nothing written): a
 URL (``str(yarl.URL)`` is), a timezone-aware ``started``, header names that are HTTP tokens and
 values without CR/LF/NUL. Keep ``PriorCapture.date`` to the microsecond: it becomes
 ``WARC-Refers-To-Date`` and must equal the original record's ``WARC-Date``.
-
-Reading: ``warcio check`` and ``content_stream()`` of warcio 1.8 fail on ``br`` records when
-Google's ``Brotli`` package is installed (warcio expects brotlipy's API, warcio#73); the
-records are fine, and pywb (which ships brotlipy) replays them.
 """
 
 from __future__ import annotations
@@ -97,7 +93,7 @@ from linkkeeper.archive.compress import (
     GzipMemberSink,
     incompressible,
 )
-from linkkeeper.archive.records import OPEN_SUFFIX, complete_record_end
+from linkkeeper.archive.records import OPEN_SUFFIX, complete_record_end, header_value
 from linkkeeper.archive.snapshots import Capture, PriorCapture
 from linkkeeper.exchange import Exchange
 
@@ -224,11 +220,6 @@ def _leading_fields(record_type: str, url: str, date: str) -> dict[str, str]:
 
 
 _EMPTY_DIGEST = _sha1_b32(b"")
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers if k.lower() == lowered), None)
 
 
 _ID_BATCH = 256
@@ -362,7 +353,7 @@ class WarcStore:
                 payload_digest=digest,
                 date=ex.started.astimezone(UTC),
                 http_status=ex.status,
-                content_type=_header(ex.response_headers, "Content-Type"),
+                content_type=header_value(ex.response_headers, "Content-Type"),
                 payload_length=len(ex.body),
                 truncated=ex.truncated,
                 bytes_written=end - offset,
