@@ -416,6 +416,30 @@ def test_capture_record_points_at_its_records(folder: Path) -> None:
         assert gzip.decompress(stored.member).startswith(b"WARC/1.1\r\n")
 
 
+def test_the_reader_modes_agree_and_refuse_the_wrong_record(folder: Path) -> None:
+    """read_record, read_head (head only / whole member) and complete_record_end see the
+    same records; a record id that does not match is refused."""
+    from linkkeeper.archive.records import CaptureUnavailable, complete_record_end, read_head
+
+    captures, path = write_all(folder, exchange("http://news.test/a"), exchange("http://news.test/b"))
+    with open(path, "rb") as handle:
+        for capture in captures:
+            head = read_head(handle, capture.offset, whole=False)
+            assert head is not None and head.length is None
+            assert head.get("WARC-Record-ID") == capture.record_id
+            whole = read_head(handle, capture.offset, whole=True)
+            assert whole is not None and whole.length == capture.length
+            end = complete_record_end(handle, capture.offset)
+            assert end == capture.offset + capture.length
+        assert read_head(handle, captures[0].offset + 1, whole=False) is None
+    first = captures[0]
+    with pytest.raises(CaptureUnavailable, match="holds"):
+        read_record(folder, first.warc_file, first.offset, first.length,
+                    record_id=captures[1].record_id)
+    with pytest.raises(CaptureUnavailable):
+        read_record(folder, "2026/11/missing.warc.gz", 0, 10)
+
+
 def test_read_record_works_while_the_file_is_open(folder: Path) -> None:
     with WarcStore(folder, clock=Clock()) as store:
         capture = store.write(exchange())
