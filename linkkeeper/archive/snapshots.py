@@ -220,15 +220,6 @@ def archived_urls(db: Any) -> list[tuple[str, int, datetime, datetime]]:
     return [(u, n, parse_stored_date(a), parse_stored_date(b)) for u, n, a, b in rows]
 
 
-def latest_good_captures(db: Any) -> list[tuple[str, str, str | None, int | None]]:
-    """(url, date as stored, warc_file, http_status) of each URL's newest capture below 400:
-    the archived copy a report links to (SQLite takes the bare columns from the max row)."""
-    return db.execute(
-        "SELECT url, max(date), warc_file, http_status FROM snapshots"
-        " WHERE coalesce(http_status, 200) < 400 GROUP BY url"
-    ).fetchall()
-
-
 def latest_captures(db: Any, urls: Sequence[str]) -> dict[str, Capture]:
     """The newest capture of each URL that has one (date, size, type and status filled)."""
     latest: dict[str, Capture] = {}
