@@ -248,7 +248,8 @@ class ReplayAnswer:
     captures: list[Capture]  # oldest first
     chosen: Capture
     archived: ArchivedResponse | None = None
-    payload: bytes | None = None  # content coding removed unless asked raw
+    pieces: Iterable[bytes] | None = None  # the payload to write; content coding removed
+    # unless asked raw (pieces, so a decoder can stream and cap a body, rather than hold it)
 
     def as_dict(self) -> dict[str, Any]:
         """The capture list as `replay --format json` prints it."""
@@ -281,6 +282,7 @@ def replay_url(
     if not body:
         return ReplayAnswer(captures, chosen)
     archived = load_response(db, folder, chosen)
-    payload = archived.payload if raw else decode_content(
-        archived.payload, archived.header("Content-Encoding"))
-    return ReplayAnswer(captures, chosen, archived, payload)
+    if raw:
+        return ReplayAnswer(captures, chosen, archived, [archived.payload])
+    decoded = decode_content(archived.payload, archived.header("Content-Encoding"))
+    return ReplayAnswer(captures, chosen, archived, [decoded])

@@ -230,7 +230,7 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
     except UnsupportedEncoding as exc:
         raise click.ClickException(f"{exc} (use --raw for the stored bytes)") from None
     captures, chosen = answer.captures, answer.chosen
-    if answer.archived is None or answer.payload is None:
+    if answer.archived is None or answer.pieces is None:
         if fmt == "json":
             click.echo(json.dumps(answer.as_dict(), ensure_ascii=False, indent=2))
             return
@@ -239,7 +239,7 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
             mark = "*" if c.id == chosen.id and (moment is not None) else " "
             click.echo(f"{mark} {describe_capture(c)}")
         return
-    archived, payload = answer.archived, answer.payload
+    archived = answer.archived
     click.echo(f"{chosen.timestamp} {archived.status} {archived.reason} "
                f"{archived.header('Content-Type') or ''}".rstrip(), err=True)
     if archived.truncated:
@@ -249,10 +249,11 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
         click.echo(f"redirect to {location}", err=True)
     if output:
         tmp = output.with_name(f".{output.name}.part")
-        tmp.write_bytes(payload)
+        with tmp.open("wb") as fh:
+            fh.writelines(answer.pieces)
         tmp.replace(output)
     else:
-        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.writelines(answer.pieces)
         sys.stdout.buffer.flush()
 
 
