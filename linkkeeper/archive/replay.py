@@ -8,6 +8,8 @@ The library under `linkkeeper replay`, `linkkeeper serve` and the exports::
     archived.status, archived.headers, archived.payload          # as the server sent them
     codings.decode_content(archived.payload, archived.header("Content-Encoding"))  # readable
 
+    answer = replay_url(db, Path("warcs"), url, at=moment, body=True)   # `linkkeeper replay`
+
 Choosing a capture follows the replay tools (pywb, Wayback): the newest capture at or
 before the requested moment; when every capture is later, the earliest one. A partial
 moment (``2026``, ``2026-11``, ``20261126``) means the *end* of that period, so "as it

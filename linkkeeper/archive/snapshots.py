@@ -2,8 +2,10 @@
 
 The writer (:class:`~linkkeeper.archive.warc.WarcStore`) returns a :class:`Capture` for each
 record it appends; the archiver inserts it here (:func:`insert_captures`); replay, serve and
-the exports read it back (:func:`captures_of`, :func:`iter_captures`, ...). The table itself
-is created by :mod:`linkkeeper.db`; nothing else writes or reads its rows.
+the exports read it back (:func:`iter_captures`, :func:`captures_with_keys`, ...). The table
+itself is created by :mod:`linkkeeper.db`. Other code asks these functions rather than writing
+SQL on the table (the report's one query of the latest good copies still lives in
+:mod:`linkkeeper.report.data`).
 
 Dates are stored as ISO 8601 UTC with microseconds (:func:`stored_date`): a date becomes a
 later revisit's ``WARC-Refers-To-Date`` and must equal the original's ``WARC-Date`` exactly.
