@@ -77,7 +77,7 @@ async def raw_capture(
     from warcio.warcwriter import WARCWriter
 
     if stored:
-        from linkkeeper.archive.warc import incompressible
+        from linkkeeper.archive.compress import incompressible
 
     out.mkdir(parents=True, exist_ok=True)
     handle = open(out / "raw.warc.gz", "wb")  # noqa: SIM115 - closed below

@@ -71,7 +71,8 @@ RAW_COPY = textwrap.dedent(
 def generate(root: Path, size_mb: int) -> tuple[Path, Path, int]:
     """WARC folder and database holding ~size_mb of captures; returns (db, folder, captures)."""
     sys.path.insert(0, str(REPO))
-    from linkkeeper.archive.warc import PriorCapture, WarcStore
+    from linkkeeper.archive.snapshots import PriorCapture
+    from linkkeeper.archive.warc import WarcStore
     from linkkeeper.db import connect
     from linkkeeper.exchange import Exchange
 

@@ -40,16 +40,15 @@ import sqlite_utils
 from aiohttp import web
 from multidict import CIMultiDict
 
+from linkkeeper.archive.records import CaptureUnavailable
 from linkkeeper.archive.replay import (
     ArchivedResponse,
-    Capture,
-    CaptureUnavailable,
-    archived_urls,
     captures_of,
     closest_capture,
     load_response,
     period_end,
 )
+from linkkeeper.archive.snapshots import Capture, archived_urls
 
 REPORT_INDEX = "index.html"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})

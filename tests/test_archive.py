@@ -26,14 +26,13 @@ from typing import Any
 import pytest
 from aiohttp import web as aioweb
 from cdxj_indexer import CDXJIndexer
-from helpers import unavailable
+from helpers import read_warc, unavailable
 from hypothesis import given
 from hypothesis import strategies as st
 from test_warc import warcio_check
-from warcio.archiveiterator import ArchiveIterator
 
 from linkkeeper.archive.archiver import ArchiveCounts, parse_kinds
-from linkkeeper.archive.warc import read_record
+from linkkeeper.archive.records import read_record
 from linkkeeper.check.checker import Checker
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.cli.archive import format_archive_summary, human_bytes, parse_size
@@ -126,28 +125,6 @@ def path_of(url: str) -> tuple[str, str]:
     return host, "/" + path
 
 
-def read_warc(path: Path) -> list[dict[str, Any]]:
-    """Every record through warcio with digest checks that raise on a mismatch."""
-    records = []
-    with open(path, "rb") as fh:
-        iterator = ArchiveIterator(fh, check_digests="raise")
-        for record in iterator:
-            payload = record.raw_stream.read()
-            if record.rec_type != "revisit":
-                assert record.digest_checker.passed is not False, record.digest_checker.problems
-            records.append(
-                {
-                    "type": record.rec_type,
-                    "warc": record.rec_headers,
-                    "http": record.http_headers,
-                    "payload": payload,
-                    "offset": iterator.get_record_offset(),
-                    "length": iterator.get_record_length(),
-                }
-            )
-    return records
-
-
 def cdxj_lines(folder: Path, warc: Path) -> list[dict[str, Any]]:
     import io
 
@@ -173,7 +150,7 @@ def verify_folder(folder: Path, db: Path) -> list[dict[str, Any]]:
         assert records[0]["type"] == "warcinfo"
         for first, second in zip(records[1::2], records[2::2], strict=True):
             assert first["type"] in ("response", "revisit") and second["type"] == "request"
-            resp, req = first["warc"], second["warc"]
+            resp, req = first["headers"], second["headers"]
             assert req.get_header("WARC-Concurrent-To") == resp.get_header("WARC-Record-ID")
             assert req.get_header("WARC-Date") == resp.get_header("WARC-Date")
             assert req.get_header("WARC-Target-URI") == resp.get_header("WARC-Target-URI")

@@ -20,22 +20,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import unavailable
+from helpers import read_warc, unavailable
 from hypothesis import given
 from hypothesis import strategies as st
 from test_warc import warcio_check
-from warcio.archiveiterator import ArchiveIterator
 
 import linkkeeper.export.assemble as export_module
 from linkkeeper.archive.cdx import index_warc, pywb_collection_config, rebuild_folder_index
 from linkkeeper.archive.replay import parse_moment, rfc3339
-from linkkeeper.archive.warc import CaptureRecord, PriorCapture, WarcStore
+from linkkeeper.archive.snapshots import Capture, PriorCapture
+from linkkeeper.archive.warc import WarcStore
 from linkkeeper.db import connect
 from linkkeeper.exchange import Exchange
-from linkkeeper.export.assemble import (
+from linkkeeper.export.run import export
+from linkkeeper.export.select import (
     ExportError,
     Selection,
-    export,
     match_posts,
     plan_export,
     select_captures,
@@ -84,7 +84,7 @@ class Archive:
     root: Path
     db_path: Path
     folder: Path
-    captures: dict[str, CaptureRecord] = field(default_factory=dict)
+    captures: dict[str, Capture] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)  # capture name -> snapshots.id
     sent: dict[str, bytes] = field(default_factory=dict)  # capture name -> body as sent
 
@@ -93,7 +93,7 @@ class Archive:
         return connect(self.db_path)
 
 
-def _insert(db, capture: CaptureRecord, run_id: int, revisit_of: int | None) -> int:
+def _insert(db, capture: Capture, run_id: int, revisit_of: int | None) -> int:
     cursor = db.execute(
         "INSERT INTO snapshots (url, run_id, warc_file, offset, length, record_type, record_id,"
         " payload_digest, date, http_status, content_type, payload_length, truncated,"
@@ -180,29 +180,7 @@ def archive(tmp_path: Path) -> Archive:
 # Reading an export back
 
 
-def records_of(path: Path) -> list[dict[str, object]]:
-    """Every record of a WARC with warcio, plus its exact gzip member bytes."""
-    data = path.read_bytes()
-    out = []
-    with open(path, "rb") as fh:
-        iterator = ArchiveIterator(fh)
-        for record in iterator:
-            payload = record.raw_stream.read()
-            offset, length = iterator.get_record_offset(), iterator.get_record_length()
-            out.append({
-                "type": record.rec_type,
-                "id": record.rec_headers.get_header("WARC-Record-ID"),
-                "uri": record.rec_headers.get_header("WARC-Target-URI"),
-                "headers": record.rec_headers,
-                "payload": payload,
-                "member": data[offset : offset + length],
-                "offset": offset,
-                "length": length,
-            })
-    return out
-
-
-def source_member(archive: Archive, capture: CaptureRecord, request: bool = False) -> bytes:
+def source_member(archive: Archive, capture: Capture, request: bool = False) -> bytes:
     with open(archive.folder / capture.warc_file, "rb") as fh:
         if request:
             fh.seek(capture.request_offset)
@@ -229,7 +207,7 @@ def export_warc(archive: Archive, selection: Selection, name: str = "out.warc.gz
 def test_export_all_copies_every_record_byte_for_byte(archive: Archive) -> None:
     result, target = export_warc(archive, Selection())
     warcio_check(target)
-    records = records_of(target)
+    records = read_warc(target, check_digests=False)
 
     assert exported_names(archive, records) == set(archive.captures)
     assert result.captures == len(archive.captures) == result.selected
@@ -250,7 +228,7 @@ def test_export_all_copies_every_record_byte_for_byte(archive: Archive) -> None:
 
 def test_export_starts_with_a_fresh_warcinfo_then_each_source_files_own(archive: Archive) -> None:
     _, target = export_warc(archive, Selection(states=("dead", "drifted")), "sel.warc.gz")
-    records = records_of(target)
+    records = read_warc(target, check_digests=False)
     infos = [r for r in records if r["type"] == "warcinfo"]
 
     assert records[0]["type"] == "warcinfo"
@@ -273,7 +251,7 @@ def test_export_starts_with_a_fresh_warcinfo_then_each_source_files_own(archive:
 def test_dead_links_latest_capture_only(archive: Archive) -> None:
     result, target = export_warc(archive, Selection(states=("dead",), latest=True))
     warcio_check(target)
-    assert exported_names(archive, records_of(target)) == {"gone1"}
+    assert exported_names(archive, read_warc(target, check_digests=False)) == {"gone1"}
     assert result.selected == result.captures == 1
 
 
@@ -281,7 +259,7 @@ def test_revisit_pulls_in_its_original_from_another_file(archive: Archive) -> No
     since = parse_moment("2026-11-21", end_of_period=False)
     result, target = export_warc(archive, Selection(url_patterns=("*.jpg",), since=since))
     warcio_check(target)
-    records = records_of(target)
+    records = read_warc(target, check_digests=False)
 
     assert exported_names(archive, records) == {"photo2", "photo1"}
     assert result.selected == 1 and result.originals_added == 1
@@ -293,12 +271,12 @@ def test_revisit_pulls_in_its_original_from_another_file(archive: Archive) -> No
 
 def test_post_selection_follows_the_archived_redirect(archive: Archive) -> None:
     result, target = export_warc(archive, Selection(posts=("2026-11-19-storm.md",)))
-    names = exported_names(archive, records_of(target))
+    names = exported_names(archive, read_warc(target, check_digests=False))
     assert names == {"storm1", "storm2", "photo1", "photo2", "old1", "new1"}
     assert result.redirect_targets_added == 1  # new-story is no post's link
     _, no_hops = export_warc(archive, Selection(posts=("2026-11-19-storm.md",)), "plain.warc.gz",
                              follow_redirects=False)
-    assert "new1" not in exported_names(archive, records_of(no_hops))
+    assert "new1" not in exported_names(archive, read_warc(no_hops, check_digests=False))
 
 
 def test_selections_combine(archive: Archive) -> None:
@@ -334,7 +312,7 @@ def test_a_row_that_does_not_match_its_file_is_skipped_with_a_message(archive: A
     db.execute("UPDATE snapshots SET record_id='<urn:uuid:00000000-0000-0000-0000-000000000000>'"
                " WHERE id=?", [archive.ids["gone1"]])
     result, target = export_warc(archive, Selection(states=("dead", "drifted")))
-    assert "gone1" not in exported_names(archive, records_of(target))
+    assert "gone1" not in exported_names(archive, read_warc(target, check_digests=False))
     assert any(GONE_URL in p and "skipped" in p for p in result.problems)
     warcio_check(target)
 
@@ -535,7 +513,7 @@ def test_export_of_what_check_archived(faultweb, tmp_path: Path) -> None:
     summary = json.loads(done.stdout)
     assert summary["originals_added"] > 0 and summary["problems"] == []
     warcio_check(target)
-    records = records_of(target)
+    records = read_warc(target, check_digests=False)
     latest = {u: n for u, n in db.execute("SELECT url, count(*) FROM snapshots GROUP BY url")}
     exported = [r["uri"] for r in records if r["type"] in ("response", "revisit")]
     assert set(exported) == set(latest)  # every archived URL, its newest capture + originals
@@ -559,7 +537,7 @@ def test_export_of_what_check_archived(faultweb, tmp_path: Path) -> None:
 def test_a_selection_typed_with_a_newline_cannot_break_the_warcinfo(archive: Archive) -> None:
     _, target = export_warc(archive, Selection(url_patterns=("*.jpg", "evil\r\nWARC-Type: x")))
     warcio_check(target)
-    info = records_of(target)[0]
+    info = read_warc(target, check_digests=False)[0]
     fields = dict(line.split(": ", 1) for line in info["payload"].decode().splitlines())
     assert fields["linkkeeper-selection"] == "--url *.jpg --url evil WARC-Type: x"
 

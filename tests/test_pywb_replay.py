@@ -14,7 +14,8 @@ from helpers import unavailable
 from pywb_env import PywbUnavailable, ensure_pywb, get, wayback
 
 from linkkeeper.archive.cdx import pywb_collection_config
-from linkkeeper.archive.warc import CaptureRecord, PriorCapture, WarcStore
+from linkkeeper.archive.snapshots import Capture, PriorCapture
+from linkkeeper.archive.warc import WarcStore
 from linkkeeper.exchange import Exchange
 
 T0 = datetime(2026, 11, 26, 10, 15, 0, tzinfo=UTC)
@@ -78,7 +79,7 @@ CASES: dict[str, Exchange] = {
 }
 
 
-def ts(capture: CaptureRecord) -> str:
+def ts(capture: Capture) -> str:
     return f"{capture.date:%Y%m%d%H%M%S}"
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web as aioweb
-from test_archive import make_site, path_of, read_warc, rows, run, verify_folder, web_args
+from helpers import read_warc
+from test_archive import make_site, path_of, rows, run, verify_folder, web_args
 
 from linkkeeper.faultweb import Behaviour, FaultWeb, Hit
 
@@ -201,3 +202,32 @@ def test_json_summary_has_one_line_per_url_and_parses_as_the_document() -> None:
         text = _json_text(doc)
         assert json.loads(text) == doc and text.endswith("}\n")
         assert sum('"url": ' in line for line in text.splitlines()) == len(doc["urls"])
+
+
+def test_run_snapshot_is_the_library_call_the_command_mirrors(
+    faultweb: FaultWeb, tmp_path: Path
+) -> None:
+    """`run_snapshot` captures, reports failures and counts without any CLI around it."""
+    from linkkeeper.archive.archiver import ArchiveOptions
+    from linkkeeper.archive.snapshot_run import run_snapshot
+    from linkkeeper.archive.snapshots import captures_with_keys
+    from linkkeeper.check.options import CheckOptions
+    from linkkeeper.db import connect
+
+    db = connect(tmp_path / "lk.db")
+    live = "http://news.example/gzip/2026/story-1"
+    gone = "http://news.example/status/410/withdrawn"
+    options = CheckOptions(connect_to=faultweb.connect_to_args(), offline_dns=True,
+                           trust_env=False, attempts=1)
+    outcome = run_snapshot(db, options, ArchiveOptions(folder=tmp_path / "warcs"),
+                           urls=[live, gone])
+    assert outcome.due == {live, gone} and outcome.asked == 2
+    assert outcome.failed == [gone] and not outcome.ok
+    assert outcome.counts.captures == 1 and outcome.counts.urls == 1
+    [stored] = captures_with_keys(db, [live])
+    assert stored.record_type == "response" and stored.run_id is None
+    doc = outcome.as_dict()
+    entries = {u["url"]: u for u in doc["urls"]}
+    assert entries.keys() == {live, gone} and entries[gone]["captures"] == []
+    assert entries[live]["captures"][0]["offset"] == stored.offset
+    verify_folder(tmp_path / "warcs", tmp_path / "lk.db")

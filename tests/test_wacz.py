@@ -31,7 +31,8 @@ from test_export import (
 from test_warc import warcio_check
 from warcio.archiveiterator import ArchiveIterator
 
-from linkkeeper.export.assemble import Selection, export
+from linkkeeper.export.run import export
+from linkkeeper.export.select import Selection
 from linkkeeper.export.wacz import check_wacz
 
 

@@ -24,20 +24,19 @@ from pathlib import Path
 import brotli
 import pytest
 from cdxj_indexer import CDXJIndexer
+from helpers import read_warc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from warcio.archiveiterator import ArchiveIterator
 
-import linkkeeper.archive.warc as warc_module
+import linkkeeper.archive.compress as compress_module
 from linkkeeper.archive.cdx import FOLDER_INDEX_NAME, index_path_for, pywb_collection_config
+from linkkeeper.archive.records import read_record
+from linkkeeper.archive.snapshots import Capture, PriorCapture
 from linkkeeper.archive.warc import (
     REVISIT_PROFILE,
-    CaptureRecord,
     InvalidExchange,
-    PriorCapture,
     WarcStore,
     payload_digest,
-    read_record,
     stored_response_headers,
 )
 from linkkeeper.exchange import Exchange
@@ -112,28 +111,6 @@ def split_record(record: bytes) -> tuple[dict[str, str], bytes]:
     return fields, rest[:length]
 
 
-def read_all(path: Path) -> list[dict[str, object]]:
-    """Every record through warcio with digest checks that raise on any mismatch."""
-    records = []
-    with open(path, "rb") as fh:
-        iterator = ArchiveIterator(fh, check_digests="raise")
-        for record in iterator:
-            raw = record.raw_stream.read()
-            if record.rec_type != "revisit":
-                assert record.digest_checker.passed is not False, record.digest_checker.problems
-            records.append(
-                {
-                    "type": record.rec_type,
-                    "headers": record.rec_headers,
-                    "http": record.http_headers,
-                    "payload": raw,
-                    "offset": iterator.get_record_offset(),
-                    "length": iterator.get_record_length(),
-                }
-            )
-    return records
-
-
 # warcio 1.8 decodes `br` with brotlipy's API; with Google's Brotli (our dependency) its
 # content_stream() raises this (warcio#73). `warcio check` only needs it to drive the read: the
 # digests it checks are over the stored bytes. So such files are re-checked with brotli hidden.
@@ -175,7 +152,7 @@ def test_plain_exchange_becomes_linked_request_and_response(folder: Path) -> Non
     ex = exchange()
     (capture,), path = write_all(folder, ex)
     warcio_check(path)
-    info, response, request = read_all(path)
+    info, response, request = read_warc(path)
 
     assert info["type"] == "warcinfo"
     assert response["type"] == "response" and request["type"] == "request"
@@ -201,7 +178,7 @@ def test_plain_exchange_becomes_linked_request_and_response(folder: Path) -> Non
         fields, block = split_record(record)
         assert fields["warc-block-digest"] == sha1_b32(block)
 
-    assert capture == CaptureRecord(
+    assert capture == Capture(
         url=ex.url,
         warc_file=path.relative_to(folder).as_posix(),
         offset=response["offset"],
@@ -236,7 +213,7 @@ def test_warcinfo_comes_first_and_describes_the_file(folder: Path) -> None:
     assert "hostname: " in text
     assert "operator: Archive desk <desk@news.test>" in text
     assert "options: -x" in text
-    records = read_all(path)
+    records = read_warc(path)
     ids = {r["headers"].get_header("WARC-Warcinfo-ID") for r in records[1:]}
     assert ids == {records[0]["headers"].get_header("WARC-Record-ID")}
 
@@ -260,7 +237,7 @@ def test_content_encoded_body_is_stored_compressed(
     )
     (capture,), path = write_all(folder, ex)
     warcio_check(path)
-    response = read_all(path)[1]
+    response = read_warc(path)[1]
     assert response["payload"] == wire
     assert response["http"].get_header("Content-Encoding") == encoding
     assert response["headers"].get_header("WARC-Payload-Digest") == sha1_b32(wire)
@@ -279,7 +256,7 @@ def test_chunked_transfer_header_is_renamed_and_length_made_true(folder: Path) -
     )
     (_,), path = write_all(folder, ex)
     warcio_check(path)
-    http = read_all(path)[1]["http"]
+    http = read_warc(path)[1]["http"]
     assert http.get_header("Transfer-Encoding") is None
     assert http.get_header("X-Orig-Transfer-Encoding") == "chunked"
     assert http.get_header("Content-Length") == str(len(ex.body))
@@ -296,7 +273,7 @@ def test_wrong_content_length_is_corrected_and_original_kept(folder: Path) -> No
     ex = exchange(response_headers=[("Content-Length", "999999"), ("Server", "nginx")])
     (_,), path = write_all(folder, ex)
     warcio_check(path)
-    http = read_all(path)[1]["http"]
+    http = read_warc(path)[1]["http"]
     assert http.headers == [
         ("Content-Length", str(len(HTML))),
         ("X-Orig-Content-Length", "999999"),
@@ -347,7 +324,7 @@ def test_redirect_hop_is_captured_as_a_response(folder: Path) -> None:
     )
     (capture,), path = write_all(folder, ex)
     warcio_check(path)
-    response = read_all(path)[1]
+    response = read_warc(path)[1]
     assert response["type"] == "response"
     assert response["http"].statusline == "301 Moved Permanently"
     assert response["http"].get_header("Location") == "https://news.test/storm"
@@ -365,7 +342,7 @@ def test_truncated_capture_is_flagged(folder: Path) -> None:
         )
     path = folder / capture.warc_file
     warcio_check(path)
-    records = read_all(path)
+    records = read_warc(path)
     for response in (records[1], records[3]):
         assert response["type"] == "response"
         assert response["headers"].get_header("WARC-Truncated") == "length"
@@ -386,7 +363,7 @@ def test_identical_payload_becomes_a_complete_revisit(folder: Path) -> None:
         second = store.write(second_ex, prior=prior)
     path = folder / first.warc_file
     warcio_check(path)
-    records = read_all(path)
+    records = read_warc(path)
     revisit, request = records[3], records[4]
     headers = revisit["headers"]
     assert revisit["type"] == "revisit" and second.record_type == "revisit"
@@ -413,7 +390,7 @@ def test_revisit_without_known_record_id_and_digest_mismatch(folder: Path) -> No
     with WarcStore(folder, clock=Clock()) as store:
         revisit = store.write(ex, prior=PriorCapture(ex.url, T0, payload_digest(HTML)))
         changed = store.write(ex, prior=PriorCapture(ex.url, T0, payload_digest(b"old")))
-    records = read_all(folder / revisit.warc_file)
+    records = read_warc(folder / revisit.warc_file)
     assert records[1]["type"] == "revisit"
     assert records[1]["headers"].get_header("WARC-Refers-To") is None
     assert records[1]["headers"].get_header("WARC-Refers-To-Target-URI") == ex.url
@@ -437,6 +414,30 @@ def test_capture_record_points_at_its_records(folder: Path) -> None:
         assert request.record_type == "request"
         assert request.warc_header("WARC-Concurrent-To") == capture.record_id
         assert gzip.decompress(stored.member).startswith(b"WARC/1.1\r\n")
+
+
+def test_the_reader_modes_agree_and_refuse_the_wrong_record(folder: Path) -> None:
+    """read_record, read_head (head only / whole member) and complete_record_end see the
+    same records; a record id that does not match is refused."""
+    from linkkeeper.archive.records import CaptureUnavailable, complete_record_end, read_head
+
+    captures, path = write_all(folder, exchange("http://news.test/a"), exchange("http://news.test/b"))
+    with open(path, "rb") as handle:
+        for capture in captures:
+            head = read_head(handle, capture.offset, whole=False)
+            assert head is not None and head.length is None
+            assert head.get("WARC-Record-ID") == capture.record_id
+            whole = read_head(handle, capture.offset, whole=True)
+            assert whole is not None and whole.length == capture.length
+            end = complete_record_end(handle, capture.offset)
+            assert end == capture.offset + capture.length
+        assert read_head(handle, captures[0].offset + 1, whole=False) is None
+    first = captures[0]
+    with pytest.raises(CaptureUnavailable, match="holds"):
+        read_record(folder, first.warc_file, first.offset, first.length,
+                    record_id=captures[1].record_id)
+    with pytest.raises(CaptureUnavailable):
+        read_record(folder, "2026/11/missing.warc.gz", 0, 10)
 
 
 def test_read_record_works_while_the_file_is_open(folder: Path) -> None:
@@ -485,14 +486,14 @@ def test_concurrent_writers_from_threads_never_interleave(folder: Path) -> None:
         for thread in threads:
             thread.join()
     (path,) = folder.rglob("*.warc.gz")
-    records = read_all(path)
+    records = read_warc(path)
     assert len(records) == 1 + 4 * 10 * 2
     warcio_check(path)
 
 
 def test_failed_write_leaves_no_partial_record(folder: Path, monkeypatch) -> None:
     """A write that dies half-way (disk full) is cut back; the file stays valid and usable."""
-    real_emit = warc_module._GzipMemberSink._emit  # every byte of a record goes through it
+    real_emit = compress_module.GzipMemberSink._emit  # every byte of a record goes through it
     budget: dict[str, int | None] = {"bytes": None}
 
     def write_until_disk_full(sink, data: bytes) -> None:
@@ -505,7 +506,7 @@ def test_failed_write_leaves_no_partial_record(folder: Path, monkeypatch) -> Non
             budget["bytes"] = left - len(data)
         real_emit(sink, data)
 
-    monkeypatch.setattr(warc_module._GzipMemberSink, "_emit", write_until_disk_full)
+    monkeypatch.setattr(compress_module.GzipMemberSink, "_emit", write_until_disk_full)
     with WarcStore(folder, clock=Clock()) as store:
         first = store.write(exchange("http://news.test/1", body=os.urandom(5000)))
         budget["bytes"] = first.length + 20  # the response fits, its request does not
@@ -515,7 +516,7 @@ def test_failed_write_leaves_no_partial_record(folder: Path, monkeypatch) -> Non
         third = store.write(exchange("http://news.test/3", body=os.urandom(5000)))
     path = folder / first.warc_file
     warcio_check(path)
-    urls = [r["headers"].get_header("WARC-Target-URI") for r in read_all(path)[1:]]
+    urls = [r["headers"].get_header("WARC-Target-URI") for r in read_warc(path)[1:]]
     assert urls == ["http://news.test/1"] * 2 + ["http://news.test/3"] * 2
     assert third.offset == first.offset + first.bytes_written
 
@@ -556,7 +557,7 @@ def test_files_rotate_at_the_size_limit(folder: Path) -> None:
     assert captures[1].warc_file.startswith("2027/01/nightly-20270105101500-")
     warcio_check(*files)
     for path, capture in zip(files, captures, strict=True):
-        records = read_all(path)
+        records = read_warc(path)
         assert [r["type"] for r in records] == ["warcinfo", "response", "request"]
         assert records[1]["headers"].get_header("WARC-Target-URI") == capture.url
 
@@ -657,7 +658,7 @@ def test_odd_records_read_back_with_digest_checks_and_are_indexed_by_cdxj_indexe
         )
     (path,) = folder.rglob("*.warc.gz")
     warcio_check(path)
-    records = read_all(path)  # digest checks that raise
+    records = read_warc(path)  # digest checks that raise
     pairs = ["response", "request"] * len(odd)
     assert [r["type"] for r in records] == ["warcinfo", *pairs, "revisit", "request"]
     assert [r["payload"] for r in records[1::2][: len(odd)]] == [ex.body for ex in odd]
@@ -688,7 +689,7 @@ def test_warcio_builds_the_records_with_the_digests_we_give_it(
         )
         monkeypatch.undo()
     (path,) = folder.rglob("*.warc.gz")
-    assert [r["type"] for r in read_all(path)] == [
+    assert [r["type"] for r in read_warc(path)] == [
         "warcinfo",
         *["response", "request"] * 2,
         "revisit",
@@ -793,7 +794,7 @@ def test_repair_closes_a_killed_writers_file(folder: Path, damage: str) -> None:
     assert store.repair_messages and "repaired" in store.repair_messages[0]
     warcio_check(closed)
     intact = captures[:-1] if damage == "cut-mid-record" else captures
-    records = read_all(closed)
+    records = read_warc(closed)
     responses = [r for r in records if r["type"] == "response"]
     assert len(responses) == len(intact)
     for capture in intact:
@@ -872,7 +873,7 @@ def test_any_exchange_round_trips_with_valid_digests(
         with WarcStore(folder) as store:
             capture = store.write(ex)
         path = folder / capture.warc_file
-        records = read_all(path)
+        records = read_warc(path)
         assert records[1]["payload"] == body
         assert records[1]["headers"].get_header("WARC-Payload-Digest") == sha1_b32(body)
         fields, block = split_record(members(path)[1][2])

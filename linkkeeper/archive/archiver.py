@@ -55,7 +55,16 @@ import sqlite_utils
 from protego import Protego
 from yarl import URL
 
-from linkkeeper.archive.warc import CaptureRecord, InvalidExchange, PriorCapture, WarcStore
+from linkkeeper.archive.records import header_value
+from linkkeeper.archive.snapshots import (
+    Capture,
+    PriorCapture,
+    checked_but_not_archived,
+    insert_captures,
+    latest_captures,
+    latest_full_responses,
+)
+from linkkeeper.archive.warc import InvalidExchange, WarcStore
 from linkkeeper.codings import decoded_prefix
 from linkkeeper.db import Transaction
 from linkkeeper.exchange import Exchange
@@ -69,11 +78,6 @@ DEFAULT_KINDS: frozenset[str] = frozenset({Kind.SOURCE, Kind.RELATED, Kind.IMAGE
 DEFAULT_MAX_CAPTURE_BYTES = 50 * 2**20
 DEFAULT_WARC_MAX_SIZE = 10**9
 ROBOTS_MAX_BYTES = 500 * 1024  # what Google reads of a robots.txt; the rest is ignored
-_INSERT_SNAPSHOT = (
-    "INSERT INTO snapshots (url, run_id, warc_file, offset, length, record_type, record_id,"
-    " payload_digest, date, http_status, content_type, payload_length, truncated, revisit_of,"
-    " request_offset, request_length, bytes_written) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
 _QUEUE_SIZE = 32  # results waiting for the writer (each holds whole bodies)
 _BATCH_MAX = 16  # results written per trip to the worker thread, at most
 _FLUSH_SECONDS = 2.0
@@ -135,12 +139,6 @@ class _Last:
     original: PriorCapture | None  # the last full (non-truncated) response
 
 
-@dataclass(slots=True)
-class _Row:
-    capture: CaptureRecord
-    refers_to_record: str | None
-
-
 def parse_kinds(text: str | Iterable[str]) -> frozenset[str]:
     """ "source,related,image" (or a list of such) -> the kinds; ValueError on an unknown one."""
     parts = [text] if isinstance(text, str) else list(text)
@@ -164,21 +162,6 @@ def _origin(url: str) -> str | None:
         )
     except (ValueError, TypeError):
         return None
-
-
-def _iso(moment: datetime) -> str:
-    """Microseconds kept: the date becomes WARC-Refers-To-Date and must match exactly."""
-    return moment.astimezone(UTC).isoformat()
-
-
-def _parse_iso(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers if k.lower() == lowered), None)
 
 
 class Archiver:
@@ -208,7 +191,7 @@ class Archiver:
         self.disallowed: list[str] = []  # due URLs robots.txt kept out
         self.repair_messages: list[str] = []
         self.due: set[str] = set()
-        self.captured: dict[str, list[CaptureRecord]] = {}  # cited URL -> records written
+        self.captured: dict[str, list[Capture]] = {}  # cited URL -> records written
         self._candidates: set[str] = set()  # URLs of the archived kinds, due or not
         self._forced: set[str] = set()  # captured whatever the plan says (robots, follow-ups)
         self._last: dict[str, _Last] = {}
@@ -218,7 +201,7 @@ class Archiver:
         self._store: WarcStore | None = None
         self._queue: asyncio.Queue[CheckResult | None] = asyncio.Queue(maxsize=_QUEUE_SIZE)
         self._writer: asyncio.Task[None] | None = None
-        self._rows: list[_Row] = []
+        self._rows: list[Capture] = []
         self._last_flush = time.monotonic()
 
     # -- planning ------------------------------------------------------------------------------
@@ -228,7 +211,9 @@ class Archiver:
     ) -> set[str]:
         """Decide which of `urls` are due for a snapshot (``explicit``: skip the kinds filter)."""
         wanted = list(dict.fromkeys(urls))
-        unarchived = self._checked_but_not_archived() if self.run_id is not None else []
+        unarchived = (
+            checked_but_not_archived(self.db, self.run_id) if self.run_id is not None else []
+        )
         known = set(wanted)
         wanted += [u for u in unarchived if u not in known]
         if not explicit:
@@ -258,44 +243,16 @@ class Archiver:
         self.due -= set(unarchived)
         return self.due
 
-    def _checked_but_not_archived(self) -> list[str]:
-        """URLs this (resumed) run checked live but recorded no snapshot of."""
-        return [
-            row[0]
-            for row in self.db.execute(
-                "SELECT c.url FROM checks c WHERE c.run_id=? AND c.status IN (?, ?)"
-                " AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.run_id=c.run_id"
-                " AND s.url=c.url) ORDER BY c.id",
-                [self.run_id, Status.OK.value, Status.REDIRECTED.value],
-            )
-        ]
-
     def _load_last(self, urls: list[str]) -> None:
         """Latest capture per URL, and the response a revisit of it would refer to."""
         urls = [u for u in urls if u not in self._looked_up]
         self._looked_up.update(urls)
-        for start in range(0, len(urls), 500):
-            chunk = urls[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for url, date, length, ctype, status in self.db.execute(
-                "SELECT s.url, s.date, s.payload_length, s.content_type, s.http_status"
-                " FROM snapshots s JOIN (SELECT url, max(date) AS date FROM snapshots"
-                f" WHERE url IN ({marks}) GROUP BY url) m ON m.url = s.url AND m.date = s.date",
-                chunk,
-            ):
-                self._last[url] = _Last(_parse_iso(date), length, ctype, status, None)
-            for url, date, digest, record_id in self.db.execute(
-                "SELECT s.url, s.date, s.payload_digest, s.record_id FROM snapshots s"
-                " JOIN (SELECT url, max(date) AS date FROM snapshots"
-                f" WHERE url IN ({marks}) AND record_type='response'"
-                " AND coalesce(truncated, 0)=0 GROUP BY url) m"
-                " ON m.url = s.url AND m.date = s.date AND s.record_type='response'",
-                chunk,
-            ):
-                if url in self._last:
-                    self._last[url].original = PriorCapture(
-                        url, _parse_iso(date), digest, record_id
-                    )
+        originals = latest_full_responses(self.db, urls)
+        for url, last in latest_captures(self.db, urls).items():
+            self._last[url] = _Last(
+                last.date, last.payload_length, last.content_type, last.http_status,
+                originals.get(url),
+            )
 
     def wants(self, url: str) -> bool:
         """The checker's capture predicate: GET this URL and hand back its raw exchanges?"""
@@ -456,12 +413,12 @@ class Archiver:
 
     def _write_batch(
         self, jobs: list[tuple[list[Exchange], list[PriorCapture | None]]]
-    ) -> list[list[tuple[CaptureRecord, PriorCapture | None]]]:
+    ) -> list[list[tuple[Capture, PriorCapture | None]]]:
         return [self._write_exchanges(exchanges, priors) for exchanges, priors in jobs]
 
     def _write_exchanges(
         self, exchanges: list[Exchange], priors: list[PriorCapture | None]
-    ) -> list[tuple[CaptureRecord, PriorCapture | None]]:
+    ) -> list[tuple[Capture, PriorCapture | None]]:
         """In the worker thread: append each exchange to the WARC (flushed on return)."""
         assert self._store is not None
         written = []
@@ -473,7 +430,7 @@ class Archiver:
                 self.counts.errors += 1
         return written
 
-    def _count(self, capture: CaptureRecord, prior: PriorCapture | None) -> None:
+    def _count(self, capture: Capture, prior: PriorCapture | None) -> None:
         counts = self.counts
         counts.bytes_written += capture.bytes_written
         if capture.record_type == "revisit":
@@ -484,9 +441,7 @@ class Archiver:
             counts.truncations += 1
         original = prior if capture.record_type == "revisit" else None
         if capture.record_type == "response" and not capture.truncated:
-            original = PriorCapture(
-                capture.url, capture.date, capture.payload_digest, capture.record_id
-            )
+            original = capture.as_prior()
         self._last[capture.url] = _Last(
             capture.date,
             capture.payload_length,
@@ -494,7 +449,7 @@ class Archiver:
             capture.http_status,
             original or (self._last[capture.url].original if capture.url in self._last else None),
         )
-        self._rows.append(_Row(capture, capture.refers_to.record_id if capture.refers_to else None))
+        self._rows.append(capture)
 
     def flush(self) -> None:
         """Commit the pending snapshot rows (their records are already flushed to the file)."""
@@ -503,40 +458,7 @@ class Archiver:
             return
         rows, self._rows = self._rows, []
         with Transaction(self.db) as conn:
-            pending: list[tuple[Any, ...]] = []
-            for row in rows:
-                c = row.capture
-                revisit_of = None
-                if row.refers_to_record:
-                    # the original may be in this very batch: insert what came before it first
-                    conn.executemany(_INSERT_SNAPSHOT, pending)
-                    pending = []
-                    found = conn.execute(
-                        "SELECT id FROM snapshots WHERE record_id=?", (row.refers_to_record,)
-                    ).fetchone()
-                    revisit_of = found[0] if found else None
-                pending.append(
-                    (
-                        c.url,
-                        self.run_id,
-                        c.warc_file,
-                        c.offset,
-                        c.length,
-                        c.record_type,
-                        c.record_id,
-                        c.payload_digest,
-                        _iso(c.date),
-                        c.http_status,
-                        c.content_type,
-                        c.payload_length,
-                        int(c.truncated),
-                        revisit_of,
-                        c.request_offset,
-                        c.request_length,
-                        c.bytes_written,
-                    )
-                )
-            conn.executemany(_INSERT_SNAPSHOT, pending)
+            insert_captures(conn, rows, self.run_id)
             if self.run_id is not None:
                 conn.execute(
                     "UPDATE runs SET archive=? WHERE id=?",
@@ -575,7 +497,7 @@ def _robots_rules(result: CheckResult) -> Protego | None:
     final = result.exchanges[-1] if result.exchanges else None
     if final is None:
         return None
-    encoding = _header(final.response_headers, "Content-Encoding")
+    encoding = header_value(final.response_headers, "Content-Encoding")
     text = decoded_prefix(final.body, encoding, ROBOTS_MAX_BYTES).decode("utf-8", "replace")
     return Protego.parse(text)
 

@@ -8,6 +8,8 @@ The library under `linkkeeper replay`, `linkkeeper serve` and the exports::
     archived.status, archived.headers, archived.payload          # as the server sent them
     codings.decode_content(archived.payload, archived.header("Content-Encoding"))  # readable
 
+    answer = replay_url(db, Path("warcs"), url, at=moment, body=True)   # `linkkeeper replay`
+
 Choosing a capture follows the replay tools (pywb, Wayback): the newest capture at or
 before the requested moment; when every capture is later, the earliest one. A partial
 moment (``2026``, ``2026-11``, ``20261126``) means the *end* of that period, so "as it
@@ -22,96 +24,32 @@ because older rows or other writers may lack the first two.
 from __future__ import annotations
 
 import calendar
-import io
 import re
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from warcio.archiveiterator import ArchiveIterator
-
-from linkkeeper.urls import normalize_url
-
-SNAPSHOT_COLUMNS = (
-    "id, url, run_id, warc_file, offset, length, record_type, record_id, payload_digest, "
-    "date, http_status, content_type, payload_length, truncated, revisit_of"
+from linkkeeper.archive.records import (
+    CaptureUnavailable,
+    StoredRecord,
+    header_value,
+    read_record,
 )
-_OPEN_SUFFIX = ".open"
-
-
-class CaptureUnavailable(LookupError):
-    """A capture whose record cannot be read (file missing, bytes damaged, original lost)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Capture:
-    """One row of the `snapshots` table: where a response (or revisit) record is."""
-
-    id: int
-    url: str
-    date: datetime  # UTC; the record's WARC-Date
-    warc_file: str  # relative to the WARC folder
-    offset: int
-    length: int
-    record_type: str  # 'response' | 'revisit'
-    record_id: str | None = None
-    payload_digest: str | None = None
-    http_status: int | None = None
-    content_type: str | None = None
-    payload_length: int | None = None
-    truncated: bool = False
-    revisit_of: int | None = None
-    run_id: int | None = None
-
-    @property
-    def timestamp(self) -> str:
-        """The 14-digit UTC timestamp replay URLs use (``archive/<timestamp>/<url>``)."""
-        return f"{self.date:%Y%m%d%H%M%S}"
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Capture:
-        """From a row selected with :data:`SNAPSHOT_COLUMNS`, in that order."""
-        (ident, url, run_id, warc_file, offset, length, record_type, record_id, digest,
-         date, status, content_type, payload_length, truncated, revisit_of) = row
-        return cls(
-            id=int(ident),
-            url=url,
-            date=parse_stored_date(date),
-            warc_file=sys.intern(warc_file),  # thousands of rows share a few files: one string
-            offset=int(offset),
-            length=int(length),
-            record_type=sys.intern(record_type or "response"),
-            record_id=record_id,
-            payload_digest=digest,
-            http_status=int(status) if status is not None else None,
-            content_type=sys.intern(content_type) if content_type else None,
-            payload_length=int(payload_length) if payload_length is not None else None,
-            truncated=bool(truncated),
-            revisit_of=int(revisit_of) if revisit_of is not None else None,
-            run_id=int(run_id) if run_id is not None else None,
-        )
-
+from linkkeeper.archive.snapshots import (
+    Capture,
+    capture_by_id,
+    captures_with_keys,
+    parse_stored_date,
+    response_by_record_id,
+    responses_with_digest,
+)
+from linkkeeper.codings import decode_content
+from linkkeeper.urls import normalize_url
 
 # ---------------------------------------------------------------------------------------------
 # Dates
-
-
-def parse_stored_date(value: str | datetime) -> datetime:
-    """A `snapshots.date` value (ISO 8601, 'Z' or offset, or naive meaning UTC) as UTC."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value).strip()
-        if re.fullmatch(r"\d{14}", text):
-            moment = datetime.strptime(text, "%Y%m%d%H%M%S")
-        else:
-            moment = datetime.fromisoformat(text.replace(" ", "T", 1))
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 _PARTIAL = re.compile(r"(\d{4})(?:-?(\d{2}))?(?:-?(\d{2}))?(?:[T ]?(\d{2}))?(?::?(\d{2}))?(?::?(\d{2}))?")
@@ -176,22 +114,12 @@ def url_keys(url: str) -> list[str]:
 
 def captures_of(db: Any, url: str) -> list[Capture]:
     """Every capture of a URL, oldest first (the URL is also tried in normalised form)."""
-    keys = url_keys(url)
-    marks = ",".join("?" * len(keys))
-    rows = db.execute(
-        f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE url IN ({marks})", keys
-    ).fetchall()
-    return sorted((Capture.from_row(r) for r in rows), key=lambda c: (c.date, c.id))
-
-
-def capture_by_id(db: Any, ident: int) -> Capture | None:
-    row = db.execute(f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE id=?", [ident]).fetchone()
-    return Capture.from_row(row) if row else None
+    return captures_with_keys(db, url_keys(url))
 
 
 def closest_capture(captures: Iterable[Capture], at: datetime | None = None) -> Capture | None:
     """The newest capture at or before ``at`` (default: the newest), else the earliest."""
-    ordered = sorted(captures, key=lambda c: (c.date, c.id))
+    ordered = sorted(captures, key=lambda c: c.key)
     if not ordered:
         return None
     if at is None:
@@ -200,92 +128,19 @@ def closest_capture(captures: Iterable[Capture], at: datetime | None = None) -> 
     return before[-1] if before else ordered[0]
 
 
-def archived_urls(db: Any) -> list[tuple[str, int, datetime, datetime]]:
-    """(url, captures, first, last) for every archived URL, by URL: the archive's contents."""
-    rows = db.execute(
-        "SELECT url, count(*), min(date), max(date) FROM snapshots GROUP BY url ORDER BY url"
-    ).fetchall()
-    return [(u, n, parse_stored_date(a), parse_stored_date(b)) for u, n, a, b in rows]
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading records
 
 
-@dataclass(frozen=True, slots=True)
-class RecordHead:
-    """A record's WARC and HTTP head, and its payload (content coding kept)."""
-
-    record_type: str
-    warc_headers: list[tuple[str, str]]
-    protocol: str | None  # 'HTTP/1.1'
-    status: int | None
-    reason: str
-    http_headers: list[tuple[str, str]]
-    payload: bytes
-
-    def warc_header(self, name: str) -> str | None:
-        return _find(self.warc_headers, name)
-
-
-def _find(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers if k.lower() == lowered), None)
-
-
-def warc_path(folder: Path, warc_file: str) -> Path:
-    """The file of a `snapshots.warc_file`, also while it is still being written (``.open``)."""
-    path = Path(folder) / warc_file
-    if not path.exists():
-        still_open = path.with_name(path.name + _OPEN_SUFFIX)
-        if still_open.exists():
-            return still_open
-    return path
-
-
-def read_capture_record(folder: Path, capture: Capture) -> RecordHead:
+def read_capture(folder: Path, capture: Capture) -> StoredRecord:
     """Read the record a capture points at; checks it is the record the row describes."""
-    path = warc_path(folder, capture.warc_file)
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(capture.offset)
-            member = handle.read(capture.length)
-    except OSError as err:
-        raise CaptureUnavailable(f"{capture.warc_file}: {err.strerror or err}") from err
-    if len(member) != capture.length:
-        raise CaptureUnavailable(
-            f"{capture.warc_file}@{capture.offset}: file ends before {capture.length} bytes"
-        )
-    try:
-        record = next(iter(ArchiveIterator(io.BytesIO(member))))
-        payload = record.raw_stream.read()
-    except Exception as err:  # warcio raises assorted types on damaged bytes
-        raise CaptureUnavailable(
-            f"{capture.warc_file}@{capture.offset}: not a readable WARC record ({err})"
-        ) from err
-    record_id = record.rec_headers.get_header("WARC-Record-ID")
-    if capture.record_id and record_id != capture.record_id:
-        raise CaptureUnavailable(
-            f"{capture.warc_file}@{capture.offset}: holds {record_id}, not {capture.record_id}"
-        )
-    http = record.http_headers
-    status = reason = None
-    if http is not None and record.rec_type in ("response", "revisit"):
-        code, _, reason = http.statusline.partition(" ")
-        status = int(code) if code.isdigit() else None
-    return RecordHead(
-        record_type=record.rec_type,
-        warc_headers=list(record.rec_headers.headers),
-        protocol=http.protocol if http is not None else None,
-        status=status,
-        reason=(reason or "").strip(),
-        http_headers=list(http.headers) if http is not None else [],
-        payload=payload,
+    return read_record(
+        folder, capture.warc_file, capture.offset, capture.length, record_id=capture.record_id
     )
 
 
 def resolve_original(
-    db: Any, folder: Path, capture: Capture, head: RecordHead | None = None
+    db: Any, folder: Path, capture: Capture, head: StoredRecord | None = None
 ) -> Capture | None:
     """The capture holding a revisit's payload (see the module docstring for the order)."""
     if capture.record_type != "revisit":
@@ -295,24 +150,15 @@ def resolve_original(
         if found is not None:
             return found
     if head is None:
-        head = read_capture_record(folder, capture)
+        head = read_capture(folder, capture)
     refers_to = head.warc_header("WARC-Refers-To")
     if refers_to:
-        row = db.execute(
-            f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE record_id=? AND record_type!='revisit'",
-            [refers_to],
-        ).fetchone()
-        if row:
-            return Capture.from_row(row)
+        found = response_by_record_id(db, refers_to)
+        if found is not None:
+            return found
     target = head.warc_header("WARC-Refers-To-Target-URI") or capture.url
     digest = head.warc_header("WARC-Payload-Digest") or capture.payload_digest
-    rows = db.execute(
-        f"SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE url=? AND payload_digest=?"
-        " AND record_type='response'",
-        [target, digest],
-    ).fetchall()
-    candidates = [Capture.from_row(r) for r in rows]
-    return closest_capture(candidates, capture.date)
+    return closest_capture(responses_with_digest(db, target, digest), capture.date)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,13 +179,13 @@ class ArchivedResponse:
     truncated: bool
 
     def header(self, name: str) -> str | None:
-        return _find(self.headers, name)
+        return header_value(self.headers, name)
 
 
 def load_response(db: Any, folder: Path, capture: Capture) -> ArchivedResponse:
     """Read a capture's response; for a revisit, its own headers with the original's payload."""
-    head = read_capture_record(folder, capture)
-    if head.status is None:
+    head = read_capture(folder, capture)
+    if head.http_status is None:
         raise CaptureUnavailable(f"{capture.url}: the record has no HTTP response")
     original: Capture | None = None
     payload = head.payload
@@ -351,7 +197,7 @@ def load_response(db: Any, folder: Path, capture: Capture) -> ArchivedResponse:
                 f"{capture.url} at {capture.timestamp}: revisit of a capture that is not in "
                 "the archive"
             )
-        original_head = read_capture_record(folder, original)
+        original_head = read_capture(folder, original)
         payload = original_head.payload
         # the revisit's own WARC-Truncated only says its block is headers only, by design
         truncated = original.truncated or original_head.warc_header("WARC-Truncated") is not None
@@ -359,7 +205,7 @@ def load_response(db: Any, folder: Path, capture: Capture) -> ArchivedResponse:
         capture=capture,
         original=original,
         protocol=head.protocol or "HTTP/1.1",
-        status=head.status,
+        status=head.http_status,
         reason=head.reason,
         headers=head.http_headers,
         payload=payload,
@@ -368,7 +214,7 @@ def load_response(db: Any, folder: Path, capture: Capture) -> ArchivedResponse:
 
 
 # ---------------------------------------------------------------------------------------------
-# Content coding
+# Describing
 
 
 def period_end(timestamp: str) -> datetime:
@@ -387,3 +233,58 @@ def describe_capture(capture: Capture) -> str:
         f"{size} bytes{cut}  {capture.warc_file}@{capture.offset}"
     )
 
+
+
+# ---------------------------------------------------------------------------------------------
+# `linkkeeper replay` as one call
+
+
+class NothingArchived(LookupError):
+    """No capture of the URL in the archive."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayAnswer:
+    """The captures of a URL, the one chosen, and (when asked) its response and payload."""
+
+    captures: list[Capture]  # oldest first
+    chosen: Capture
+    archived: ArchivedResponse | None = None
+    pieces: Iterable[bytes] | None = None  # the payload to write; content coding removed
+    # unless asked raw (pieces, so a decoder can stream and cap a body, rather than hold it)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The capture list as `replay --format json` prints it."""
+        return {
+            "url": self.captures[0].url,
+            "chosen": self.chosen.timestamp,
+            "captures": [{
+                "timestamp": c.timestamp, "date": rfc3339(c.date), "status": c.http_status,
+                "record_type": c.record_type, "content_type": c.content_type,
+                "payload_length": c.payload_length, "truncated": c.truncated,
+                "warc_file": c.warc_file, "offset": c.offset, "length": c.length,
+            } for c in self.captures],
+        }
+
+
+def replay_url(
+    db: Any, folder: Path, url: str, *, at: datetime | None = None, body: bool = False,
+    raw: bool = False,
+) -> ReplayAnswer:
+    """The captures of ``url`` and the one closest at or before ``at``; with ``body``, its
+    response and payload (decoded unless ``raw``).
+
+    Raises :class:`NothingArchived`, :class:`CaptureUnavailable`, or
+    :class:`~linkkeeper.codings.UnsupportedEncoding` (a coding this build cannot remove).
+    """
+    captures = captures_of(db, url)
+    chosen = closest_capture(captures, at)
+    if chosen is None:
+        raise NothingArchived(url)
+    if not body:
+        return ReplayAnswer(captures, chosen)
+    archived = load_response(db, folder, chosen)
+    if raw:
+        return ReplayAnswer(captures, chosen, archived, [archived.payload])
+    decoded = decode_content(archived.payload, archived.header("Content-Encoding"))
+    return ReplayAnswer(captures, chosen, archived, [decoded])

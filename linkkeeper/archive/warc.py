@@ -5,14 +5,15 @@ per fetched hop)::
 
     with WarcStore(Path("warcs"), info={"operator": "Jane <jane@example.org>"}) as store:
         capture = store.write(exchange, prior=last_capture_of(exchange.url))
-        snapshots.insert(asdict(capture))          # what the `snapshots` table keeps
+        snapshots.insert_captures(conn, [capture], run_id)   # the `snapshots` row
 
 ``WarcStore(folder)`` first repairs what a crashed run left (:meth:`WarcStore.repair`; the
 messages are in ``store.repair_messages``), then opens a file lazily on the first write.
 ``write`` is blocking file I/O and thread-safe: call it via ``asyncio.to_thread`` or from one
 writer task. Each call appends a response (or revisit) record and its request record, flushes,
-and returns a :class:`CaptureRecord` whose ``warc_file``/``offset``/``length`` locate the
-response record's gzip member; :func:`read_record` reads it back.
+and returns a :class:`~linkkeeper.archive.snapshots.Capture` (a `snapshots` row) whose
+``warc_file``/``offset``/``length`` locate the response record's gzip member;
+:func:`linkkeeper.archive.records.read_record` reads it back.
 
 What is written, and why:
 
@@ -39,13 +40,10 @@ What is written, and why:
   record are computed here, once, and given to warcio in its fields: warcio's
   ``ensure_digest`` computes only the digests a record lacks, so it does not read the body
   again for them.
-* warcio writes uncompressed into :class:`_GzipMemberSink`, which makes each record one gzip
-  member with zlib, the level chosen per record: 6 (not warcio's 9: measured on 400 HTML
-  pages, 9 is 0.4 % smaller and 45 % slower, 55 vs 80 MB/s), or 0 when the body does not
-  shrink (gzip/br-encoded, images, media, or judged so by compressing a 4 kB sample,
-  :func:`incompressible`): deflate at any level, even 1, runs at ~55 MB/s on such data and
-  gains nothing, zlib's stored blocks are a copy. A capture's two members are written to
-  the file in one call.
+* warcio writes uncompressed into a :class:`~linkkeeper.archive.compress.GzipMemberSink`,
+  which makes each record one gzip member at a level chosen per record (see
+  :mod:`linkkeeper.archive.compress`). A capture's two members are written to the file
+  in one call.
 
 Files: ``<folder>/YYYY/MM/<prefix>-YYYYMMDDhhmmss-NNNNN.warc.gz``, written as ``….warc.gz.open``
 (exclusively created, flock-ed while written) and renamed when closed, which happens in
@@ -60,10 +58,6 @@ Inputs the writer insists on (else :class:`InvalidExchange`, nothing written): a
 URL (``str(yarl.URL)`` is), a timezone-aware ``started``, header names that are HTTP tokens and
 values without CR/LF/NUL. Keep ``PriorCapture.date`` to the microsecond: it becomes
 ``WARC-Refers-To-Date`` and must equal the original record's ``WARC-Date``.
-
-Reading: ``warcio check`` and ``content_stream()`` of warcio 1.8 fail on ``br`` records when
-Google's ``Brotli`` package is installed (warcio expects brotlipy's API, warcio#73); the
-records are fine, and pywb (which ships brotlipy) replays them.
 """
 
 from __future__ import annotations
@@ -78,8 +72,7 @@ import re
 import socket
 import threading
 import uuid
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +80,6 @@ from types import TracebackType
 from typing import BinaryIO, Self
 from urllib.parse import urlsplit
 
-from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
@@ -95,14 +87,20 @@ from warcio.warcwriter import WARCWriter
 
 from linkkeeper import __version__
 from linkkeeper.archive.cdx import index_path_for, index_warc, rebuild_folder_index
+from linkkeeper.archive.compress import (
+    DEFAULT_COMPRESS_LEVEL,
+    STORED_LEVEL,
+    GzipMemberSink,
+    incompressible,
+)
+from linkkeeper.archive.records import OPEN_SUFFIX, complete_record_end, header_value
+from linkkeeper.archive.snapshots import Capture, PriorCapture
 from linkkeeper.exchange import Exchange
 
 SOFTWARE = f"linkkeeper/{__version__}"
 WARC_VERSION = "WARC/1.1"
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
-OPEN_SUFFIX = ".open"
 WARC_SUFFIX = ".warc.gz"
-DEFAULT_COMPRESS_LEVEL = 6
 PAYLOAD_CONVENTION = (
     "payload = entity body with transfer coding removed and content coding kept; "
     "Transfer-Encoding renamed X-Orig-Transfer-Encoding; Content-Length set to the stored "
@@ -113,15 +111,10 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE_CHARS = re.compile(r"[\r\n\x00]")
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20]")  # in ASCII: white space or a control
 _NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
-_READ_CHUNK = 1 << 16
 
 
 class InvalidExchange(ValueError):
     """An exchange that cannot be written as a well-formed record (nothing is written)."""
-
-
-class RecordNotFound(LookupError):
-    """No complete record at the given file/offset/length."""
 
 
 def payload_digest(body: bytes) -> str:
@@ -142,58 +135,6 @@ def warc_date(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return datetime_to_iso_date(moment.replace(tzinfo=None), use_micros=True)
-
-
-@dataclass(frozen=True, slots=True)
-class PriorCapture:
-    """The last capture of a URL, as the caller knows it from the `snapshots` table."""
-
-    url: str
-    date: datetime
-    payload_digest: str
-    record_id: str | None = None
-
-
-@dataclass(slots=True)
-class CaptureRecord:
-    """Where and what one capture is: a row of the `snapshots` table."""
-
-    url: str
-    warc_file: str  # relative to the WARC folder, final (closed) name
-    offset: int  # of the response/revisit record's gzip member
-    length: int
-    request_offset: int | None
-    request_length: int | None
-    record_type: str  # 'response' | 'revisit'
-    record_id: str  # "<urn:uuid:...>"
-    payload_digest: str  # "sha1:BASE32"
-    date: datetime
-    http_status: int
-    content_type: str | None
-    payload_length: int
-    truncated: bool
-    bytes_written: int  # both records, compressed
-    refers_to: PriorCapture | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """One record read back from a WARC file."""
-
-    record_type: str
-    warc_headers: list[tuple[str, str]]
-    http_status: int | None
-    http_headers: list[tuple[str, str]]
-    payload: bytes  # stored entity body, content coding kept; empty for revisits
-    member: bytes  # the record's gzip member exactly as stored (for byte-exact export)
-
-    def warc_header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.warc_headers if k.lower() == lowered), None)
-
-    def http_header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.http_headers if k.lower() == lowered), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,68 +222,6 @@ def _leading_fields(record_type: str, url: str, date: str) -> dict[str, str]:
 _EMPTY_DIGEST = _sha1_b32(b"")
 
 
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers if k.lower() == lowered), None)
-
-
-_COMPRESSED_TYPES = (
-    "image/",
-    "video/",
-    "audio/",
-    "font/woff",
-    "application/zip",
-    "application/pdf",
-    "application/gzip",
-    "application/x-gzip",
-    "application/zstd",
-    "application/x-7z",
-    "application/x-rar",
-    "application/x-xz",
-    "application/x-bzip2",
-)
-_SAMPLE = 4096  # bytes of a body of unknown kind compressed to judge the rest
-_SAMPLE_RATIO = 0.9  # sample still above this fraction at level 1: do not compress the body
-_SAMPLE_MIN = 16384  # shorter bodies are just compressed: the sample would cost as much
-
-
-def incompressible(headers: list[tuple[str, str]], body: bytes) -> bool:
-    """Whether deflate would waste its time on this body (it would not shrink).
-
-    Content-encoded bodies (gzip, br, ...), images (not SVG), media and archives are known
-    to be; any other body of some size is judged by compressing a 4 kB sample at level 1
-    (random-looking data does not shrink, HTML shrinks to a third). A wrong guess costs only
-    size or time, never correctness.
-    """
-    encoding = (_header(headers, "Content-Encoding") or "").strip().lower()
-    if encoding and encoding != "identity":
-        return True
-    ctype = (_header(headers, "Content-Type") or "").strip().lower()
-    if ctype.startswith(_COMPRESSED_TYPES) and not ctype.startswith("image/svg"):
-        return True
-    if len(body) < _SAMPLE_MIN:
-        return False
-    middle = len(body) // 2
-    sample = body[middle : middle + _SAMPLE]
-    return len(zlib.compress(sample, 1)) > _SAMPLE_RATIO * len(sample)
-
-
-STORED_LEVEL = 0  # zlib's stored blocks: a copy, for records whose body does not shrink
-# Records up to 4 kB (request records, revisits, small responses) are deflated with a 4 kB
-# window and a small hash: the same output (the window still spans the whole input), at a
-# third of the cost, most of which is zlib setting up its 32 kB window and 64 kB hash.
-_SMALL, _SMALL_WBITS, _SMALL_MEMLEVEL = 4096, 12, 4
-
-
-def gzip_member(record: bytes, level: int) -> bytes:
-    """One serialised record as one complete gzip member, by zlib (``wbits`` 31: gzip)."""
-    if len(record) <= _SMALL:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, _SMALL_WBITS + 16, _SMALL_MEMLEVEL)
-    else:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
-    return compressor.compress(record) + compressor.flush()
-
-
 _ID_BATCH = 256
 
 
@@ -369,53 +248,6 @@ class _RecordIds:
 _new_record_id = _RecordIds()
 
 
-class _GzipMemberSink:
-    """The file-like object warcio writes to (``gzip=False``): each record it writes, ended
-    by its ``flush``, becomes one gzip member, compressed at the level set for that record
-    (:attr:`level`, back to the default after each record).
-
-    The record is gathered in memory and compressed in one zlib call; finished members wait
-    in memory until :meth:`write_members` puts them in the file in one write (each call that
-    releases the GIL costs the writer thread a hand-over with the event loop's thread).
-    Every byte reaches the file by ``_emit``.
-    """
-
-    def __init__(self, out: BinaryIO, level: int) -> None:
-        self._out = out
-        self.default_level = level
-        self.level = level
-        self._parts: list[bytes] = []
-        self._members: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self._parts.append(data)
-
-    def flush(self) -> None:
-        record = b"".join(self._parts)
-        self._parts = []
-        self._members.append(gzip_member(record, self.level))
-        self.level = self.default_level
-
-    def _emit(self, data: bytes) -> None:
-        self._out.write(data)
-
-    def write_members(self) -> list[int]:
-        """Write the finished members (in one write when they are small); their lengths."""
-        members, self._members = self._members, []
-        if sum(map(len, members)) <= 1 << 20:
-            self._emit(b"".join(members))
-        else:
-            for member in members:
-                self._emit(member)
-        return [len(member) for member in members]
-
-    def reset(self) -> None:
-        """Drop a half-built record and unwritten members (after a failed write)."""
-        self._parts = []
-        self._members = []
-        self.level = self.default_level
-
-
 # ---------------------------------------------------------------------------------------------
 # Files
 
@@ -426,7 +258,7 @@ class _OpenFile:
     final: Path  # …warc.gz
     rel: str  # final, relative to the folder
     handle: BinaryIO
-    sink: _GzipMemberSink
+    sink: GzipMemberSink
     writer: WARCWriter
     warcinfo_id: str
     size: int  # bytes written so far (kept here: tell() is a system call)
@@ -485,7 +317,7 @@ class WarcStore:
         """The file being written (final name, relative), if any."""
         return self._current.rel if self._current else None
 
-    def write(self, ex: Exchange, *, prior: PriorCapture | None = None) -> CaptureRecord:
+    def write(self, ex: Exchange, *, prior: PriorCapture | None = None) -> Capture:
         """Append one exchange (request + response, or request + revisit) and flush it."""
         _validate(ex)
         digest = payload_digest(ex.body)
@@ -509,7 +341,7 @@ class WarcStore:
             request_offset = offset + response_length
             end = request_offset + request_length
             current.size = end
-            capture = CaptureRecord(
+            capture = Capture(
                 url=ex.url,
                 warc_file=current.rel,
                 offset=offset,
@@ -521,7 +353,7 @@ class WarcStore:
                 payload_digest=digest,
                 date=ex.started.astimezone(UTC),
                 http_status=ex.status,
-                content_type=_header(ex.response_headers, "Content-Type"),
+                content_type=header_value(ex.response_headers, "Content-Type"),
                 payload_length=len(ex.body),
                 truncated=ex.truncated,
                 bytes_written=end - offset,
@@ -637,7 +469,7 @@ class WarcStore:
             if _same_file(path, handle):
                 break
             handle.close()
-        sink = _GzipMemberSink(handle, self.compress_level)
+        sink = GzipMemberSink(handle, self.compress_level)
         writer = WARCWriter(sink, gzip=False, warc_version=WARC_VERSION)
         warcinfo = writer.create_warcinfo_record(final.name, self._warcinfo_fields())
         warcinfo.rec_headers.replace_header("WARC-Date", warc_date(started))
@@ -766,130 +598,7 @@ def _repair_open_file(folder: Path, path: Path) -> str | None:
 def _complete_prefix(handle: BinaryIO) -> tuple[int, int]:
     """(end offset of the last complete record, number of complete records) of a WARC file."""
     good_end = records = 0
-    while (end := _member_end(handle, good_end)) is not None:
+    while (end := complete_record_end(handle, good_end)) is not None:
         good_end = end
         records += 1
     return good_end, records
-
-
-def _member_end(handle: BinaryIO, start: int) -> int | None:
-    """End offset of the gzip member at ``start`` if it holds exactly one complete record."""
-    handle.seek(start)
-    inflater = zlib.decompressobj(zlib.MAX_WBITS + 16)
-    checker = _RecordChecker()
-    consumed = 0
-    try:
-        while not inflater.eof:
-            chunk = handle.read(_READ_CHUNK)
-            if not chunk:
-                return None
-            consumed += len(chunk)
-            checker.feed(inflater.decompress(chunk))
-        checker.feed(inflater.flush())
-    except (zlib.error, ValueError):
-        return None
-    return start + consumed - len(inflater.unused_data) if checker.complete() else None
-
-
-class _RecordChecker:
-    """Streams one inflated record: header, then Content-Length block bytes, then CRLFCRLF."""
-
-    def __init__(self) -> None:
-        self._head = b""
-        self._remaining: int | None = None  # block bytes still expected
-        self._tail = b""
-        self._digest: hashlib._Hash | None = None
-        self._expected: str | None = None
-
-    def feed(self, data: bytes) -> None:
-        if self._remaining is None:
-            self._head += data
-            end = self._head.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._head) > 1 << 20:
-                    raise ValueError("WARC header too long")
-                return
-            data = self._head[end + 4 :]
-            self._start(self._head[:end].decode("utf-8", "replace"))
-        block = data[: self._remaining]
-        if block and self._digest is not None:
-            self._digest.update(block)
-        assert self._remaining is not None
-        self._remaining -= len(block)
-        self._tail += data[len(block) :]
-        if len(self._tail) > 4:
-            raise ValueError("more than one record in a gzip member")
-
-    def _start(self, head: str) -> None:
-        lines = head.split("\r\n")
-        if not lines[0].startswith("WARC/1."):
-            raise ValueError("not a WARC record")
-        fields = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            fields[name.strip().lower()] = value.strip()
-        if "content-length" not in fields:
-            raise ValueError("record without Content-Length")
-        self._remaining = int(fields["content-length"])
-        expected = fields.get("warc-block-digest", "")
-        if expected.lower().startswith("sha1:"):
-            self._expected = expected[5:].upper()
-            self._digest = hashlib.sha1()
-
-    def complete(self) -> bool:
-        if self._remaining != 0 or self._tail != b"\r\n\r\n":
-            return False
-        if self._digest is None:
-            return True
-        return base64.b32encode(self._digest.digest()).decode("ascii") == self._expected
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading back
-
-
-def _resolve(folder: Path, warc_file: str) -> Path:
-    path = folder / warc_file
-    if not path.exists():
-        still_open = path.with_name(path.name + OPEN_SUFFIX)
-        if still_open.exists():
-            return still_open
-    return path
-
-
-def read_record(folder: Path, warc_file: str, offset: int, length: int) -> StoredRecord:
-    """Read the record a :class:`CaptureRecord` (or a CDXJ line) points at.
-
-    Works on closed files and on the file still being written (``.open``).
-    """
-    path = _resolve(Path(folder), warc_file)
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            member = handle.read(length)
-    except FileNotFoundError as err:
-        raise RecordNotFound(f"{warc_file}: no such WARC file") from err
-    if len(member) != length:
-        raise RecordNotFound(f"{warc_file}@{offset}: file ends before {length} bytes")
-    try:
-        record = next(iter(ArchiveIterator(io.BytesIO(member))))
-        payload = record.raw_stream.read()
-    except Exception as err:  # warcio raises assorted types on garbage
-        raise RecordNotFound(f"{warc_file}@{offset}+{length}: not a WARC record ({err})") from err
-    http = record.http_headers
-    status = (
-        int(http.get_statuscode()) if http is not None and record.rec_type != "request" else None
-    )
-    return StoredRecord(
-        record_type=record.rec_type,
-        warc_headers=list(record.rec_headers.headers),
-        http_status=status,
-        http_headers=list(http.headers) if http is not None else [],
-        payload=payload,
-        member=member,
-    )
-
-
-def iter_capture_files(folder: Path) -> Iterator[Path]:
-    """Closed WARC files of the folder, oldest name first."""
-    yield from sorted(Path(folder).rglob("*" + WARC_SUFFIX))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +27,9 @@ from linkkeeper.cli.app import (  # noqa: F401  (parse_size, human_bytes: names 
     parse_size,
 )
 from linkkeeper.db import connect
+
+if TYPE_CHECKING:
+    from linkkeeper.archive.snapshot_run import SnapshotOutcome
 
 
 def _is_url(target: str) -> bool:
@@ -82,9 +83,7 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
       linkkeeper snapshot https://www.example.com/news/a.html --warc-dir ~/warcs
       linkkeeper snapshot ~/blog --snapshot-kinds all --snapshot-max-age 30d
     """
-    from linkkeeper.archive.archiver import Archiver, with_capture
-    from linkkeeper.check.checker import Checker
-    from linkkeeper.urls import normalize_url
+    from linkkeeper.archive.snapshot_run import run_snapshot
 
     targets: tuple[str, ...] = params.pop("targets")
     urls_given = [t for t in targets if _is_url(t)]
@@ -94,61 +93,36 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
             raise click.UsageError(f"{path}: no such file or folder, and not an http(s) URL")
     params["site"] = tuple(paths)
     p = load_params(ctx, params)
-    # no checks are recorded: drift fingerprints and soft-404 verdicts would be thrown away
-    opts = replace(check_options_from(p), fingerprints=False, soft404=False, read_pages=False)
+    opts = check_options_from(p)
     db_path = db_path_for(tuple(paths), p["db"])
     archive_opts = archive_options_from(p, db_path, opts.user_agent, force=True)
     assert archive_opts is not None
-    db = connect(db_path)
     say = (lambda msg: None) if p["quiet"] else (lambda msg: click.echo(msg, err=True))
 
-    wanted: list[str] = [normalize_url(u).url for u in urls_given]
-    explicit = bool(urls_given) or bool(paths and not (len(paths) == 1 and paths[0].is_dir()))
-    if paths or not urls_given:
-        wanted += _urls_of(db, paths, p, archive_opts.kinds, say)
-    archiver = Archiver(db, archive_opts)
-    due = archiver.plan(wanted, explicit=explicit)
-    results: dict[str, Any] = {}
-
-    async def capture() -> None:
-        async with Checker(with_capture(opts, archiver)) as checker, archiver:
-            await archiver.load_robots(checker)
-            async for result in checker.run(sorted(archiver.due)):
-                results[result.url] = replace(result, exchanges=[], sample=None)  # no bodies
-                await archiver.submit(result)
-
-    asyncio.run(capture())
-    for message in [*archiver.repair_messages, *archiver.problems]:
+    outcome = run_snapshot(
+        connect(db_path), opts, archive_opts, urls=urls_given, paths=paths,
+        site_url=p["site_url"], source_keys=p["source_keys"] or (), say=say,
+    )
+    for message in [*outcome.repair_messages, *outcome.problems]:
         say(message)
-    rows = _captures_by_url(archiver)
-    failed = sorted(set(due) - set(rows))
     if p["fmt"] == "json":
-        doc = {
-            "archive": archiver.counts.as_dict(),
-            "warc_dir": str(archive_opts.folder),
-            "urls": [
-                {
-                    "url": url,
-                    "status": str(results[url].status) if url in results else "not-fetched",
-                    "http_status": results[url].http_status if url in results else None,
-                    "reason": results[url].reason if url in results else "disallowed by robots.txt",
-                    "captures": rows.get(url, []),
-                }
-                for url in sorted(set(due) | set(archiver.disallowed))
-            ],
-        }
-        sys.stdout.write(_json_text(doc))
+        sys.stdout.write(_json_text(outcome.as_dict()))
     if not p["quiet"]:
-        lines = [f"{len(due)} URLs due for a snapshot (of {len(set(wanted))} asked)"]
-        for url in failed:
-            result = results.get(url)
-            why = f"{result.status}: {result.reason}" if result else "not fetched"
-            lines.append(f"  not archived  {url}  ({why})")
-        for url in archiver.disallowed:
-            lines.append(f"  not archived  {url}  (robots.txt disallows it)")
-        lines.append(format_archive_summary(archiver.counts, archive_opts.folder))
-        click.echo("\n".join(lines), err=p["fmt"] == "json")
-    return EXIT_FAILURES if failed or archiver.disallowed else EXIT_OK
+        click.echo(_summary(outcome), err=p["fmt"] == "json")
+    return EXIT_OK if outcome.ok else EXIT_FAILURES
+
+
+def _summary(outcome: SnapshotOutcome) -> str:
+    """The text summary: what was due, what could not be archived and why, the counts."""
+    lines = [f"{len(outcome.due)} URLs due for a snapshot (of {outcome.asked} asked)"]
+    for url in outcome.failed:
+        result = outcome.results.get(url)
+        why = f"{result.status}: {result.reason}" if result else "not fetched"
+        lines.append(f"  not archived  {url}  ({why})")
+    for url in outcome.disallowed:
+        lines.append(f"  not archived  {url}  (robots.txt disallows it)")
+    lines.append(format_archive_summary(outcome.counts, outcome.folder))
+    return "\n".join(lines)
 
 
 def _json_text(doc: dict[str, Any]) -> str:
@@ -162,57 +136,3 @@ def _json_text(doc: dict[str, Any]) -> str:
     lines = ",\n".join("    " + json.dumps(entry, ensure_ascii=False) for entry in doc["urls"])
     urls = f"[\n{lines}\n  ]" if lines else "[]"
     return f'{head[:-2]},\n  "urls": {urls}\n}}\n'
-
-
-def _urls_of(
-    db: Any, paths: list[Path], p: dict[str, Any], kinds: frozenset[str], say: Any
-) -> list[str]:
-    """The checkable URLs cited by a site (scanned first) or by post files (parsed only)."""
-    from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, parse_post
-    from linkkeeper.scan import scan_site
-    from linkkeeper.site import open_site
-
-    source_keys = p["source_keys"] or DEFAULT_SOURCE_KEYS
-    site = open_site(paths, p["site_url"])
-    if site.config_problem:
-        say(f"warning: {site.config_problem}")
-    if not site.files:  # a whole site: bring the inventory up to date, then use it
-        scan_site(db, site, source_keys=source_keys, on_problem=lambda prob: say(str(prob)))
-        return [
-            row[0]
-            for row in db.execute(
-                "SELECT DISTINCT o.url FROM occurrences o JOIN links l ON l.url = o.url"
-                " WHERE l.status IS NULL ORDER BY o.url"
-            )
-        ]
-    # post files: parsed, not scanned (scanning a few files would drop the others' rows)
-    urls: list[str] = []
-    for rel, path in site.posts():
-        parsed = parse_post(
-            path.read_bytes(), path=rel, site_url=site.url, source_keys=tuple(source_keys)
-        )
-        for problem in parsed.problems:
-            say(f"{rel}:{problem.line}: {problem.message}")
-        urls += [o.url for o in parsed.occurrences if o.status is None and o.kind in kinds]
-    return list(dict.fromkeys(urls))
-
-
-def _captures_by_url(archiver: Any) -> dict[str, list[dict[str, Any]]]:
-    """What this command wrote, per cited URL (redirect hops included)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for url, captures in archiver.captured.items():
-        out[url] = [
-            {
-                "url": c.url,
-                "warc_file": c.warc_file,
-                "offset": c.offset,
-                "length": c.length,
-                "record_type": c.record_type,
-                "http_status": c.http_status,
-                "payload_digest": c.payload_digest,
-                "date": c.date.isoformat(),
-                "truncated": c.truncated,
-            }
-            for c in captures
-        ]
-    return out

@@ -141,8 +141,8 @@ def export(ctx: click.Context, **params: Any) -> None:
       linkkeeper export --db links.db --url 'https://www.rfa.org/*' --since 2026-01-01 \\
           --latest -o rfa-2026.wacz
     """
-    from linkkeeper.export.assemble import ExportError, Selection
-    from linkkeeper.export.assemble import export as run_export
+    from linkkeeper.export.run import export as run_export
+    from linkkeeper.export.select import ExportError, Selection
 
     p = load_params(ctx, params)
     db_path, folder = _locations(p)
@@ -210,50 +210,31 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
       linkkeeper replay https://www.rfa.org/a.html --at 2026-11-01 --body -o a.html
       linkkeeper replay https://img.rfa.org/p.jpg --body > p.jpg
     """
-    from linkkeeper.archive.replay import (
-        CaptureUnavailable,
-        captures_of,
-        closest_capture,
-        describe_capture,
-        load_response,
-        rfc3339,
-    )
-    from linkkeeper.codings import UnsupportedEncoding, decode_content
+    from linkkeeper.archive.records import CaptureUnavailable
+    from linkkeeper.archive.replay import NothingArchived, describe_capture, replay_url
+    from linkkeeper.codings import UnsupportedEncoding
 
-    database = connect(db)
     folder = warc_dir or default_warc_dir(db)
     moment = _moment(at, "--at", end=True)
-    captures = captures_of(database, url)
-    if not captures:
-        raise click.ClickException(f"{url}: nothing archived in {db}")
-    chosen = closest_capture(captures, moment)
-    assert chosen is not None
-    if not body:
+    try:
+        answer = replay_url(connect(db), folder, url, at=moment, body=body, raw=raw)
+    except NothingArchived:
+        raise click.ClickException(f"{url}: nothing archived in {db}") from None
+    except CaptureUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    except UnsupportedEncoding as exc:
+        raise click.ClickException(f"{exc} (use --raw for the stored bytes)") from None
+    captures, chosen = answer.captures, answer.chosen
+    if answer.archived is None or answer.pieces is None:
         if fmt == "json":
-            click.echo(json.dumps({
-                "url": captures[0].url,
-                "chosen": chosen.timestamp,
-                "captures": [{
-                    "timestamp": c.timestamp, "date": rfc3339(c.date), "status": c.http_status,
-                    "record_type": c.record_type, "content_type": c.content_type,
-                    "payload_length": c.payload_length, "truncated": c.truncated,
-                    "warc_file": c.warc_file, "offset": c.offset, "length": c.length,
-                } for c in captures],
-            }, ensure_ascii=False, indent=2))
+            click.echo(json.dumps(answer.as_dict(), ensure_ascii=False, indent=2))
             return
         click.echo(f"{captures[0].url}: {len(captures)} capture{'s' * (len(captures) != 1)}")
         for c in captures:
             mark = "*" if c.id == chosen.id and (moment is not None) else " "
             click.echo(f"{mark} {describe_capture(c)}")
         return
-    try:
-        archived = load_response(database, folder, chosen)
-        payload = archived.payload if raw else decode_content(
-            archived.payload, archived.header("Content-Encoding"))
-    except CaptureUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    except UnsupportedEncoding as exc:
-        raise click.ClickException(f"{exc} (use --raw for the stored bytes)") from None
+    archived = answer.archived
     click.echo(f"{chosen.timestamp} {archived.status} {archived.reason} "
                f"{archived.header('Content-Type') or ''}".rstrip(), err=True)
     if archived.truncated:
@@ -263,10 +244,11 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
         click.echo(f"redirect to {location}", err=True)
     if output:
         tmp = output.with_name(f".{output.name}.part")
-        tmp.write_bytes(payload)
+        with tmp.open("wb") as fh:
+            fh.writelines(answer.pieces)
         tmp.replace(output)
     else:
-        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.writelines(answer.pieces)
         sys.stdout.buffer.flush()
 
 

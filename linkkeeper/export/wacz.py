@@ -42,10 +42,11 @@ from typing import Any
 from cdxj_indexer import CDXJIndexer
 
 from linkkeeper.archive.cdx import index_path_for
-from linkkeeper.archive.replay import Capture, parse_stored_date, rfc3339, warc_path
+from linkkeeper.archive.records import parse_record, warc_path
+from linkkeeper.archive.replay import rfc3339
+from linkkeeper.archive.snapshots import Capture, parse_stored_date
 from linkkeeper.export.assemble import (
     SOFTWARE,
-    ExportPlan,
     ExportResult,
     Output,
     Placement,
@@ -53,6 +54,7 @@ from linkkeeper.export.assemble import (
     assemble_warc,
     atomic_output,
 )
+from linkkeeper.export.select import ExportPlan, newest_per_url
 
 WACZ_VERSION = "1.1.1"
 PAGES_HEADER = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}
@@ -159,11 +161,7 @@ def _index_line(source: tuple[str, str, dict[str, Any]], placement: Placement, n
 
 def pages_for(db: Any, captures: list[Capture]) -> list[dict[str, str]]:
     """One page per exported URL that a post cites: newest exported capture, link title."""
-    newest: dict[str, Capture] = {}
-    for capture in captures:
-        held = newest.get(capture.url)
-        if held is None or (capture.date, capture.id) > (held.date, held.id):
-            newest[capture.url] = capture
+    newest = newest_per_url(captures)
     urls = sorted(newest)
     titles: dict[str, tuple[int, str]] = {}
     for start in range(0, len(urls), 500):
@@ -344,84 +342,115 @@ def check_wacz(path: Path) -> list[str]:
     and sha256, the digest of ``datapackage.json``, that every CDXJ line points at a readable
     record with its URL and payload digest, and that every page has an index entry.
     """
-    from warcio.archiveiterator import ArchiveIterator
-
-    problems: list[str] = []
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as err:
         return [f"{path}: not a ZIP file ({err})"]
     with zf:
         names = set(zf.namelist())
-        for required in ("datapackage.json", "pages/pages.jsonl"):
-            if required not in names:
-                problems.append(f"missing {required}")
-        warcs = [n for n in names if n.startswith("archive/") and n.endswith((".warc", ".warc.gz"))]
-        if not warcs:
-            problems.append("no WARC in archive/")
-        for name in warcs:
-            if zf.getinfo(name).compress_type != zipfile.ZIP_STORED:
-                problems.append(f"{name} is compressed in the ZIP (must be stored)")
         index_names = [n for n in names if n.startswith("indexes/") and n.endswith(".cdxj")]
-        if not index_names:
-            problems.append("no CDXJ index in indexes/")
+        problems = _layout_problems(zf, names, index_names)
         if problems:
             return problems
-        package_bytes = zf.read("datapackage.json")
-        package = json.loads(package_bytes)
-        if package.get("wacz_version") != WACZ_VERSION:
-            problems.append(f"wacz_version is {package.get('wacz_version')!r}")
-        listed = set()
-        for resource in package.get("resources", []):
-            name = resource.get("path")
-            listed.add(name)
-            if name not in names:
-                problems.append(f"datapackage.json lists {name}, which is not in the package")
+        problems += _package_problems(zf, names)
+        entries, index_problems = _index_problems(path, zf, names, index_names)
+        problems += index_problems
+        problems += _page_problems(zf, entries)
+    return problems
+
+
+def _layout_problems(zf: zipfile.ZipFile, names: set[str], index_names: list[str]) -> list[str]:
+    """The files every package needs, and WARCs stored (not deflated) for ranged reads."""
+    problems = [f"missing {n}" for n in ("datapackage.json", "pages/pages.jsonl") if n not in names]
+    warcs = [n for n in names if n.startswith("archive/") and n.endswith((".warc", ".warc.gz"))]
+    if not warcs:
+        problems.append("no WARC in archive/")
+    for name in warcs:
+        if zf.getinfo(name).compress_type != zipfile.ZIP_STORED:
+            problems.append(f"{name} is compressed in the ZIP (must be stored)")
+    if not index_names:
+        problems.append("no CDXJ index in indexes/")
+    return problems
+
+
+def _package_problems(zf: zipfile.ZipFile, names: set[str]) -> list[str]:
+    """datapackage.json against the files: version, each listed file's size and sha256, the
+    files it does not list, and datapackage-digest.json."""
+    problems: list[str] = []
+    package_bytes = zf.read("datapackage.json")
+    package = json.loads(package_bytes)
+    if package.get("wacz_version") != WACZ_VERSION:
+        problems.append(f"wacz_version is {package.get('wacz_version')!r}")
+    listed = set()
+    for resource in package.get("resources", []):
+        name = resource.get("path")
+        listed.add(name)
+        if name not in names:
+            problems.append(f"datapackage.json lists {name}, which is not in the package")
+            continue
+        size, sha256 = _member_digest(zf, name)
+        if size != resource.get("bytes"):
+            problems.append(f"{name}: {size} bytes, datapackage.json says {resource.get('bytes')}")
+        if f"sha256:{sha256}" != resource.get("hash"):
+            problems.append(f"{name}: sha256 differs from datapackage.json")
+    for name in sorted(names - listed - {"datapackage.json", "datapackage-digest.json"}):
+        problems.append(f"{name} is not listed in datapackage.json")
+    if "datapackage-digest.json" in names:
+        stated = json.loads(zf.read("datapackage-digest.json")).get("hash")
+        if stated != "sha256:" + hashlib.sha256(package_bytes).hexdigest():
+            problems.append("datapackage-digest.json does not match datapackage.json")
+    return problems
+
+
+def _member_digest(zf: zipfile.ZipFile, name: str) -> tuple[int, str]:
+    """(size, sha256) of a file of the package, read in pieces."""
+    digest = hashlib.sha256()
+    size = 0
+    with zf.open(name) as member:
+        while chunk := member.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _index_problems(
+    path: Path, zf: zipfile.ZipFile, names: set[str], index_names: list[str]
+) -> tuple[set[tuple[str, str]], list[str]]:
+    """Every CDXJ line against the record it points at; the (url, timestamp) entries seen."""
+    problems: list[str] = []
+    entries: set[tuple[str, str]] = set()
+    for index_name in index_names:
+        for line in zf.read(index_name).decode().splitlines():
+            if not line.strip():
                 continue
-            digest = hashlib.sha256()
-            size = 0
-            with zf.open(name) as member:
-                while chunk := member.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-            if size != resource.get("bytes"):
-                problems.append(f"{name}: {size} bytes, datapackage.json says {resource.get('bytes')}")
-            if f"sha256:{digest.hexdigest()}" != resource.get("hash"):
-                problems.append(f"{name}: sha256 differs from datapackage.json")
-        for name in sorted(names - listed - {"datapackage.json", "datapackage-digest.json"}):
-            problems.append(f"{name} is not listed in datapackage.json")
-        if "datapackage-digest.json" in names:
-            stated = json.loads(zf.read("datapackage-digest.json")).get("hash")
-            if stated != "sha256:" + hashlib.sha256(package_bytes).hexdigest():
-                problems.append("datapackage-digest.json does not match datapackage.json")
-        entries: set[tuple[str, str]] = set()
-        for index_name in index_names:
-            for line in zf.read(index_name).decode().splitlines():
-                if not line.strip():
-                    continue
-                _urlkey, ts, rest = line.split(" ", 2)
-                fields = json.loads(rest)
-                entries.add((fields["url"], ts))
-                warc = f"archive/{fields['filename']}"
-                if warc not in names:
-                    problems.append(f"{index_name}: {fields['filename']} is not in archive/")
-                    continue
-                raw = _read_stored(path, zf.getinfo(warc), int(fields["offset"]),
-                                   int(fields["length"]))
-                try:
-                    record = next(iter(ArchiveIterator(io.BytesIO(raw))))
-                    payload_ok = record.rec_type == "revisit" or (
-                        record.rec_headers.get_header("WARC-Payload-Digest") == fields.get("digest")
-                    )
-                    url_ok = record.rec_headers.get_header("WARC-Target-URI") == fields["url"]
-                except Exception as err:  # warcio raises assorted errors on bad bytes
-                    problems.append(f"{index_name}: {fields['url']} {ts}: unreadable ({err})")
-                    continue
-                if not (payload_ok and url_ok):
-                    problems.append(f"{index_name}: {fields['url']} {ts}: record does not match")
-        for line in zf.read("pages/pages.jsonl").decode().splitlines()[1:]:
-            page = json.loads(line)
-            ts = f"{parse_stored_date(page['ts']):%Y%m%d%H%M%S}"
-            if (page["url"], ts) not in entries:
-                problems.append(f"page {page['url']} {page['ts']}: no index entry")
+            _urlkey, ts, rest = line.split(" ", 2)
+            fields = json.loads(rest)
+            entries.add((fields["url"], ts))
+            warc = f"archive/{fields['filename']}"
+            if warc not in names:
+                problems.append(f"{index_name}: {fields['filename']} is not in archive/")
+                continue
+            raw = _read_stored(path, zf.getinfo(warc), int(fields["offset"]),
+                               int(fields["length"]))
+            try:
+                record = parse_record(raw)
+            except ValueError as err:
+                problems.append(f"{index_name}: {fields['url']} {ts}: unreadable ({err})")
+                continue
+            payload_ok = record.record_type == "revisit" or (
+                record.warc_header("WARC-Payload-Digest") == fields.get("digest")
+            )
+            if not (payload_ok and record.warc_header("WARC-Target-URI") == fields["url"]):
+                problems.append(f"{index_name}: {fields['url']} {ts}: record does not match")
+    return entries, problems
+
+
+def _page_problems(zf: zipfile.ZipFile, entries: set[tuple[str, str]]) -> list[str]:
+    """Pages without an index entry (replay tools would show them as missing)."""
+    problems = []
+    for line in zf.read("pages/pages.jsonl").decode().splitlines()[1:]:
+        page = json.loads(line)
+        ts = f"{parse_stored_date(page['ts']):%Y%m%d%H%M%S}"
+        if (page["url"], ts) not in entries:
+            problems.append(f"page {page['url']} {page['ts']}: no index entry")
     return problems
