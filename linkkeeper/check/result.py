@@ -39,6 +39,9 @@ class CheckResult:
     error: str | None = None  # exception class and message, for debugging
     exchanges: list[Exchange] = field(default_factory=list)
     sample: bytes | None = None  # first get_bytes of the decoded body when a GET was made
+    # sha1:BASE32 of `sample` (exchange.sha1_b32): the decoded body prefix this check read,
+    # so two checks can tell whether the page's opening changed; None when nothing was read
+    digest: str | None = None
     latency_ms: float | None = None  # duration of the last request (time to read what we read)
     host: str | None = None
     fingerprint: str | None = None  # main-text sketch of an HTML page read with GET (fingerprint.py)

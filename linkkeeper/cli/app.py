@@ -25,7 +25,7 @@ from linkkeeper.site import SiteError, open_site
 from linkkeeper.vocab import FAILURES
 
 if TYPE_CHECKING:  # history (and truth) load when a command uses them: not for snapshot
-    from linkkeeper.history.runs import ConfirmPolicy
+    from linkkeeper.history.state import ConfirmPolicy
 
 EXIT_OK, EXIT_RUNTIME, EXIT_FAILURES, EXIT_CONFIG = 0, 1, 2, 3
 
@@ -214,7 +214,7 @@ def parse_duration(text: str | None) -> timedelta | None:
 
 
 def parse_confirm(text: str) -> ConfirmPolicy:
-    from linkkeeper.history.runs import ConfirmPolicy
+    from linkkeeper.history.state import ConfirmPolicy
 
     try:
         n, days = (x.strip() for x in text.split(","))
