@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web as aiohttp_web
 
-import linkkeeper.check.checker as checker_module
+import linkkeeper.check.admit as admit_module
 import linkkeeper.check.resolver as resolver_module
 from linkkeeper import __version__
 from linkkeeper.check.accept import AcceptRanges
@@ -496,7 +496,7 @@ async def test_exclude_private_also_after_redirects(
         return address.startswith("10.") or address == "127.0.0.2"
 
     monkeypatch.setattr(resolver_module, "is_private_address", private)
-    monkeypatch.setattr(checker_module, "is_private_address", private)
+    monkeypatch.setattr(admit_module, "is_private_address", private)
     to_literal = f"{N}/redirect-to?url=http://10.1.2.3/admin&code=302"
     to_name = f"{N}/redirect-to?url=http://intranet.example/admin&code=302"
     connect_to = [*web.connect_to_args(wildcard=False), "intranet.example:80:127.0.0.2:80"]
