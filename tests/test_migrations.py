@@ -69,12 +69,15 @@ def test_the_upgraded_database_keeps_recording(tmp_path: Path) -> None:
     recorder = Recorder(db, run.id)
     recorder.add(
         CheckResult("https://gone.example/b", Status.BROKEN, "HTTP 404 Not Found",
-                    http_status=404, started_at=datetime(2026, 11, 5, 8, tzinfo=UTC))
+                    http_status=404, started_at=datetime(2026, 11, 5, 8, tzinfo=UTC),
+                    digest="sha1:ABC", method="HEAD,GET", requests=2)
     )
     recorder.finish()
     row = db["link_state"].get("https://gone.example/b")
     assert row["state"] == "dead"  # 3 failures over 4 days: the old rows counted
     assert row["recent"] == "FFF"
+    check = db.execute("SELECT digest, method, requests FROM checks WHERE run_id=?", [run.id])
+    assert check.fetchone() == ("sha1:ABC", "HEAD,GET", 2)
 
 
 def test_a_new_database_starts_at_the_current_version(tmp_path: Path) -> None:

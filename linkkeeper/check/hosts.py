@@ -1,6 +1,6 @@
 """Per-host politeness: concurrency slots, request rate and adaptive back-off.
 
-Speed comes from many hosts at once, never from hammering one (DESIGN.md). Each
+Speed comes from many hosts at once, never from hammering one. Each
 host gets a `HostGate`: at most `concurrency` requests in flight, starts spaced by
 a token bucket (`rate` per second, small `burst`), and a back-off that the host
 itself can trigger: a 429 or 503 pushes the host's next start past Retry-After
