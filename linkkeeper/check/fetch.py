@@ -216,7 +216,8 @@ def open_session(
 ) -> aiohttp.ClientSession:
     """The run's one session: keep-alive, the global limit, our resolver (--connect-to)."""
     per_host = max(
-        [options.host_concurrency] + [p.concurrency for p in options.hosts.values() if p.concurrency]
+        [options.host_concurrency]
+        + [p.concurrency for p in options.hosts.values() if p.concurrency]
     )
     connector = aiohttp.TCPConnector(
         limit=options.concurrency,

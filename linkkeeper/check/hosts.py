@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from linkkeeper.clock import utcnow
+
 # When the configured rate is "unlimited" (0) and the host says 429/503, the adaptive
 # rate is half the rate it was getting (at least this figure); at 4x it, unlimited again.
 UNLIMITED_BASELINE_RATE = 16.0
@@ -208,7 +210,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     return max(0.0, (when - now).total_seconds())
 
 

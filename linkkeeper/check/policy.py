@@ -142,6 +142,6 @@ class HeadHabits:
 
     def prefers_get(self, host: str) -> bool:
         """A host that keeps refusing HEAD and never accepted it gets GET directly."""
-        return self.refusals.get(host, 0) >= HEAD_REFUSALS_BEFORE_GET_ONLY and not self.successes.get(
-            host
-        )
+        return self.refusals.get(
+            host, 0
+        ) >= HEAD_REFUSALS_BEFORE_GET_ONLY and not self.successes.get(host)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from linkkeeper.clock import utcnow
 from linkkeeper.exchange import Exchange
 from linkkeeper.vocab import Status
 
@@ -32,7 +33,7 @@ class CheckResult:
     requests: int = 0  # HTTP requests this URL cost (HEAD+GET, retries, hops)
     method: str = ""  # "HEAD", "GET" or "HEAD,GET"
     elapsed_ms: float = 0.0  # wall time of the whole check, waits and retries included
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = field(default_factory=utcnow)
     ip: str | None = None
     content_type: str | None = None
     content_length: int | None = None

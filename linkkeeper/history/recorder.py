@@ -160,8 +160,14 @@ class Recorder:
             conn.execute(
                 "UPDATE runs SET state=?, finished_at=?, done=?, requests=?, counts=?, pid=NULL"
                 " WHERE id=?",
-                (state, iso(utcnow()), self._done, self.requests, json.dumps(dict(self.counts)),
-                 self.run_id),
+                (
+                    state,
+                    iso(utcnow()),
+                    self._done,
+                    self.requests,
+                    json.dumps(dict(self.counts)),
+                    self.run_id,
+                ),
             )
 
     def record_host_failures(self) -> list[HostFailure]:
@@ -176,8 +182,14 @@ class Recorder:
                 conn.execute(
                     "INSERT INTO host_failures (run_id, host, links, status, reason, recorded_at)"
                     " VALUES (?,?,?,?,?,?)",
-                    (self.run_id, failure.host, failure.links, failure.status, failure.reason,
-                     iso(utcnow())),
+                    (
+                        self.run_id,
+                        failure.host,
+                        failure.links,
+                        failure.status,
+                        failure.reason,
+                        iso(utcnow()),
+                    ),
                 )
                 conn.executemany(
                     "UPDATE checks SET evidence=json_set(coalesce(evidence, '{}'),"

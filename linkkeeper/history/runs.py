@@ -38,12 +38,12 @@ class Run:
     planned: int
 
 
-
 def _run_alive(pid: int | None, host: str | None) -> bool:
     """A run's process still lives: on this machine, not this process, and answering."""
     if not pid or host != socket.gethostname() or pid == os.getpid():
         return False
     return pid_alive(pid)
+
 
 def latest_unfinished_run(db: sqlite_utils.Database) -> dict[str, Any] | None:
     """The newest run, if it did not finish (a run given up by --new-run never comes back)."""
