@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 import sqlite_utils
 
-from linkkeeper.check.result import CheckResult
+from linkkeeper.check.result import CheckResult, Hop
 from linkkeeper.clock import iso, utcnow
 from linkkeeper.db import Transaction
 from linkkeeper.history.state import (
@@ -33,6 +34,7 @@ from linkkeeper.history.state import (
 from linkkeeper.history.truth import DRIFT_THRESHOLD, HostFailure, host_failures
 
 _STATE_COLS = tuple(f.name for f in fields(LinkState))
+_state_values = attrgetter(*_STATE_COLS)  # a LinkState as a row, in column order
 _CHECK_COLS = (
     "run_id", "url", "status", "reason", "http_status", "final_url", "redirects",
     "permanent_redirect", "method", "attempts", "requests", "elapsed_ms", "checked_at", "ip",
@@ -135,7 +137,7 @@ class Recorder:
         evidence = {**(r.evidence or {}), **change.evidence}
         return (
             self.run_id, r.url, str(r.status), r.reason, r.http_status, r.final_url,
-            json.dumps([asdict(h) for h in r.redirects]) if r.redirects else None,
+            json.dumps([_hop(h) for h in r.redirects]) if r.redirects else None,
             int(r.permanent_redirect), r.method, r.attempts, r.requests,
             round(float(r.elapsed_ms), 1), iso(r.started_at), r.ip, r.content_type,
             r.content_length, r.error, r.digest, r.fingerprint,
@@ -144,8 +146,7 @@ class Recorder:
         )  # fmt: skip
 
     def _link_state_row(self, r: CheckResult, change: Transition) -> tuple[Any, ...]:
-        row = asdict(change.state)
-        return (*(row[c] for c in _STATE_COLS), iso(r.started_at), self.run_id)
+        return (*_state_values(change.state), iso(r.started_at), self.run_id)
 
     @property
     def done(self) -> int:
@@ -197,3 +198,7 @@ class Recorder:
                     ((failure.host, self.run_id, url) for url in failure.urls),
                 )
         return self.host_failures
+
+
+def _hop(hop: Hop) -> dict[str, Any]:
+    return {"url": hop.url, "status": hop.status, "location": hop.location}

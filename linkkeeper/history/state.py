@@ -22,10 +22,10 @@ so the same history always replays to the same states (recorder.py writes them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from linkkeeper.check.result import CheckResult
 from linkkeeper.clock import iso, parse_iso
@@ -84,63 +84,69 @@ def next_state(
     prev: LinkState | None, result: CheckResult, policy: StatePolicy | None = None
 ) -> Transition:
     """The link's state after `result`, given its state before (None: never checked)."""
-    policy = policy or StatePolicy()
+    policy = policy or _DEFAULT_POLICY
     prev = prev or LinkState(result.url)
     status = Status(result.status)
     checked_at = result.started_at
     now = iso(checked_at) or ""
-    new = _counted(prev, status, now)
-    state = _outcome_state(prev, new, status, checked_at, policy.confirm)
+    consecutive, first_failed, last_ok = _counters(prev, status, now)
+    recent = (prev.recent + _letter(status))[-RECENT_LEN:]
+    if status in FAILURES:
+        span = checked_at - (parse_iso(first_failed) or checked_at)
+        confirmed = consecutive >= policy.confirm.checks and span >= timedelta(
+            days=policy.confirm.days
+        )
+        state = State.DEAD if confirmed else State.FAILING
+    else:
+        state = _other_state(prev.state, status)
+    if state in (State.ALIVE, State.FAILING, State.RECOVERED) and is_flaky(recent):
+        state = State.FLAKY
+    prints = _Prints(
+        prev.first_fingerprint, prev.first_fingerprint_at, prev.last_fingerprint, prev.drift
+    )
     evidence: dict[str, Any] = {}
     if status in ALIVE_STATUSES:
         drift = drift_of(result.fingerprint, prev.first_fingerprint, prev.last_fingerprint)
         state = drifted_state(state, prev.state, status, drift, policy.drift_threshold)
-        new = _with_fingerprint(new, result.fingerprint, drift, now)
+        prints = _with_fingerprint(prints, result.fingerprint, drift, now)
         if drift is not None:
             evidence["drift"] = drift.as_evidence(policy.drift_threshold)
     since = prev.since if state == prev.state and prev.since else now
-    new = replace(new, state=str(state), since=since)
-    new_failure = status in FAILURES and prev.last_status not in FAILURES
-    return Transition(new, new_failure, evidence)
+    new = LinkState(
+        prev.url, str(state), since, str(status), consecutive, first_failed, last_ok,
+        prev.checks + 1, recent, *prints,
+    )  # fmt: skip
+    return Transition(new, status in FAILURES and prev.last_status not in FAILURES, evidence)
 
 
-def _counted(prev: LinkState, status: Status, now: str) -> LinkState:
-    """The counters after one more check: failures in a row, first failure, last success."""
-    consecutive, first_failed, last_ok = prev.consecutive_failures, prev.first_failed, prev.last_ok
+_DEFAULT_POLICY = StatePolicy()
+
+
+class _Prints(NamedTuple):
+    """The fingerprint columns of a link's row, in table order."""
+
+    first: str | None
+    first_at: str | None
+    last: str | None
+    drift: float | None
+
+
+def _counters(prev: LinkState, status: Status, now: str) -> tuple[int, str | None, str | None]:
+    """Failures in a row, the first of them, and the last success, after one more check."""
     if status in ALIVE_STATUSES:
-        consecutive, first_failed, last_ok = 0, None, now
-    elif status in FAILURES:
-        consecutive, first_failed = consecutive + 1, first_failed or now
-    return replace(
-        prev,
-        last_status=str(status),
-        consecutive_failures=consecutive,
-        first_failed=first_failed,
-        last_ok=last_ok,
-        checks=prev.checks + 1,
-        recent=(prev.recent + _letter(status))[-RECENT_LEN:],
-    )
+        return 0, None, now
+    if status in FAILURES:
+        return prev.consecutive_failures + 1, prev.first_failed or now, prev.last_ok
+    return prev.consecutive_failures, prev.first_failed, prev.last_ok
 
 
-def _outcome_state(
-    prev: LinkState, new: LinkState, status: Status, checked_at: datetime, confirm: ConfirmPolicy
-) -> str:
-    """alive/recovered/failing/dead/blocked/flaky from this outcome (drift aside)."""
+def _other_state(prev_state: str | None, status: Status) -> str:
+    """The state after a check that is not a failure (failures are judged by the policy)."""
     if status in ALIVE_STATUSES:
-        state = State.RECOVERED if prev.state in (State.FAILING, State.DEAD) else State.ALIVE
-    elif status in FAILURES:
-        span = checked_at - (parse_iso(new.first_failed) or checked_at)
-        confirmed = new.consecutive_failures >= confirm.checks and span >= timedelta(
-            days=confirm.days
-        )
-        state = State.DEAD if confirmed else State.FAILING
-    elif status in INCONCLUSIVE:
-        state = prev.state if prev.state and prev.state != State.UNCHECKED else State.BLOCKED
-    else:  # excluded / invalid
-        state = prev.state or State.UNCHECKED
-    if state in (State.ALIVE, State.FAILING, State.RECOVERED) and is_flaky(new.recent):
-        return State.FLAKY
-    return str(state)
+        return State.RECOVERED if prev_state in (State.FAILING, State.DEAD) else State.ALIVE
+    if status in INCONCLUSIVE:  # never evidence either way: the state stays
+        return prev_state if prev_state and prev_state != State.UNCHECKED else State.BLOCKED
+    return prev_state or State.UNCHECKED  # excluded / invalid
 
 
 def drifted_state(
@@ -157,21 +163,15 @@ def drifted_state(
 
 
 def _with_fingerprint(
-    new: LinkState, fingerprint: str | None, drift: Drift | None, now: str
-) -> LinkState:
+    prints: _Prints, fingerprint: str | None, drift: Drift | None, now: str
+) -> _Prints:
     """The drift baseline (first fingerprint seen alive), the latest one, and the score."""
-    score = new.drift if drift is None else drift.vs_first
+    score = prints.drift if drift is None else drift.vs_first
     if not fingerprint:
-        return replace(new, drift=score)
-    if not new.first_fingerprint:
-        return replace(
-            new,
-            first_fingerprint=fingerprint,
-            first_fingerprint_at=now,
-            last_fingerprint=fingerprint,
-            drift=0.0,
-        )
-    return replace(new, last_fingerprint=fingerprint, drift=score)
+        return prints._replace(drift=score)
+    if not prints.first:
+        return _Prints(fingerprint, now, fingerprint, 0.0)
+    return prints._replace(last=fingerprint, drift=score)
 
 
 def _letter(status: Status) -> str:
