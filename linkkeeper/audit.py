@@ -23,19 +23,14 @@ from linkkeeper.archive.archiver import ArchiveCounts, ArchiveOptions, Archiver,
 from linkkeeper.check.checker import Checker
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.result import CheckResult
+from linkkeeper.clock import utcnow
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS
-from linkkeeper.history.runs import (
-    ConfirmPolicy,
-    Recorder,
-    Run,
-    plan_urls,
-    remaining_urls,
-    scan_time_statuses,
-    start_run,
-    utcnow,
-)
+from linkkeeper.history.recorder import Recorder
+from linkkeeper.history.runs import Run, plan_urls, remaining_urls, scan_time_statuses, start_run
+from linkkeeper.history.state import ConfirmPolicy
 from linkkeeper.scan import ScanProblem, ScanSummary, scan_site
 from linkkeeper.site import Site
+from linkkeeper.urls import host_key
 from linkkeeper.vocab import Status
 
 
@@ -143,7 +138,7 @@ async def run_audit_async(
         if on_result:
             on_result(result)
         if result.requests:
-            host = _host(result.url)
+            host = host_key(result.url)
             n, ms = host_times.get(host, (0, 0.0))
             host_times[host] = (n + 1, ms + float(result.latency_ms or 0.0))  # not queueing
         if on_progress:
@@ -209,7 +204,3 @@ def _archive_messages(archiver: Archiver | None) -> list[str]:
     messages += [f"{url}: not archived: robots.txt disallows it" for url in archiver.disallowed]
     return messages
 
-
-def _host(url: str) -> str:
-    rest = url.split("://", 1)[-1]
-    return rest.split("/", 1)[0].rsplit("@", 1)[-1]

@@ -3,8 +3,12 @@
 One file holds the inventory (`posts`, `links`, `occurrences`), written by
 `scan`, and the history (`runs`, `checks`, `link_state`, `snapshots`), written
 by `check`. A scan never deletes history rows. The tables are plain and named
-in the DESIGN vocabulary so that Datasette or the sqlite3 shell can read them
-without this code; the README documents every column.
+in the vocabulary of vocab.py so that Datasette or the sqlite3 shell can read
+them without this code; the README documents every column.
+
+The schema version lives in the file (``PRAGMA user_version``); `connect`
+upgrades an older file in place, one numbered step at a time (`MIGRATIONS`),
+each step and its version bump in one transaction.
 
 WAL mode lets a report read while a check writes; `synchronous=NORMAL` keeps
 committed transactions safe across a process crash (kill -9), which is what a
@@ -14,14 +18,14 @@ resumable run needs.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: first versioned schema; 2: link_state.next_check_due dropped
 
 # Columns in declaration order; sqlite-utils creates the tables from these.
 TABLES: dict[str, dict[str, Any]] = {
@@ -109,7 +113,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "content_type": str,
             "content_length": int,
             "error": str,
-            "digest": str,
+            "digest": str,  # sha1:BASE32 of the decoded body prefix read (CheckResult.digest)
             "fingerprint": str,
             "evidence": str,  # JSON, room for soft-404 / drift evidence
             "new_failure": int,  # 1 when this check broke a link that was fine before
@@ -128,7 +132,6 @@ TABLES: dict[str, dict[str, Any]] = {
             "first_failed": str,
             "last_ok": str,
             "checks": int,
-            "next_check_due": str,
             "recent": str,  # last outcomes, newest last: O ok, F failure, B blocked/limited
             "first_fingerprint": str,  # main-text sketch first seen alive (drift baseline)
             "first_fingerprint_at": str,
@@ -212,8 +215,53 @@ def connect(path: Path | str) -> sqlite_utils.Database:
     conn.execute("PRAGMA cache_size=-65536")
     conn.execute("PRAGMA temp_store=MEMORY")
     db = sqlite_utils.Database(conn)
+    upgrade(db)
     ensure_schema(db)
     return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _drop_columns(db: sqlite_utils.Database, table: str, columns: set[str]) -> list[str]:
+    """The statements that rebuild `table` without `columns` (indexes kept), if it has any."""
+    if not db[table].exists():
+        return []
+    present = columns & {c.name for c in db[table].columns}
+    return db.table(table).transform_sql(drop=present) if present else []
+
+
+def _v2(db: sqlite_utils.Database) -> list[str]:
+    """`link_state.next_check_due` was declared and never written: dropped."""
+    return _drop_columns(db, "link_state", {"next_check_due"})
+
+
+# version reached -> the SQL that reaches it from the version before
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], list[str]]] = {2: _v2}
+
+
+def upgrade(db: sqlite_utils.Database) -> None:
+    """Bring an older file up to `SCHEMA_VERSION`, step by step, in place.
+
+    sqlite-utils' ``transform_sql`` writes the table rebuild (SQLite before 3.35
+    cannot drop a column); the statements run in our own transaction with the
+    version bump, so a step is applied whole or not at all, and a second process
+    opening the file at the same time waits and then finds nothing left to do.
+    A file newer than this code is left as it is.
+    """
+    if schema_version(db) >= SCHEMA_VERSION:
+        return
+    with Transaction(db) as conn:
+        version = schema_version(db)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for sql in MIGRATIONS.get(target, _no_step)(db):
+                conn.execute(sql)
+            conn.execute(f"PRAGMA user_version={target}")
+
+
+def _no_step(db: sqlite_utils.Database) -> list[str]:
+    return []
 
 
 def _index_name(table_name: str, cols: Sequence[str]) -> str:
@@ -256,7 +304,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS [{index_name}] "
             f"ON [{table_name}] ({', '.join(f'[{c}]' for c in cols)})"
         )
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    if schema_version(db) < SCHEMA_VERSION:  # a new file (a newer one keeps its own number)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 class Transaction:

@@ -8,6 +8,8 @@ decompressed, so replay serves identical bytes.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,3 +28,14 @@ class Exchange:
     ip: str | None = None  # peer address the bytes came from
     truncated: bool = False  # body cut at the capture size cap
     extra: dict[str, str] = field(default_factory=dict)  # e.g. {"hop": "2"}
+
+
+def sha1_b32(*parts: bytes) -> str:
+    """A WARC-style digest (``sha1:`` + uppercase base32) of the parts, one after the other.
+
+    The checker's `checks.digest` and the WARC writer's digests share this spelling.
+    """
+    digest = hashlib.sha1()
+    for part in parts:
+        digest.update(part)
+    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")

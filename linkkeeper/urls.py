@@ -33,6 +33,7 @@ from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urljoin
 
 import idna
+from yarl import URL
 
 from linkkeeper.vocab import Status
 
@@ -493,3 +494,16 @@ def is_image_url(url: str) -> bool:
     """True when a normalised URL obviously names an image: image file extension, a
     Plone ``@@images`` path, or an image proxy. Used to classify ``a`` links as images."""
     return _image_path(url) or unwrap_proxy(url) is not None
+
+
+def host_key(url: str | URL) -> str:
+    """The host a URL is counted under: lowercase, no port, no trailing dot ("" if none).
+
+    One key for per-host limits, statistics, timings and host failures, so that
+    `News.example:443` and `news.example.` are the same host everywhere.
+    """
+    try:
+        parsed = url if isinstance(url, URL) else URL(url)
+        return (parsed.raw_host or "").lower().rstrip(".")
+    except (ValueError, TypeError):
+        return ""

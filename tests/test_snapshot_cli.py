@@ -176,7 +176,7 @@ def test_environment_is_trusted_only_when_it_configures_something(
 ) -> None:
     """aiohttp's trust_env costs two thread-pool trips per request; the checker asks for it
     only when a proxy variable or a netrc file could change a request."""
-    from linkkeeper.check.checker import _environment_configures_http
+    from linkkeeper.check.fetch import _environment_configures_http
 
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NETRC"):
         monkeypatch.delenv(name, raising=False)

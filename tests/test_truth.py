@@ -21,8 +21,10 @@ from linkkeeper.check.checker import Checker
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.db import connect
 from linkkeeper.faultweb import UNRESOLVABLE_HOST, FaultWeb
-from linkkeeper.history.runs import ConfirmPolicy, Recorder, start_run
-from linkkeeper.history.truth import DRIFT_THRESHOLD, Drift, drifted_state, host_failures
+from linkkeeper.history.recorder import Recorder
+from linkkeeper.history.runs import start_run
+from linkkeeper.history.state import ConfirmPolicy, drifted_state
+from linkkeeper.history.truth import DRIFT_THRESHOLD, Drift, host_failures
 from linkkeeper.report.results import link_records, run_record
 from linkkeeper.vocab import State, Status
 

@@ -44,7 +44,8 @@ from linkkeeper.faultweb.truthsites import (
     soft_page_en,
     soft_page_zh,
 )
-from linkkeeper.history.runs import Recorder, interleave_by_host, start_run
+from linkkeeper.history.recorder import Recorder
+from linkkeeper.history.runs import interleave_by_host, start_run
 from linkkeeper.vocab import State, Status
 
 ALIVE, MOVED, GONE, SOFT = "alive", "moved", "gone", "soft-404"

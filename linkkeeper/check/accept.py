@@ -60,10 +60,6 @@ class AcceptRanges:
                 merged.append([low, high])
         return cls(tuple((low, high) for low, high in merged))
 
-    @classmethod
-    def from_codes(cls, codes: Iterable[int]) -> AcceptRanges:
-        return cls.from_spans((code, code) for code in codes)
-
     def __contains__(self, code: object) -> bool:
         if not isinstance(code, int):
             return False

@@ -1,6 +1,6 @@
 """What an HTTP answer or a failure means: one Status, a human reason, and whether to retry.
 
-The rules follow DESIGN.md's "no false deaths": only definitive evidence is
+The rule is "no false deaths": only definitive evidence is
 `broken` (404, 410, other definitive 4xx, a name that does not resolve, a
 refused connection); access refusals (401/402/403/451/999, Cloudflare's
 ``cf-mitigated``) are `blocked`; transient trouble (timeouts, resets, 5xx, 429)
@@ -28,7 +28,6 @@ REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECT_CODES = frozenset({301, 308})
 BLOCKED_CODES = frozenset({401, 402, 403, 451, 999})
 THROTTLE_CODES = frozenset({429, 503})  # the host asks us to slow down: back off the whole host
-RETRYABLE_CODES = frozenset({408, 429}) | frozenset(range(500, 600))
 # HEAD answers that say "ask again" rather than "HEAD is broken here": retried, not re-asked with GET.
 HEAD_RETRY_CODES = frozenset({408, 429, 502, 503, 504})
 

@@ -1,6 +1,6 @@
 """Per-host politeness: concurrency slots, request rate and adaptive back-off.
 
-Speed comes from many hosts at once, never from hammering one (DESIGN.md). Each
+Speed comes from many hosts at once, never from hammering one. Each
 host gets a `HostGate`: at most `concurrency` requests in flight, starts spaced by
 a token bucket (`rate` per second, small `burst`), and a back-off that the host
 itself can trigger: a 429 or 503 pushes the host's next start past Retry-After
@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from linkkeeper.clock import utcnow
 
 # When the configured rate is "unlimited" (0) and the host says 429/503, the adaptive
 # rate is half the rate it was getting (at least this figure); at 4x it, unlimited again.
@@ -208,7 +210,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     return max(0.0, (when - now).total_seconds())
 
 

@@ -295,29 +295,76 @@ def text_signal(page: PageText) -> tuple[str, str] | None:
 
 @dataclass
 class Soft404Detector:
-    """Probes per host+directory (cached for the run) and judges alive checks."""
+    """Probes per host+directory (one per run, shared) and judges alive checks.
 
+    It owns probe scheduling: which link starts its directory's probe, which ones
+    wait for it, and which one pays for it. The checker asks (`wants_content`,
+    `probe_for`, `judge`); the detector reaches the network only through `fetch`,
+    a narrow callable that checks one URL once (GET, no retries, never captured).
+    """
+
+    fetch: ProbeFetch
     threshold: float = SIMILARITY_THRESHOLD
+    read_pages: bool = False  # links are read with GET anyway: nobody waits for a probe
     probes: dict[str, asyncio.Task[Probe]] = field(default_factory=dict)
     probe_requests: int = 0  # requests the probes cost, all together
     _payers: dict[str, str] = field(default_factory=dict)  # directory key -> link that started it
 
-    def probe_task(self, url: URL, fetch: ProbeFetch) -> tuple[asyncio.Task[Probe], bool]:
+    @property
+    def stats(self) -> dict[str, int]:
+        """Probes sent this run and the requests they cost (part of the results' counts)."""
+        return {"probes": len(self.probes), "probe_requests": self.probe_requests}
+
+    async def wants_content(self, url: URL) -> bool:
+        """Whether this link's directory answers unknown URLs with pages (so GET, not HEAD).
+
+        The first link of a directory starts the probe and goes ahead without
+        waiting; later links wait for the probe's answer.
+        """
+        if not applies(url):
+            return False
+        task, started = self._probe_task(url)
+        if started or self.read_pages:
+            return self.read_pages
+        probe = await _probe_of(task)
+        return probe is not None and probe.answers_ok
+
+    async def probe_for(self, url: URL, *, alive: bool) -> tuple[Probe | None, int]:
+        """The directory's probe to judge an alive link by (None: none or not alive),
+        and the probe's requests when this link is the one that pays for it (else 0)."""
+        if not applies(url):
+            return None, 0
+        task, _ = self._probe_task(url)
+        pays = self._bill(url)
+        if not (pays or alive):
+            return None, 0
+        probe = await _probe_of(task)
+        billed = probe.requests if probe is not None and pays else 0
+        return (probe if alive else None), billed
+
+    async def aclose(self) -> None:
+        """Cancel the probes still running (a run stopped early)."""
+        running = [task for task in self.probes.values() if not task.done()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    def _probe_task(self, url: URL) -> tuple[asyncio.Task[Probe], bool]:
         """The directory's probe (started now if nobody has): (task, True if this call started it).
 
-        The caller that starts it is billed for it once (`bill`), so the run's
+        The caller that starts it is billed for it once (`_bill`), so the run's
         request count includes every probe exactly once.
         """
         key = directory_key(url)
         task = self.probes.get(key)
         if task is not None:
             return task, False
-        task = asyncio.ensure_future(self._probe(url, fetch))
+        task = asyncio.ensure_future(self._probe(url))
         self.probes[key] = task
         self._payers[key] = str(url)
         return task, True
 
-    def bill(self, url: URL) -> bool:
+    def _bill(self, url: URL) -> bool:
         """True once, for the link whose check started its directory's probe."""
         key = directory_key(url)
         if self._payers.get(key) == str(url):
@@ -325,8 +372,8 @@ class Soft404Detector:
             return True
         return False
 
-    async def _probe(self, url: URL, fetch: ProbeFetch) -> Probe:
-        checked = await fetch(probe_url(url))
+    async def _probe(self, url: URL) -> Probe:
+        checked = await self.fetch(probe_url(url))
         page = fingerprint = None
         if (
             checked.status.is_alive
@@ -419,3 +466,15 @@ class Soft404Detector:
             return None
         reason = "soft 404: " + "; ".join(details) if signals else ""
         return Verdict(bool(signals), signals, reason, {"soft404": evidence})
+
+
+async def _probe_of(task: asyncio.Future[Probe]) -> Probe | None:
+    """A directory's probe, or None if it could not be had (shielded: waiters never cancel it)."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.cancelled():
+            return None
+        raise
+    except Exception:
+        return None

@@ -28,7 +28,7 @@ from linkkeeper.settings import ConfigError, apply_config, find_config
 if TYPE_CHECKING:  # history (and truth) load when a command uses them: not for snapshot
     import sqlite_utils
 
-    from linkkeeper.history.runs import ConfirmPolicy
+    from linkkeeper.history.state import ConfirmPolicy
 
 EXIT_OK, EXIT_RUNTIME, EXIT_FAILURES, EXIT_CONFIG = 0, 1, 2, 3
 
@@ -211,7 +211,7 @@ def human_bytes(n: int) -> str:
 
 
 def parse_confirm(text: str) -> ConfirmPolicy:
-    from linkkeeper.history.runs import ConfirmPolicy
+    from linkkeeper.history.state import ConfirmPolicy
 
     try:
         n, days = (x.strip() for x in text.split(","))

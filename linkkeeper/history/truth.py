@@ -28,10 +28,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from yarl import URL
-
 from linkkeeper.check.fingerprint import load_fingerprint
-from linkkeeper.vocab import FAILURES, State, Status
+from linkkeeper.urls import host_key
+from linkkeeper.vocab import FAILURES, Status
 
 DRIFT_THRESHOLD = 0.5  # drift score vs the first fingerprint that makes a link `drifted`
 HOST_FAILURE_MIN_LINKS = 3  # a host with fewer links checked in a run is never "down as a whole"
@@ -64,22 +63,6 @@ def drift_of(current: str | None, first: str | None, previous: str | None) -> Dr
     )
 
 
-def drifted_state(
-    state: str, prev_state: str | None, status: str, drift: Drift | None, threshold: float
-) -> str:
-    """The state once drift is taken into account (only alive links can be drifted)."""
-    if status not in (Status.OK, Status.REDIRECTED) or state not in (
-        State.ALIVE,
-        State.RECOVERED,
-    ):
-        return state
-    if drift is not None and drift.vs_first is not None:
-        return State.DRIFTED if drift.vs_first >= threshold else state
-    if drift is None and prev_state == State.DRIFTED:
-        return State.DRIFTED  # checked without content (HEAD): nothing says it came back
-    return state
-
-
 @dataclass(frozen=True, slots=True)
 class HostFailure:
     """A host whose every checked link failed at the host level in one run."""
@@ -89,17 +72,6 @@ class HostFailure:
     status: str  # the most common failure status
     reason: str  # the most common reason
     urls: tuple[str, ...]
-
-    def as_record(self) -> dict[str, Any]:
-        return {"host": self.host, "links": self.links, "status": self.status,
-                "reason": self.reason}
-
-
-def host_of(url: str) -> str:
-    try:
-        return (URL(url).raw_host or "").lower().rstrip(".")
-    except (ValueError, TypeError):
-        return ""
 
 
 def _host_level(status: str, http_status: int | None) -> bool:
@@ -118,7 +90,7 @@ def host_failures(
     for row in rows:
         if row[1] in (Status.EXCLUDED, Status.INVALID):
             continue
-        by_host[host_of(row[0])].append(row)
+        by_host[host_key(row[0])].append(row)
     failures = []
     for host, checked in sorted(by_host.items()):
         if not host or len(checked) < min_links:
