@@ -259,6 +259,7 @@ class _Writer:
             for line, message in problems:
                 self.report(ScanProblem(rel, line, message))
             self.summary.parsed += 1
+        batch.clear()  # its bytes go now, not when the next batch (read meanwhile) replaces it
         self._commit(replaced, post_rows, occurrence_rows, link_rows)
 
     def _commit(
