@@ -19,10 +19,11 @@ import gc
 import hashlib
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -101,61 +102,153 @@ def scan_site(
     per CPU once a scan has a full batch to parse, so small rescans never pay
     for starting processes.
     """
-    import time
-
     t0 = time.perf_counter()
-    workers = jobs or (os.cpu_count() or 1)
-    pool: ProcessPoolExecutor | None = None
     summary = ScanSummary(site_url=site.url)
-    known: dict[str, tuple[int, int, str]] = {
-        row[0]: (row[1], row[2], row[3])
-        for row in db.execute("SELECT path, size, mtime_ns, sha256 FROM posts")
-    }
-    seen: set[str] = set()
-    now = _now()
-    pending: list[tuple[str, Path, bytes, str, int, int]] = []
 
     def report(problem: ScanProblem) -> None:
         summary.problems.append(problem)
         if on_problem:
             on_problem(problem)
 
-    # URLs whose links row this scan already wrote (True: with its wrapped original), so
-    # the icon a thousand posts share is upserted once, not once per batch; bounded
-    upserted: dict[str, bool] = {}
+    known: dict[str, tuple[int, int, str]] = {
+        row[0]: (row[1], row[2], row[3])
+        for row in db.execute("SELECT path, size, mtime_ns, sha256 FROM posts")
+    }
+    now = _now()
+    seen: set[str] = set()
+    changed = _changed_posts(db, site, known, force, seen, summary, report)
+    parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys), now=now)
+    writer = _Writer(db, known, now, summary, report)
+    with _bulk_load(db, known), _fewer_collections(), _Parser(parse, jobs) as parser:
+        for batch in _batches(changed, BATCH):
+            for done in parser.submit(batch):
+                writer.write(*done)
+        for done in parser.finish():
+            writer.write(*done)
+    summary.removed = _remove_gone(db, [p for p in known if p not in seen])
+    _fill_totals(db, summary)
+    summary.elapsed_s = time.perf_counter() - t0
+    return summary
 
-    # batches handed to the parser (with worker processes, one is parsed while the one
-    # before it is written)
-    in_flight: list[tuple[list[tuple[str, Path, bytes, str, int, int]], Iterator[_Rows]]] = []
 
-    def flush(final: bool = False) -> None:
-        nonlocal pool
-        if pending:
-            if pool is None and workers > 1 and (jobs > 1 or len(pending) >= BATCH):
-                pool = ProcessPoolExecutor(max_workers=workers)
-            parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys))
-            inputs = [
-                (rel, data, digest, size, mtime_ns, now)
-                for rel, _abs, data, digest, size, mtime_ns in pending
-            ]
-            results = pool.map(parse, inputs, chunksize=16) if pool else map(parse, inputs)
-            in_flight.append((pending.copy(), results))
-            pending.clear()
-        while in_flight and (final or pool is None or len(in_flight) > 1):
-            write(*in_flight.pop(0))
+# a changed post: path relative to the site, its bytes, their sha256, size, mtime_ns
+_Changed = tuple[str, bytes, str, int, int]
 
-    def write(
-        batch: list[tuple[str, Path, bytes, str, int, int]], results: Iterator[_Rows]
+
+def _changed_posts(
+    db: sqlite_utils.Database,
+    site: Site,
+    known: dict[str, tuple[int, int, str]],
+    force: bool,
+    seen: set[str],
+    summary: ScanSummary,
+    report: Callable[[ScanProblem], None],
+) -> Iterator[_Changed]:
+    """The posts to (re)parse, with their bytes. The others are only counted: a post whose
+    size and mtime are unchanged is not read, one whose bytes hash the same has only its
+    stat updated. ``seen`` collects every post found (the rest were deleted)."""
+    for rel, path in site.posts():
+        if rel in seen:  # a file named twice is one post
+            continue
+        seen.add(rel)
+        summary.posts += 1
+        try:
+            st = path.stat()
+        except OSError as exc:
+            report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+            continue
+        old = known.get(rel)
+        if not force and old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+            summary.unchanged += 1
+            continue
+        try:
+            data = _read(path, st.st_size)
+        except OSError as exc:
+            report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if not force and old and old[2] == digest:
+            db.execute(
+                "UPDATE posts SET size=?, mtime_ns=? WHERE path=?",
+                [st.st_size, st.st_mtime_ns, rel],
+            )
+            summary.unchanged += 1
+            continue
+        yield rel, data, digest, st.st_size, st.st_mtime_ns
+
+
+def _batches(items: Iterator[_Changed], size: int) -> Iterator[list[_Changed]]:
+    batch: list[_Changed] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Parser:
+    """Batches of posts → their rows, here or in worker processes. With workers, one batch
+    is parsed while the one before it is written; results come back in order."""
+
+    def __init__(self, parse: Callable[[_Changed], _Rows], jobs: int) -> None:
+        self.parse = parse
+        self.jobs = jobs
+        self.workers = jobs or (os.cpu_count() or 1)
+        self.pool: ProcessPoolExecutor | None = None
+        self.in_flight: list[tuple[list[_Changed], Iterator[_Rows]]] = []
+
+    def __enter__(self) -> _Parser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool:
+            self.pool.shutdown()
+
+    def submit(self, batch: list[_Changed]) -> Iterator[tuple[list[_Changed], Iterator[_Rows]]]:
+        """Start parsing ``batch``; yields the batches ready to write (with their rows)."""
+        if self.pool is None and self.workers > 1 and (self.jobs > 1 or len(batch) >= BATCH):
+            self.pool = ProcessPoolExecutor(max_workers=self.workers)
+        pool = self.pool
+        results = pool.map(self.parse, batch, chunksize=16) if pool else map(self.parse, batch)
+        self.in_flight.append((batch, results))
+        while self.in_flight and (pool is None or len(self.in_flight) > 1):
+            yield self.in_flight.pop(0)
+
+    def finish(self) -> Iterator[tuple[list[_Changed], Iterator[_Rows]]]:
+        while self.in_flight:
+            yield self.in_flight.pop(0)
+
+
+class _Writer:
+    """Each parsed batch in one transaction, one ``executemany`` per table."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        known: dict[str, tuple[int, int, str]],
+        now: str,
+        summary: ScanSummary,
+        report: Callable[[ScanProblem], None],
     ) -> None:
+        self.db, self.known, self.now = db, known, now
+        self.summary, self.report = summary, report
+        # URLs whose links row this scan already wrote (True: with its wrapped original), so
+        # the icon a thousand posts share is upserted once, not once per batch; bounded
+        self.upserted: dict[str, bool] = {}
+
+    def write(self, batch: list[_Changed], results: Iterator[_Rows]) -> None:
         post_rows: list[tuple[object, ...]] = []
         occurrence_rows: list[tuple[object, ...]] = []
         link_rows: list[tuple[object, ...]] = []
         replaced: list[str] = []
+        upserted, now = self.upserted, self.now
         if len(upserted) > 200_000:
             upserted.clear()
         for (rel, *_), (post_row, occurrences, links, problems) in zip(batch, results, strict=True):
             post_rows.append(post_row)
-            if rel in known:
+            if rel in self.known:
                 replaced.append(rel)
             occurrence_rows.extend(occurrences)
             for url, host, status, reason, wraps in links:
@@ -164,11 +257,22 @@ def scan_site(
                     upserted[url] = wraps is not None
                     link_rows.append((url, host, _scheme(url), status, reason, wraps, now, now))
             for line, message in problems:
-                report(ScanProblem(rel, line, message))
-            summary.parsed += 1
-        with Transaction(db) as conn:
-            for i in range(0, len(replaced), 500):  # edited posts: their old occurrences go
-                chunk = replaced[i : i + 500]
+                self.report(ScanProblem(rel, line, message))
+            self.summary.parsed += 1
+        batch.clear()  # its bytes go now, not when the next batch (read meanwhile) replaces it
+        self._commit(replaced, post_rows, occurrence_rows, link_rows)
+
+    def _commit(
+        self,
+        replaced: list[str],
+        post_rows: list[tuple[object, ...]],
+        occurrence_rows: list[tuple[object, ...]],
+        link_rows: list[tuple[object, ...]],
+    ) -> None:
+        # raw executemany of prepared tuples, not sqlite-utils' insert_all/upsert_all: those
+        # take a dict per row and rebuild the SQL per chunk, and a scan writes millions of rows
+        with Transaction(self.db) as conn:
+            for chunk in _chunks(replaced):  # edited posts: their old occurrences go
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM occurrences WHERE post IN ({marks})", chunk)
             conn.executemany(
@@ -190,62 +294,34 @@ def scan_site(
                 link_rows,
             )
 
-    # a first scan loads empty tables: their indexes are built once at the end
+
+def _chunks(paths: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Slices small enough for one ``IN (?, ...)`` each."""
+    for i in range(0, len(paths), size):
+        yield paths[i : i + size]
+
+
+def _remove_gone(db: sqlite_utils.Database, gone: list[str]) -> int:
+    """Deleted posts lose their row and occurrences (their links rows stay: history)."""
+    if gone:
+        with Transaction(db) as conn:
+            for chunk in _chunks(gone):
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM occurrences WHERE post IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM posts WHERE path IN ({marks})", chunk)
+    return len(gone)
+
+
+def _bulk_load(
+    db: sqlite_utils.Database, known: dict[str, tuple[int, int, str]]
+) -> AbstractContextManager[object]:
+    """A first scan loads empty tables: their indexes are built once at the end."""
     bulk = [
         table
         for table in ("occurrences", "links")
         if not known and db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
     ]
-    with indexes_deferred(db, *bulk) if bulk else nullcontext(), _fewer_collections():
-        try:
-            for rel, path in site.posts():
-                if rel in seen:  # a file named twice is one post
-                    continue
-                seen.add(rel)
-                summary.posts += 1
-                try:
-                    st = path.stat()
-                except OSError as exc:
-                    report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
-                    continue
-                old = known.get(rel)
-                if not force and old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
-                    summary.unchanged += 1
-                    continue
-                try:
-                    data = _read(path, st.st_size)
-                except OSError as exc:
-                    report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
-                    continue
-                digest = hashlib.sha256(data).hexdigest()
-                if not force and old and old[2] == digest:
-                    db.execute(
-                        "UPDATE posts SET size=?, mtime_ns=? WHERE path=?",
-                        [st.st_size, st.st_mtime_ns, rel],
-                    )
-                    summary.unchanged += 1
-                    continue
-                pending.append((rel, path, data, digest, st.st_size, st.st_mtime_ns))
-                if len(pending) >= BATCH:
-                    flush()
-            flush(final=True)
-        finally:
-            if pool:
-                pool.shutdown()
-
-    gone = [p for p in known if p not in seen]
-    if gone:
-        with Transaction(db) as conn:
-            for i in range(0, len(gone), 500):
-                chunk = gone[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                conn.execute(f"DELETE FROM occurrences WHERE post IN ({marks})", chunk)
-                conn.execute(f"DELETE FROM posts WHERE path IN ({marks})", chunk)
-        summary.removed = len(gone)
-
-    _fill_totals(db, summary)
-    summary.elapsed_s = time.perf_counter() - t0
-    return summary
+    return indexes_deferred(db, *bulk) if bulk else nullcontext()
 
 
 def _read(path: Path, size: int) -> bytes:
@@ -285,14 +361,15 @@ _Rows = tuple[
 
 
 def _parse_one(
-    item: tuple[str, bytes, str, int, int, str],
+    item: _Changed,
     *,
     site_url: str | None,
     source_keys: tuple[str, ...],
+    now: str,
 ) -> _Rows:
-    """One post parsed into the rows `flush` writes: plain tuples, which a worker process
+    """One post parsed into the rows `_Writer` writes: plain tuples, which a worker process
     sends back much faster than the objects parse_post returns."""
-    rel, data, digest, size, mtime_ns, now = item
+    rel, data, digest, size, mtime_ns = item
     parsed = parse_post(data, path=rel, site_url=site_url, source_keys=source_keys)
     occurrences = parsed.occurrences
     return (

@@ -719,7 +719,7 @@ FM_VALUES = st.one_of(
     st.lists(st.tuples(FM_KEYS, st.sampled_from([": ", ":  ", ":\t", ":"]), FM_VALUES), max_size=6)
 )
 def test_fast_front_matter_agrees_with_yaml(entries: list[tuple[str, str, str]]) -> None:
-    from linkkeeper.extract.post import _simple_front_matter
+    from linkkeeper.extract.front_matter import _simple_front_matter
 
     lines = [f"{key}{sep}{value}" for key, sep, value in entries]
     fast = _simple_front_matter(lines)
@@ -734,7 +734,7 @@ def test_fast_front_matter_agrees_with_yaml(entries: list[tuple[str, str, str]])
 def test_fast_front_matter_agrees_with_yaml_on_the_corpus() -> None:
     import pathlib
 
-    from linkkeeper.extract.post import _simple_front_matter
+    from linkkeeper.extract.front_matter import _simple_front_matter
 
     corpus = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "posts"
     if not corpus.is_dir():
@@ -755,7 +755,7 @@ def test_fast_front_matter_agrees_with_yaml_on_the_corpus() -> None:
     )
 )
 def test_fast_timestamps_are_what_yaml_makes(text: str) -> None:
-    from linkkeeper.extract.post import _plain_scalar
+    from linkkeeper.extract.front_matter import _plain_scalar
 
     try:
         expected: object = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
