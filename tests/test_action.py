@@ -368,13 +368,19 @@ def fake_upload_artifact(workspace: Path, w: dict[str, str]) -> dict[str, str]:
     return {}
 
 
+def fake_setup_python(workspace: Path, w: dict[str, str]) -> dict[str, str]:
+    assert re.fullmatch(r"3\.(1[1-9]|[2-9]\d)(\.\d+)?", w["python-version"]), w
+    return {"python-version": w["python-version"]}
+
+
 def clean_env() -> dict[str, str]:
     """The test's environment without LINKKEEPER_* (they would change what `check` does)."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("LINKKEEPER_", "GITHUB_"))}
 
 
 def run_action(inputs: dict[str, str], *, workspace: Path, runner_temp: Path, run_id: int,
-               cache: LocalCache) -> ActionRun:
+               cache: LocalCache, tools: Path | None = None) -> ActionRun:
+    """Play the runner for action.yml; `tools`: a folder of stand-in commands on PATH."""
     action = load_yaml(ACTION)
     declared = action["inputs"]
     unknown = set(inputs) - set(declared)
@@ -392,6 +398,7 @@ def run_action(inputs: dict[str, str], *, workspace: Path, runner_temp: Path, ru
         "actions/cache/restore": cache.restore, "actions/cache/save": cache.save,
         "github/codeql-action/upload-sarif": fake_upload_sarif,
         "actions/upload-artifact": fake_upload_artifact,
+        "actions/setup-python": fake_setup_python,
     }
     runner_temp.mkdir(parents=True, exist_ok=True)
     env_extra: dict[str, str] = {}
@@ -426,7 +433,8 @@ def run_action(inputs: dict[str, str], *, workspace: Path, runner_temp: Path, ru
                 "RUNNER_TEMP": str(runner_temp), "RUNNER_OS": "Linux", "CI": "true",
                 "GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": str(run_id),
             } | {k: interpolate(v, ctx) for k, v in (step.get("env") or {}).items()}
-            env["PATH"] = os.pathsep.join([*reversed(path_extra), str(VENV_BIN), env["PATH"]])
+            env["PATH"] = os.pathsep.join([*reversed(path_extra), *([str(tools)] if tools else []),
+                                           str(VENV_BIN), env["PATH"]])
             proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail",
                                    str(script)], cwd=workspace, env=env, capture_output=True,
                                   text=True, timeout=120)
@@ -565,6 +573,38 @@ def test_action_runs_nights_against_the_fault_web(tmp_path: Path, fault_web: Fau
     assert not run.steps[-1].ran and len(cache.saved) == 3
 
 
+STUB_PYTHON = """#!/bin/sh
+# python3 -m venv DIR: a "venv" whose pip logs its requirement and whose linkkeeper logs calls
+[ "$1 $2" = "-m venv" ] || exit 99
+mkdir -p "$3/bin"
+printf '#!/bin/sh\necho "pip $*" >> "%s/calls"\n' "$3" > "$3/bin/python"
+printf '#!/bin/sh\necho "linkkeeper $*" >> "%s/calls"\n[ "$1" = check ] && exit 3\nexit 0\n' \
+  "$3" > "$3/bin/linkkeeper"
+chmod +x "$3/bin/python" "$3/bin/linkkeeper"
+"""
+
+
+@pytest.mark.parametrize(("version", "requirement"), [
+    ("", str(ROOT)), ("0.2.0", "linkkeeper==0.2.0"),
+    ("git+https://github.com/o/linkkeeper@main", "git+https://github.com/o/linkkeeper@main")])
+def test_install_puts_its_linkkeeper_first_on_path(tmp_path: Path, version: str,
+                                                    requirement: str) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "python3").write_text(STUB_PYTHON)
+    (tools / "python3").chmod(0o755)
+    workspace = tmp_path / "repo"
+    shutil.copytree(example_site_path(), workspace)
+    run = run_action({"version": version}, workspace=workspace, runner_temp=tmp_path / "temp",
+                     run_id=1, cache=LocalCache(tmp_path / "cache"), tools=tools)
+    assert run.step("Set up Python").ran and run.step("Install linkkeeper").rc == 0
+    calls = (tmp_path / "temp" / "linkkeeper-venv" / "calls").read_text().splitlines()
+    assert calls[0].startswith("pip -m pip install") and calls[0].endswith(" " + requirement)
+    assert calls[1] == "linkkeeper --version"
+    assert calls[2].startswith("linkkeeper check . --db ./linkkeeper.db --warc-dir ./warcs")
+    assert run.outputs["exit-code"] == "3" and run.rc == 3
+
+
 # --- the action's metadata ------------------------------------------------------------------------
 
 
@@ -693,7 +733,7 @@ def test_the_crontab_line_runs_a_night(tmp_path: Path, fault_web: FaultWeb) -> N
     assert (blog / "reports" / "index.html").is_file()
     proc = subprocess.run([env.get("SHELL", "/bin/sh"), "-c", command], env=run_env,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and proc.stdout == "", "a quiet night mails nothing"
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), "a quiet night mails nothing"
 
 
 def read_unit(path: Path) -> configparser.RawConfigParser:
