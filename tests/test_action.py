@@ -30,7 +30,7 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from linkkeeper.cli.app import example_site_path
+from linkkeeper.demo import example_site_path
 from linkkeeper.db import connect
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.scan import scan_site
