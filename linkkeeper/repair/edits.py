@@ -175,9 +175,14 @@ def _markdown_edit(post: PostText, site: Site, rep: Replacement, taken: list[Spa
             continue
         if robust == "html" and site.element == "md-link":
             return _markdown_to_html(post, line_start, line, m, site, rep)
-        new = f"<{rep.url}>" if m.group(1) else rep.url
+        new = f"<{rep.url}>" if m.group(1) else markdown_url(rep.url)
         return Span(start, end, new)
     raise Skip(f"the Markdown link is no longer on line {site.line}")
+
+
+def markdown_url(url: str) -> str:
+    """A link destination Markdown reads back whole: no spaces or parentheses left bare."""
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
 
 
 def _markdown_to_html(post: PostText, line_start: int, line: str, m: re.Match[str],
@@ -197,7 +202,9 @@ def _markdown_to_html(post: PostText, line_start: int, line: str, m: re.Match[st
     if i < 0 or close < 0 or (i > 0 and line[i - 1] == "!"):
         raise Skip("the Markdown link's text or end cannot be found on its line")
     text = line[i + 1:m.start()]
-    new = (f'<a href="{html.escape(rep.url)}"'
+    title = re.match(r"""\s+(?:"([^"]*)"|'([^']*)')\s*$""", line[m.end():close])
+    title_attr = f' title="{html.escape(title.group(1) or title.group(2) or "")}"' if title else ""
+    new = (f'<a href="{html.escape(rep.url)}"{title_attr}'
            f"{robust_attrs(html.escape(site.original), rep)}>{text}</a>")
     return Span(line_start + i, line_start + close + 1, new)
 
