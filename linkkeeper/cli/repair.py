@@ -43,6 +43,21 @@ def archive_lookup_options(fn: Any) -> Any:
         "are cached in the database).")(fn)
 
 
+def serve_url_option(fn: Any) -> Any:
+    return click.option(
+        "--serve-url", envvar="LINKKEEPER_SERVE_URL", metavar="URL",
+        help="Where `linkkeeper serve` is published; our own captures are linked as "
+        "URL/archive/<timestamp>/<url>.")(fn)
+
+
+def refresh_copies(db: Any, db_path: Path, p: dict[str, Any]) -> None:
+    """Before a report: the copy of every failing link (ours, then the archives asked for)."""
+    from linkkeeper.repair.copies import refresh_copies as refresh
+
+    warcs = db_path.parent / "warcs"
+    refresh(db, lookups_for(p), warcs if warcs.is_dir() else None)
+
+
 def lookups_for(p: dict[str, Any]) -> list[tuple[str, Any]]:
     """The external lookups asked for, in order; one polite HTTP client shared by all."""
     names = parse_archives(p.get("archives"))
@@ -89,9 +104,7 @@ def _include(values: tuple[str, ...]) -> frozenset[str]:
               "HTML link with Robust Links attributes (html).")
 @click.option("--archived-key", default="archived", show_default=True,
               help="Front matter key added next to the source URL for its copy.")
-@click.option("--serve-url", envvar="LINKKEEPER_SERVE_URL", metavar="URL",
-              help="Where `linkkeeper serve` is published; our own captures are linked as "
-              "URL/archive/<timestamp>/<url> (without it only external copies are used).")
+@serve_url_option
 @click.option("--warc-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of our WARC files [default: warcs/ next to the database].")
 @archive_lookup_options

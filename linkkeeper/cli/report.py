@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from linkkeeper.cli.app import CONTEXT, cli, load_params
+from linkkeeper.cli.repair import archive_lookup_options, refresh_copies, serve_url_option
 from linkkeeper.db import connect, default_db_path
 from linkkeeper.site import REPORT_MARKER  # left in the report folder so scans skip it
 
@@ -47,6 +48,8 @@ def history_options(fn: Any) -> Any:
 @click.option("--sarif-prefix", default="", metavar="PATH/",
               help="SARIF: prefix for post paths when the site is not the repository root "
               "(e.g. 'site/').")
+@serve_url_option
+@archive_lookup_options
 @click.pass_context
 def report(ctx: click.Context, **params: Any) -> None:
     """Write the broken-link report from the history database.
@@ -75,8 +78,9 @@ def report(ctx: click.Context, **params: Any) -> None:
         raise click.ClickException(
             f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
     db = connect(db_path)
+    refresh_copies(db, db_path, p)
     try:
-        rep = build_report(db, since=p["since"])
+        rep = build_report(db, since=p["since"], serve_url=p["serve_url"])
     except ReportError as exc:
         if p["since"] and str(exc).startswith("--since"):
             raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--since") from None

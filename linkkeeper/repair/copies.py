@@ -181,3 +181,29 @@ def stored_copies(db: sqlite_utils.Database) -> dict[str, list[Copy]]:
     for copies in out.values():
         copies.sort(key=lambda c: order.get(c.source, 9))
     return out
+
+
+def failing_targets(db: sqlite_utils.Database) -> list[Target]:
+    """Links the report lists as failing (latest check a failure, or dead), with the
+    earliest citing post's date."""
+    from linkkeeper.vocab import FAILURES, State
+
+    out = []
+    for url, state, first_failed, status, post_date in db.execute(
+        "SELECT s.url, s.state, s.first_failed, c.status,"
+        " (SELECT min(p.date) FROM occurrences o JOIN posts p ON p.path = o.post"
+        "  WHERE o.url = s.url) FROM link_state s"
+        " LEFT JOIN checks c ON c.run_id = s.last_run AND c.url = s.url ORDER BY s.url"
+    ):
+        if state == State.DEAD or status in FAILURES:
+            out.append(Target(url, first_failed, post_date))
+    return out
+
+
+def refresh_copies(db: sqlite_utils.Database, lookups: Sequence[tuple[str, Lookup]] = (),
+                   warc_folder: Path | None = None) -> int:
+    """Choose (and cache) a copy for every failing link, as the report shows them; returns
+    how many have one."""
+    ensure_tables(db)
+    return sum(choose_copy(db, t, lookups, warc_folder) is not None
+               for t in failing_targets(db))

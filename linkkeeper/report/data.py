@@ -58,13 +58,25 @@ class ArchivedCopy:
     date: str
     warc_file: str
     http_status: int | None
+    source: str = "ours"  # ours | wayback | memento (the `archived_copies` table)
+    link: str | None = None  # absolute: an external replay URL, or ours under --serve-url
 
     def href(self, url: str) -> str:
-        """Relative link served by `linkkeeper serve`: archive/<timestamp>/<original url>."""
-        return f"archive/{self.timestamp}/{quote(url, safe=_URL_SAFE)}"
+        """Where the copy opens: `link` when known, else relative for `linkkeeper serve`
+        (archive/<timestamp>/<original url>)."""
+        return self.link or f"archive/{self.timestamp}/{quote(url, safe=_URL_SAFE)}"
+
+    @property
+    def label(self) -> str:
+        """'ours 2024-11-19', 'Wayback 2023-05-02', 'Memento 2022-01-30'."""
+        return f"{SOURCE_NAMES.get(self.source, self.source)} {self.date[:10]}"
 
 
 _URL_SAFE = ":/?&=%@!$'()*+,;~[]-._#"
+SOURCE_NAMES = {"ours": "ours", "wayback": "Wayback", "memento": "Memento"}
+SOURCE_ORDER = ("ours", "wayback", "memento")
+# what to do about a failing link (the HTML report's last column)
+TODO_REPLACE, TODO_WAIT, TODO_CHECK, TODO_NOTHING = "replace", "wait", "check", "nothing"
 
 
 @dataclass(slots=True)
@@ -85,6 +97,25 @@ class LinkView:
     baseline_status: str | None = None
     change: str | None = None  # newly-broken | recovered | changed | None
     archive: ArchivedCopy | None = None
+    looked_everywhere: bool = False  # every archive asked answered "nothing"
+
+    @property
+    def archive_label(self) -> str:
+        """The archived copy in words, for every format."""
+        if self.archive:
+            return self.archive.label
+        return "none anywhere" if self.looked_everywhere else "none"
+
+    @property
+    def todo(self) -> tuple[str, str]:
+        """(code, advice) for a failing link: replace, wait, check by hand, or nothing to use."""
+        if self.is_blocked:
+            return TODO_CHECK, "check by hand: the site blocks us"
+        if self.state not in (State.DEAD, State.DRIFTED) and self.status != Status.SOFT_404:
+            return TODO_WAIT, "wait: not yet confirmed dead"
+        if self.archive:
+            return TODO_REPLACE, "replace with this copy (linkkeeper fix)"
+        return TODO_NOTHING, "nothing archived anywhere: write to the publisher or remove the link"
 
     @property
     def kinds(self) -> list[str]:
@@ -204,6 +235,7 @@ class Report:
     history: list[RunPoint]
     rot: list[YearRot]
     post_meta: dict[str, tuple[str, str]]  # every post: path -> (title, date)
+    serve_url: str | None = None  # where `linkkeeper serve` runs, for our copies' links
 
     @property
     def newly_broken(self) -> list[LinkView]:
@@ -280,6 +312,7 @@ def build_report(
     *,
     since: str | None = None,
     now: datetime | None = None,
+    serve_url: str | None = None,
 ) -> Report:
     """Read the history into a `Report` of the latest run; `since` limits the lists to what
     changed after that run id or date."""
@@ -287,7 +320,8 @@ def build_report(
     baseline_id = resolve_since(db, since, run_id)
     links = _load_links(db)
     _mark_changes(db, links, baseline_id)
-    _attach_archives(db, links)
+    _attach_archives(db, links, serve_url)
+    _attach_chosen_copies(db, links, serve_url)
     posts_meta = {
         path: (title or path, str(pdate or ""))
         for path, title, pdate in db.execute("SELECT path, title, date FROM posts")
@@ -307,6 +341,7 @@ def build_report(
         history=_history(db),
         rot=_rot(links, posts_meta),
         post_meta=posts_meta,
+        serve_url=serve_url,
     )
 
 
@@ -408,7 +443,14 @@ def _statuses_at(db: sqlite_utils.Database, run_id: int, urls: set[str]) -> dict
     return found
 
 
-def _attach_archives(db: sqlite_utils.Database, links: list[LinkView]) -> None:
+def _served(serve_url: str | None, timestamp: str, url: str) -> str | None:
+    if not serve_url:
+        return None
+    return f"{serve_url.rstrip('/')}/archive/{timestamp}/{quote(url, safe=_URL_SAFE)}"
+
+
+def _attach_archives(db: sqlite_utils.Database, links: list[LinkView],
+                     serve_url: str | None = None) -> None:
     """The latest good capture of each URL (SQLite takes the bare columns from the max row)."""
     copies: dict[str, ArchivedCopy] = {}
     for url, when, warc_file, code in db.execute(
@@ -417,11 +459,42 @@ def _attach_archives(db: sqlite_utils.Database, links: list[LinkView]) -> None:
     ):
         stamp = snapshot_timestamp(when)
         if stamp:
-            copies[url] = ArchivedCopy(stamp, when, warc_file or "", code)
+            copies[url] = ArchivedCopy(stamp, when, warc_file or "", code,
+                                       link=_served(serve_url, stamp, url))
     if not copies:
         return
     for link in links:
         link.archive = copies.get(link.url)
+
+
+def _attach_chosen_copies(db: sqlite_utils.Database, links: list[LinkView],
+                          serve_url: str | None) -> None:
+    """For failing links, the copy `fix` (or `report --archives`) chose and stored in
+    `archived_copies`: ours before the first failure, else an external archive's. A link
+    looked up with nothing found shows no copy (the latest capture may be the error page)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name='archived_copies'").fetchone() is None:
+        return
+    rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in db.execute("SELECT url, source, found, copy_url, copy_datetime, http_status"
+                          " FROM archived_copies"):
+        rows[row[0]].append(row[1:])
+    for link in links:
+        looked = rows.get(link.url)
+        if not looked or not link.is_failure:
+            continue
+        found = sorted((r for r in looked if r[1]), key=lambda r: _source_rank(r[0]))
+        link.looked_everywhere = not found and any(r[0] != "ours" for r in looked)
+        if not found:
+            link.archive = None
+            continue
+        source, _, copy_url, when, code = found[0]
+        stamp = snapshot_timestamp(when) or ""
+        href = (_served(serve_url, stamp, link.url) if source == "ours" else copy_url)
+        link.archive = ArchivedCopy(stamp, when or "", "", code, source, href)
+
+
+def _source_rank(source: str) -> int:
+    return SOURCE_ORDER.index(source) if source in SOURCE_ORDER else len(SOURCE_ORDER)
 
 
 def _summary(links: list[LinkView]) -> Summary:
