@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from linkkeeper.cli.app import CONTEXT, cli, load_params
-from linkkeeper.cli.repair import archive_lookup_options, refresh_copies, serve_url_option
+from linkkeeper.cli.lookups import archive_lookup_options, refresh_copies, serve_url_option
 from linkkeeper.db import connect, default_db_path
 from linkkeeper.site import REPORT_MARKER  # left in the report folder so scans skip it
 
