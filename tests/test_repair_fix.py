@@ -219,3 +219,28 @@ def test_cli_dry_run_write_undo_and_revert_recovered(tmp_path: Path) -> None:
     assert (site / NAME).read_text(encoding="utf-8") == POST
     missing = runner.invoke(cli, ["fix", str(site), "--undo", "7"])
     assert missing.exit_code == 1 and "there is no fix run 7" in missing.output
+
+
+def test_reference_links_rewrite_their_one_definition(tmp_path: Path) -> None:
+    paper = "https://gone.example/paper.pdf"
+    post = f"---\ntitle: r\n---\nSee [the paper][p] and [again][p].\n\n[p]: {paper} \"Paper\"\n"
+    site, db = world(tmp_path, post, dead=(paper,))
+    [plan] = plan_fix(db, site, FixOptions(serve_url=SERVE)).posts
+    assert not plan.skipped and len(plan.edits) == 1
+    assert plan.after.decode() == post.replace(f"[p]: {paper}", f"[p]: {arch(paper)}")
+
+
+def test_soft_404_and_drifted_only_when_included(tmp_path: Path) -> None:
+    site, db = world(tmp_path, dead=())
+    kill(db, RELATED_DEAD, state="failing", status="soft-404")
+    kill(db, MD_DEAD, state="drifted", status="ok")
+    for url in (RELATED_DEAD, MD_DEAD):
+        capture(db, url, WHEN)
+    assert not plan_fix(db, site, FixOptions(serve_url=SERVE)).posts
+    soft = plan_fix(db, site, FixOptions(serve_url=SERVE, include=frozenset({"soft-404"})))
+    assert {e.url for e in soft.changed[0].edits} == {RELATED_DEAD}
+    both = plan_fix(db, site, FixOptions(serve_url=SERVE,
+                                         include=frozenset({"soft-404", "drifted"})))
+    assert {e.url for e in both.changed[0].edits} == {RELATED_DEAD, MD_DEAD}
+    bad = CliRunner().invoke(cli, ["fix", str(site), "--include", "soft-404,gone"])
+    assert bad.exit_code == 2 and "'gone': choose from soft-404, drifted" in bad.output

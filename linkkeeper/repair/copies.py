@@ -22,7 +22,7 @@ import sqlite_utils
 from linkkeeper.archive.replay import Capture, captures_of
 from linkkeeper.history.runs import parse_iso
 from linkkeeper.repair.store import ensure_tables, now_iso
-from linkkeeper.vocab import Status
+from linkkeeper.vocab import FAILURES, State, Status
 
 OURS, WAYBACK, MEMENTO = "ours", "wayback", "memento"
 EXTERNAL = (WAYBACK, MEMENTO)
@@ -183,11 +183,10 @@ def stored_copies(db: sqlite_utils.Database) -> dict[str, list[Copy]]:
     return out
 
 
-def failing_targets(db: sqlite_utils.Database) -> list[Target]:
-    """Links the report lists as failing (latest check a failure, or dead), with the
-    earliest citing post's date."""
-    from linkkeeper.vocab import FAILURES, State
-
+def link_targets(db: sqlite_utils.Database,
+                 keep: Callable[[str | None, str | None], bool]) -> list[Target]:
+    """Links whose (state, latest check status) `keep` accepts, each with the earliest citing
+    post's date: one query for `fix` (dead links) and the report (every failing link)."""
     out = []
     for url, state, first_failed, status, post_date in db.execute(
         "SELECT s.url, s.state, s.first_failed, c.status,"
@@ -195,9 +194,14 @@ def failing_targets(db: sqlite_utils.Database) -> list[Target]:
         "  WHERE o.url = s.url) FROM link_state s"
         " LEFT JOIN checks c ON c.run_id = s.last_run AND c.url = s.url ORDER BY s.url"
     ):
-        if state == State.DEAD or status in FAILURES:
+        if keep(state, status):
             out.append(Target(url, first_failed, post_date))
     return out
+
+
+def _failing(state: str | None, status: str | None) -> bool:
+    """What the report lists as broken or failing (report/data.py LinkView.is_failure)."""
+    return state == State.DEAD or status in FAILURES
 
 
 def refresh_copies(db: sqlite_utils.Database, lookups: Sequence[tuple[str, Lookup]] = (),
@@ -206,4 +210,4 @@ def refresh_copies(db: sqlite_utils.Database, lookups: Sequence[tuple[str, Looku
     how many have one."""
     ensure_tables(db)
     return sum(choose_copy(db, t, lookups, warc_folder) is not None
-               for t in failing_targets(db))
+               for t in link_targets(db, _failing))

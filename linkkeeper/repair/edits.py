@@ -57,6 +57,10 @@ class Skip(Exception):
     """This occurrence cannot be rewritten safely; the message says why."""
 
 
+class Covered(Skip):
+    """This occurrence shares bytes another edit of the same plan already rewrites."""
+
+
 class PostText:
     """A post's bytes and the decoded text used to find links in them."""
 
@@ -177,7 +181,21 @@ def _markdown_edit(post: PostText, site: Site, rep: Replacement, taken: list[Spa
             return _markdown_to_html(post, line_start, line, m, site, rep)
         new = f"<{rep.url}>" if m.group(1) else markdown_url(rep.url)
         return Span(start, end, new)
-    raise Skip(f"the Markdown link is no longer on line {site.line}")
+    return _reference_edit(post, site, rep, taken)
+
+
+def _reference_edit(post: PostText, site: Site, rep: Replacement, taken: list[Span]) -> Span:
+    """A reference link (`[text][id]` … `[id]: url`): the one definition holding the URL."""
+    pattern = re.compile(r"(?m)^[ ]{0,3}\[[^\]\n]+\]:[ \t]*(<?)" + re.escape(site.original)
+                         + r"(>?)(?=[ \t]|\r?$)")
+    found = [m for m in pattern.finditer(post.text)]
+    if len(found) != 1:
+        raise Skip(f"the Markdown link is no longer on line {site.line}")
+    m = found[0]
+    if not _free((m.start(1), m.end(2)), taken):
+        raise Covered("its reference definition is rewritten once for every use")
+    new = f"<{rep.url}>" if m.group(1) else markdown_url(rep.url)
+    return Span(m.start(1), m.end(2), new)
 
 
 def markdown_url(url: str) -> str:

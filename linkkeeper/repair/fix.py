@@ -23,8 +23,8 @@ from pathlib import Path
 import sqlite_utils
 
 from linkkeeper.db import Transaction
-from linkkeeper.repair.copies import Copy, Lookup, Target, choose_copy
-from linkkeeper.repair.edits import PostText, Replacement, Site, Skip, Span, find_edit
+from linkkeeper.repair.copies import Copy, Lookup, Target, choose_copy, link_targets
+from linkkeeper.repair.edits import Covered, PostText, Replacement, Site, Skip, Span, find_edit
 from linkkeeper.repair.store import ensure_tables, now_iso
 from linkkeeper.vocab import State, Status
 
@@ -95,21 +95,14 @@ def sha256(data: bytes) -> str:
 # --- planning ----------------------------------------------------------------------------------
 
 
-def failing_targets(db: sqlite_utils.Database, include: frozenset[str]) -> list[Target]:
-    """Dead links (and soft 404s / drifted with `include`), with the earliest citing post's date."""
-    rows = db.execute(
-        "SELECT s.url, s.state, s.first_failed, c.status,"
-        " (SELECT min(p.date) FROM occurrences o JOIN posts p ON p.path = o.post"
-        "  WHERE o.url = s.url) FROM link_state s"
-        " LEFT JOIN checks c ON c.run_id = s.last_run AND c.url = s.url ORDER BY s.url"
-    ).fetchall()
-    out = []
-    for url, state, first_failed, status, post_date in rows:
-        if (state == State.DEAD
+def fixable_targets(db: sqlite_utils.Database, include: frozenset[str]) -> list[Target]:
+    """Dead links, and with `include` those whose latest check is a soft 404 or that drifted."""
+    def keep(state: str | None, status: str | None) -> bool:
+        return (state == State.DEAD
                 or ("soft-404" in include and status == Status.SOFT_404)
-                or ("drifted" in include and state == State.DRIFTED)):
-            out.append(Target(url, first_failed, post_date))
-    return out
+                or ("drifted" in include and state == State.DRIFTED))
+
+    return link_targets(db, keep)
 
 
 def plan_fix(db: sqlite_utils.Database, root: Path, opts: FixOptions,
@@ -118,7 +111,7 @@ def plan_fix(db: sqlite_utils.Database, root: Path, opts: FixOptions,
     ensure_tables(db)
     copies: dict[str, Copy] = {}
     no_copy: list[str] = []
-    for target in failing_targets(db, opts.include):
+    for target in fixable_targets(db, opts.include):
         copy = choose_copy(db, target, opts.lookups, opts.warc_folder)
         if copy is None:
             no_copy.append(target.url)
@@ -161,6 +154,8 @@ def _plan_post(root: Path, post: str, occs: list[tuple[int, str, str, str]],
         try:
             span = find_edit(text, Site(line, element, original), rep, taken,
                              robust=opts.robust, archived_key=opts.archived_key)
+        except Covered:
+            continue
         except Skip as why:
             plan.skipped.append((line, url, str(why)))
             continue
