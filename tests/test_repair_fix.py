@@ -244,3 +244,15 @@ def test_soft_404_and_drifted_only_when_included(tmp_path: Path) -> None:
     assert {e.url for e in both.changed[0].edits} == {RELATED_DEAD, MD_DEAD}
     bad = CliRunner().invoke(cli, ["fix", str(site), "--include", "soft-404,gone"])
     assert bad.exit_code == 2 and "'gone': choose from soft-404, drifted" in bad.output
+
+
+def test_lead_image_with_srcset_and_lazy_loading(tmp_path: Path) -> None:
+    small, big = "https://img.news.example/s.jpg", "https://img.news.example/l.jpg"
+    post = (f'---\ntitle: i\n---\n<p><img class="lazy" src="{LEAD}" data-src="{LEAD}"'
+            f' srcset="{small} 480w, {big} 1024w" alt="lead"></p>\n')
+    site, db = world(tmp_path, post, dead=(LEAD, big))
+    [plan] = plan_fix(db, site, FixOptions(serve_url=SERVE)).posts
+    assert not plan.skipped
+    assert plan.after.decode() == (
+        f'---\ntitle: i\n---\n<p><img class="lazy" src={robust(LEAD)} data-src="{arch(LEAD)}"'
+        f' srcset="{small} 480w, {arch(big)} 1024w" alt="lead"></p>\n')

@@ -24,7 +24,17 @@ BOM = b"\xef\xbb\xbf"
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _TAG = re.compile(r"<(a|img)\b[^>]*>", re.IGNORECASE | re.DOTALL)
 _ATTR = re.compile(r"""\s([A-Za-z_:][-\w:.]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?""")
-HTML_ELEMENTS = {"a": "href", "img": "src"}
+# occurrence element -> (tag, attribute, a srcset list?)
+HTML_ELEMENTS = {
+    "a": ("a", "href", False),
+    "img": ("img", "src", False),
+    "img-data-src": ("img", "data-src", False),
+    "img-data-lazy-src": ("img", "data-lazy-src", False),
+    "img-data-original": ("img", "data-original", False),
+    "img-srcset": ("img", "srcset", True),
+    "img-data-srcset": ("img", "data-srcset", True),
+    "img-data-lazy-srcset": ("img", "data-lazy-srcset", True),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +144,15 @@ def _free(span: tuple[int, int], taken: list[Span]) -> bool:
 
 
 def _html_edit(post: PostText, site: Site, rep: Replacement, taken: list[Span]) -> Span:
+    """The attribute value (or srcset candidate) holding the link, in the tag the scan saw
+    start on this line. The element's own link (a href, img src) also gains Robust Links
+    attributes; lazy-loading copies and srcset candidates only get the new URL."""
+    tag_name, wanted_attr, srcset = HTML_ELEMENTS[site.element]
     line_start, line_end = post.line_span(site.line)
-    wanted_attr = HTML_ELEMENTS[site.element]
     for tag in _TAG.finditer(post.text, line_start):
         if tag.start() > line_end:
             break
-        if tag.group(1).lower() != site.element:
+        if tag.group(1).lower() != tag_name:
             continue
         attrs = {m.group(1).lower(): m for m in _ATTR.finditer(tag.group(0))}
         attr = attrs.get(wanted_attr)
@@ -147,17 +160,48 @@ def _html_edit(post: PostText, site: Site, rep: Replacement, taken: list[Span]) 
             continue
         raw = attr.group(2)
         quote = raw[0] if raw[0] in "\"'" else '"'
-        value = raw[1:-1] if raw[0] in "\"'" else raw
+        inner = 1 if raw[0] in "\"'" else 0
+        value = raw[inner:len(raw) - inner]
+        offset = tag.start() + attr.start(2) + inner
+        if srcset:
+            m = re.search(r"(?:^|,)\s*(" + re.escape(site.original) + r")(?=[\s,]|$)", value)
+            span = (offset + m.start(1), offset + m.end(1)) if m else None
+            if span and _free(span, taken):
+                return Span(*span, html.escape(rep.url).replace(",", "%2C"))
+            continue
         if value != site.original:
             continue
         start, end = tag.start() + attr.start(2), tag.start() + attr.end(2)
         if not _free((start, end), taken):
             continue
-        if "data-versionurl" in attrs:
-            raise Skip("already carries a Robust Links data-versionurl")
-        new = f"{quote}{html.escape(rep.url)}{quote}" + robust_attrs(value, rep, quote)
+        new = f"{quote}{html.escape(rep.url)}{quote}"
+        if wanted_attr in ("href", "src"):
+            if "data-versionurl" in attrs:
+                raise Skip("already carries a Robust Links data-versionurl")
+            new += robust_attrs(value, rep, quote)
+            return _with_lazy_copies(tag, attrs, Span(start, end, new), raw, rep)
         return Span(start, end, new)
-    raise Skip(f"<{site.element} {wanted_attr}=…> with this URL is no longer on line {site.line}")
+    raise Skip(f"<{tag_name} {wanted_attr}=…> with this URL is no longer on line {site.line}")
+
+
+_LAZY = ("data-src", "data-lazy-src", "data-original")
+
+
+def _with_lazy_copies(tag: re.Match[str], attrs: dict[str, re.Match[str]], span: Span,
+                      raw: str, rep: Replacement) -> Span:
+    """An img's lazy-loading attributes holding the very same URL as its src (the scan
+    records that link once) change with it, or a lazy loader would put the dead URL back."""
+    same = sorted((tag.start() + a.start(2), tag.start() + a.end(2)) for name, a in attrs.items()
+                  if name in _LAZY and a.group(2) == raw)
+    if not same or same[0][0] < span.end:
+        return span
+    text = tag.string
+    parts, pos = [span.new], span.end
+    for start, end in same:
+        quote = raw[0] if raw[0] in "\"'" else '"'
+        parts += [text[pos:start], f"{quote}{html.escape(rep.url)}{quote}"]
+        pos = end
+    return Span(span.start, pos, "".join(parts))
 
 
 def _markdown_edit(post: PostText, site: Site, rep: Replacement, taken: list[Span],
