@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from linkkeeper.db import connect
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.report import build_report
-from linkkeeper.report.data import snapshot_timestamp
+from linkkeeper.report.copies import snapshot_timestamp
 from linkkeeper.report.formats import md_text, md_url
 from linkkeeper.report.html import render_html, safe_json
 from linkkeeper.report.results import link_records, run_record

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import sqlite_utils
 
 from linkkeeper.archive.replay import Capture, captures_of
+from linkkeeper.db import Transaction
 from linkkeeper.history.runs import parse_iso
 from linkkeeper.repair.store import ensure_tables, now_iso
 from linkkeeper.vocab import FAILURES, State, Status
@@ -209,5 +210,8 @@ def refresh_copies(db: sqlite_utils.Database, lookups: Sequence[tuple[str, Looku
     """Choose (and cache) a copy for every failing link, as the report shows them; returns
     how many have one."""
     ensure_tables(db)
-    return sum(choose_copy(db, t, lookups, warc_folder) is not None
-               for t in link_targets(db, _failing))
+    targets = link_targets(db, _failing)
+    if lookups:  # no write transaction held across slow network lookups
+        return sum(choose_copy(db, t, lookups, warc_folder) is not None for t in targets)
+    with Transaction(db):
+        return sum(choose_copy(db, t, (), warc_folder) is not None for t in targets)

@@ -21,11 +21,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote
 
 import sqlite_utils
 
 from linkkeeper.history.runs import previous_run_id
+from linkkeeper.report.copies import (
+    ArchivedCopy,
+    chosen_copies,
+    latest_captures,
+)
 from linkkeeper.report.results import run_record
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
 
@@ -50,31 +54,6 @@ class Occurrence:
     text: str
 
 
-@dataclass(slots=True, frozen=True)
-class ArchivedCopy:
-    """The capture a reader should open instead of a dead link."""
-
-    timestamp: str  # 14-digit UTC YYYYmmddHHMMSS, as `linkkeeper serve` routes it
-    date: str
-    warc_file: str
-    http_status: int | None
-    source: str = "ours"  # ours | wayback | memento (the `archived_copies` table)
-    link: str | None = None  # absolute: an external replay URL, or ours under --serve-url
-
-    def href(self, url: str) -> str:
-        """Where the copy opens: `link` when known, else relative for `linkkeeper serve`
-        (archive/<timestamp>/<original url>)."""
-        return self.link or f"archive/{self.timestamp}/{quote(url, safe=_URL_SAFE)}"
-
-    @property
-    def label(self) -> str:
-        """'ours 2024-11-19', 'Wayback 2023-05-02', 'Memento 2022-01-30'."""
-        return f"{SOURCE_NAMES.get(self.source, self.source)} {self.date[:10]}"
-
-
-_URL_SAFE = ":/?&=%@!$'()*+,;~[]-._#"
-SOURCE_NAMES = {"ours": "ours", "wayback": "Wayback", "memento": "Memento"}
-SOURCE_ORDER = ("ours", "wayback", "memento")
 # what to do about a failing link (the HTML report's last column)
 TODO_REPLACE, TODO_WAIT, TODO_CHECK, TODO_NOTHING = "replace", "wait", "check", "nothing"
 
@@ -253,12 +232,6 @@ def is_web_url(url: str | None) -> bool:
     return bool(url) and re.match(r"(?i)https?://", url or "") is not None
 
 
-def snapshot_timestamp(value: str | None) -> str | None:
-    """'2024-11-19T08:01:02Z' (or any ISO-ish form) -> '20241119080102'."""
-    digits = re.sub(r"\D", "", value or "")
-    return digits[:14] if len(digits) >= 14 else None
-
-
 # --- the baseline ---------------------------------------------------------------------------
 
 
@@ -321,7 +294,6 @@ def build_report(
     links = _load_links(db)
     _mark_changes(db, links, baseline_id)
     _attach_archives(db, links, serve_url)
-    _attach_chosen_copies(db, links, serve_url)
     posts_meta = {
         path: (title or path, str(pdate or ""))
         for path, title, pdate in db.execute("SELECT path, title, date FROM posts")
@@ -443,58 +415,15 @@ def _statuses_at(db: sqlite_utils.Database, run_id: int, urls: set[str]) -> dict
     return found
 
 
-def _served(serve_url: str | None, timestamp: str, url: str) -> str | None:
-    if not serve_url:
-        return None
-    return f"{serve_url.rstrip('/')}/archive/{timestamp}/{quote(url, safe=_URL_SAFE)}"
-
-
 def _attach_archives(db: sqlite_utils.Database, links: list[LinkView],
                      serve_url: str | None = None) -> None:
-    """The latest good capture of each URL (SQLite takes the bare columns from the max row)."""
-    copies: dict[str, ArchivedCopy] = {}
-    for url, when, warc_file, code in db.execute(
-        "SELECT url, max(date), warc_file, http_status FROM snapshots"
-        " WHERE coalesce(http_status, 200) < 400 GROUP BY url"
-    ):
-        stamp = snapshot_timestamp(when)
-        if stamp:
-            copies[url] = ArchivedCopy(stamp, when, warc_file or "", code,
-                                       link=_served(serve_url, stamp, url))
-    if not copies:
-        return
+    """Every link's latest good capture; for failing links, the copy chosen for them."""
+    latest = latest_captures(db, serve_url)
+    chosen = chosen_copies(db, serve_url)
     for link in links:
-        link.archive = copies.get(link.url)
-
-
-def _attach_chosen_copies(db: sqlite_utils.Database, links: list[LinkView],
-                          serve_url: str | None) -> None:
-    """For failing links, the copy `fix` (or `report --archives`) chose and stored in
-    `archived_copies`: ours before the first failure, else an external archive's. A link
-    looked up with nothing found shows no copy (the latest capture may be the error page)."""
-    if db.execute("SELECT 1 FROM sqlite_master WHERE name='archived_copies'").fetchone() is None:
-        return
-    rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for row in db.execute("SELECT url, source, found, copy_url, copy_datetime, http_status"
-                          " FROM archived_copies"):
-        rows[row[0]].append(row[1:])
-    for link in links:
-        looked = rows.get(link.url)
-        if not looked or not link.is_failure:
-            continue
-        found = sorted((r for r in looked if r[1]), key=lambda r: _source_rank(r[0]))
-        link.looked_everywhere = not found and any(r[0] != "ours" for r in looked)
-        if not found:
-            link.archive = None
-            continue
-        source, _, copy_url, when, code = found[0]
-        stamp = snapshot_timestamp(when) or ""
-        href = (_served(serve_url, stamp, link.url) if source == "ours" else copy_url)
-        link.archive = ArchivedCopy(stamp, when or "", "", code, source, href)
-
-
-def _source_rank(source: str) -> int:
-    return SOURCE_ORDER.index(source) if source in SOURCE_ORDER else len(SOURCE_ORDER)
+        link.archive = latest.get(link.url)
+        if link.is_failure and link.url in chosen:
+            link.archive, link.looked_everywhere = chosen[link.url]
 
 
 def _summary(links: list[LinkView]) -> Summary:
