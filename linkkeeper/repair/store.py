@@ -69,8 +69,17 @@ CREATE INDEX IF NOT EXISTS idx_fix_edits_run ON fix_edits (run_id, post);
 """
 
 
+TABLES = ("archived_copies", "fix_runs", "fix_posts", "fix_edits")
+
+
 def ensure_tables(db: sqlite_utils.Database) -> None:
-    db.conn.executescript(SCHEMA)
+    """Create what is missing. Cheap when all is there, and then it runs no script (which
+    would commit an open transaction)."""
+    marks = ",".join("?" * len(TABLES))
+    have = db.execute(f"SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ({marks})",
+                      list(TABLES)).fetchone()[0]
+    if have < len(TABLES):
+        db.conn.executescript(SCHEMA)
 
 
 def now_iso() -> str:
