@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from linkkeeper import __version__
 from linkkeeper.repair.copies import LookupUnavailable
 
-USER_AGENT = f"linkkeeper/{__version__} (archived-copy lookup; +https://github.com/)"
+USER_AGENT = f"linkkeeper/{__version__} (archived-copy lookup for a static site)"
 
 
 @dataclass(slots=True)
