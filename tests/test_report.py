@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from linkkeeper.db import connect
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.report import build_report
-from linkkeeper.report.data import snapshot_timestamp
+from linkkeeper.report.copies import snapshot_timestamp
 from linkkeeper.report.formats import md_text, md_url
 from linkkeeper.report.html import render_html, safe_json
 from linkkeeper.report.results import link_records, run_record
@@ -302,7 +302,7 @@ def test_json_has_the_check_schema_plus_report(history: History, tmp_path: Path)
     check_keys = set(next(link_records(connect(history.db), 2)))  # `check --format json`'s
     assert set(doc) == {"run", "links", "report"}
     assert doc["run"] == run_record(connect(history.db), 2)
-    assert all(set(lnk) == check_keys | {"change", "baseline_status", "archived"}
+    assert all(set(lnk) == check_keys | {"change", "baseline_status", "archived", "archived_copy"}
                for lnk in doc["links"])
     assert doc["report"]["newly_broken"] == [NEW_404]
     assert doc["report"]["recovered"] == [FLAKY]

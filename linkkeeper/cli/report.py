@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from linkkeeper.cli.app import CONTEXT, cli, db_path_for, load_params, store_options
+from linkkeeper.cli.lookups import archive_lookup_options, refresh_copies, serve_url_option
 from linkkeeper.db import connect
 
 
@@ -32,6 +33,8 @@ from linkkeeper.db import connect
 @click.option("--sarif-prefix", default="", metavar="PATH/",
               help="SARIF: prefix for post paths when the site is not the repository root "
               "(e.g. 'site/').")
+@serve_url_option
+@archive_lookup_options
 @click.pass_context
 def report(ctx: click.Context, **params: Any) -> None:
     """Write the broken-link report from the history database.
@@ -65,8 +68,9 @@ def report(ctx: click.Context, **params: Any) -> None:
         raise click.ClickException(
             f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
     db = connect(db_path)
+    refresh_copies(db, db_path, p)
     try:
-        rep = build_report(db, since=p["since"])
+        rep = build_report(db, since=p["since"], serve_url=p["serve_url"])
     except ReportError as exc:
         if p["since"] and str(exc).startswith("--since"):
             raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--since") from None

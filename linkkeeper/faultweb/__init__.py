@@ -16,6 +16,7 @@ Modules: `server` (FaultWeb: ports, TLS, latency, request log), `behaviours`
 `resolver` (an aiohttp resolver built from --connect-to entries, no real DNS).
 """
 
+from linkkeeper.faultweb.archives import FakeArchives
 from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS, BadPath, Behaviour, Hit
 from linkkeeper.faultweb.resolver import FaultResolver, parse_connect_to
 from linkkeeper.faultweb.server import (
@@ -40,6 +41,7 @@ __all__ = [
     "BadPath",
     "Behaviour",
     "Connection",
+    "FakeArchives",
     "FaultResolver",
     "FaultWeb",
     "Hit",

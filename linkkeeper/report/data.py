@@ -21,11 +21,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote
 
 import sqlite_utils
 
 from linkkeeper.history.runs import previous_run_id
+from linkkeeper.report.copies import (
+    ArchivedCopy,
+    chosen_copies,
+    latest_captures,
+)
 from linkkeeper.report.results import run_record
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
 
@@ -50,21 +54,8 @@ class Occurrence:
     text: str
 
 
-@dataclass(slots=True, frozen=True)
-class ArchivedCopy:
-    """The capture a reader should open instead of a dead link."""
-
-    timestamp: str  # 14-digit UTC YYYYmmddHHMMSS, as `linkkeeper serve` routes it
-    date: str
-    warc_file: str
-    http_status: int | None
-
-    def href(self, url: str) -> str:
-        """Relative link served by `linkkeeper serve`: archive/<timestamp>/<original url>."""
-        return f"archive/{self.timestamp}/{quote(url, safe=_URL_SAFE)}"
-
-
-_URL_SAFE = ":/?&=%@!$'()*+,;~[]-._#"
+# what to do about a failing link (the HTML report's last column)
+TODO_REPLACE, TODO_WAIT, TODO_CHECK, TODO_NOTHING = "replace", "wait", "check", "nothing"
 
 
 @dataclass(slots=True)
@@ -85,6 +76,25 @@ class LinkView:
     baseline_status: str | None = None
     change: str | None = None  # newly-broken | recovered | changed | None
     archive: ArchivedCopy | None = None
+    looked_everywhere: bool = False  # every archive asked answered "nothing"
+
+    @property
+    def archive_label(self) -> str:
+        """The archived copy in words, for every format."""
+        if self.archive:
+            return self.archive.label
+        return "none anywhere" if self.looked_everywhere else "none"
+
+    @property
+    def todo(self) -> tuple[str, str]:
+        """(code, advice) for a failing link: replace, wait, check by hand, or nothing to use."""
+        if self.is_blocked:
+            return TODO_CHECK, "check by hand: the site blocks us"
+        if self.state not in (State.DEAD, State.DRIFTED) and self.status != Status.SOFT_404:
+            return TODO_WAIT, "wait: not yet confirmed dead"
+        if self.archive:
+            return TODO_REPLACE, "replace with this copy (linkkeeper fix)"
+        return TODO_NOTHING, "nothing archived anywhere: write to the publisher or remove the link"
 
     @property
     def kinds(self) -> list[str]:
@@ -204,6 +214,7 @@ class Report:
     history: list[RunPoint]
     rot: list[YearRot]
     post_meta: dict[str, tuple[str, str]]  # every post: path -> (title, date)
+    serve_url: str | None = None  # where `linkkeeper serve` runs, for our copies' links
 
     @property
     def newly_broken(self) -> list[LinkView]:
@@ -219,12 +230,6 @@ class Report:
 
 def is_web_url(url: str | None) -> bool:
     return bool(url) and re.match(r"(?i)https?://", url or "") is not None
-
-
-def snapshot_timestamp(value: str | None) -> str | None:
-    """'2024-11-19T08:01:02Z' (or any ISO-ish form) -> '20241119080102'."""
-    digits = re.sub(r"\D", "", value or "")
-    return digits[:14] if len(digits) >= 14 else None
 
 
 # --- the baseline ---------------------------------------------------------------------------
@@ -280,6 +285,7 @@ def build_report(
     *,
     since: str | None = None,
     now: datetime | None = None,
+    serve_url: str | None = None,
 ) -> Report:
     """Read the history into a `Report` of the latest run; `since` limits the lists to what
     changed after that run id or date."""
@@ -287,7 +293,7 @@ def build_report(
     baseline_id = resolve_since(db, since, run_id)
     links = _load_links(db)
     _mark_changes(db, links, baseline_id)
-    _attach_archives(db, links)
+    _attach_archives(db, links, serve_url)
     posts_meta = {
         path: (title or path, str(pdate or ""))
         for path, title, pdate in db.execute("SELECT path, title, date FROM posts")
@@ -307,6 +313,7 @@ def build_report(
         history=_history(db),
         rot=_rot(links, posts_meta),
         post_meta=posts_meta,
+        serve_url=serve_url,
     )
 
 
@@ -408,20 +415,15 @@ def _statuses_at(db: sqlite_utils.Database, run_id: int, urls: set[str]) -> dict
     return found
 
 
-def _attach_archives(db: sqlite_utils.Database, links: list[LinkView]) -> None:
-    """The latest good capture of each URL (SQLite takes the bare columns from the max row)."""
-    copies: dict[str, ArchivedCopy] = {}
-    for url, when, warc_file, code in db.execute(
-        "SELECT url, max(date), warc_file, http_status FROM snapshots"
-        " WHERE coalesce(http_status, 200) < 400 GROUP BY url"
-    ):
-        stamp = snapshot_timestamp(when)
-        if stamp:
-            copies[url] = ArchivedCopy(stamp, when, warc_file or "", code)
-    if not copies:
-        return
+def _attach_archives(db: sqlite_utils.Database, links: list[LinkView],
+                     serve_url: str | None = None) -> None:
+    """Every link's latest good capture; for failing links, the copy chosen for them."""
+    latest = latest_captures(db, serve_url)
+    chosen = chosen_copies(db, serve_url)
     for link in links:
-        link.archive = copies.get(link.url)
+        link.archive = latest.get(link.url)
+        if link.is_failure and link.url in chosen:
+            link.archive, link.looked_everywhere = chosen[link.url]
 
 
 def _summary(links: list[LinkView]) -> Summary:

@@ -62,6 +62,7 @@ def write_json(db: sqlite_utils.Database, report: Report, out: TextIO) -> None:
         rec["change"] = link.change
         rec["baseline_status"] = link.baseline_status
         rec["archived"] = _archive_dict(link)
+        rec["archived_copy"] = link.archive_label
         out.write("\n  " if first else ",\n  ")
         out.write(json.dumps(rec, ensure_ascii=False))
         first = False
@@ -90,14 +91,15 @@ def _archive_dict(link: LinkView) -> dict[str, Any] | None:
     if not link.archive:
         return None
     return {"timestamp": link.archive.timestamp, "date": link.archive.date,
-            "warc_file": link.archive.warc_file, "href": link.archive.href(link.url)}
+            "warc_file": link.archive.warc_file, "href": link.archive.href(link.url),
+            "source": link.archive.source}
 
 
 # --- CSV --------------------------------------------------------------------------------------
 
 CSV_COLUMNS = ("post", "post_title", "post_date", "line", "kind", "text", "url", "host", "status",
                "http_status", "reason", "state", "state_since", "failing_since", "last_ok",
-               "checked_at", "change", "archived_copy", "archive_timestamp")
+               "checked_at", "change", "archived_copy", "archive_timestamp", "archive_label")
 
 
 def _cell(value: Any) -> Any:
@@ -120,6 +122,7 @@ def write_csv(report: Report, out: TextIO) -> None:
                 link.state_since, link.failing_since, link.last_ok, link.checked_at,
                 link.change or "", link.archive.href(link.url) if link.archive else "",
                 link.archive.timestamp if link.archive else "",
+                link.archive_label,
             ])
 
 
@@ -154,7 +157,8 @@ def write_junit(report: Report, out: TextIO) -> None:
             failures += 1
             state = f" ({link.state}{f' since {link.failing_since}' if link.failing_since else ''})"
             fail = ET.SubElement(case, "failure", type=_x(link.status), message=_x(summary + state))
-            fail.text = _x(f"{link.url}\n{summary}\ncited by:\n{_cited_by(link, report)}")
+            fail.text = _x(f"{link.url}\n{summary}\narchived copy: {_copy_words(link)}\n"
+                           f"cited by:\n{_cited_by(link, report)}")
         elif link.is_blocked or link.status in (Status.EXCLUDED, Status.INVALID) or \
                 link.run_id is None:
             skipped += 1
@@ -200,8 +204,7 @@ def sarif_document(report: Report, uri_prefix: str = "") -> dict[str, Any]:
                     f" ({link.state}): {link.reason}.")
             if link.failing_since:
                 text += f" Failing since {link.failing_since[:10]}."
-            if link.archive:
-                text += f" Archived copy: {link.archive.href(link.url)}."
+            text += f" Archived copy: {_copy_words(link)}."
             results.append({
                 "ruleId": str(rule),
                 "ruleIndex": rule_ids.index(str(rule)),
@@ -289,7 +292,7 @@ def write_markdown(report: Report, out: TextIO) -> None:
     lines += _md_section(f"Newly broken ({s.newly_broken})", report.newly_broken, budget, lambda
                          lnk: f"- {_md_status(lnk)} {md_url(lnk.url)} — {md_text(lnk.reason)} · "
                          f"in {_md_where(lnk, report)}"
-                         + (f" · archived {lnk.archive.date[:10]}" if lnk.archive else ""))
+                         + f" · archived copy: {_md_copy(lnk)}")
     lines += _md_section(f"Recovered ({s.recovered})", report.recovered, budget, lambda lnk:
                          f"- {md_url(lnk.url)} (was {md_text(lnk.baseline_status)})")
     still = [p for p in report.posts if any(b.link.change != CHANGE_NEW for b in p.bad)]
@@ -304,7 +307,7 @@ def write_markdown(report: Report, out: TextIO) -> None:
                 since = f", failing since {lnk.failing_since[:10]}" if lnk.failing_since else ""
                 block.append(f"- line {bad.occurrence.line or 1}, {bad.occurrence.kind}: "
                              f"{_md_status(lnk)} {md_url(lnk.url)} — {md_text(lnk.reason)}"
-                             f"{since}")
+                             f"{since} · archived copy: {_md_copy(lnk)}")
             block.append("")
             if not budget.take(block):
                 lines += ["…and more: see the HTML report or `--format csv`.", ""]
@@ -314,6 +317,21 @@ def write_markdown(report: Report, out: TextIO) -> None:
     if not (report.newly_broken or report.recovered or still):
         lines += ["No link changed status." if report.since else "No broken or failing link.", ""]
     out.write("\n".join(lines).rstrip() + "\n")
+
+
+def _copy_words(link: LinkView) -> str:
+    """'ours 2024-11-19 archive/2024…/url', 'Wayback 2023-05-02 https://…', 'none anywhere'."""
+    if not link.archive:
+        return link.archive_label
+    return f"{link.archive.label} {link.archive.href(link.url)}"
+
+
+def _md_copy(link: LinkView) -> str:
+    """The label, with the address when it is absolute (relative ones mean nothing in an
+    issue comment)."""
+    if link.archive and is_web_url(link.archive.href(link.url)):
+        return f"{md_text(link.archive.label)} {md_url(link.archive.href(link.url))}"
+    return md_text(link.archive_label)
 
 
 class _Budget:

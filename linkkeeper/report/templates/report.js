@@ -131,7 +131,7 @@
       var checked = cell(tr, "hide-sm nowrap", r[CHECKED].slice(0, 10));
       checked.title = r[CHECKED] + " UTC";
       var arch = cell(tr, "");
-      if (r[ARCHIVE] && r[ARCHIVE].indexOf("archive/") === 0) {
+      if (r[ARCHIVE] && /^(archive\/|https?:\/\/)/.test(r[ARCHIVE])) {
         var a = document.createElement("a");
         a.href = r[ARCHIVE];
         a.textContent = "archived";
