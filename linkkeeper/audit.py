@@ -32,6 +32,7 @@ from linkkeeper.history.runs import (
     start_run,
     utcnow,
 )
+from linkkeeper.shards import Shard  # issue 15: check --shard
 from linkkeeper.vocab import Status
 
 
@@ -44,6 +45,7 @@ class AuditOptions:
     confirm: ConfirmPolicy = field(default_factory=ConfirmPolicy)
     record_options: dict[str, Any] = field(default_factory=dict)  # stored in runs.options
     archive: ArchiveOptions | None = None  # None: no snapshots (--no-snapshot)
+    shard: Shard | None = None  # issue 15: check only this shard's hosts (--shard I/N)
 
 
 @dataclass
@@ -96,7 +98,8 @@ async def run_audit_async(
 ) -> AuditResult:
     t0 = time.perf_counter()
     planned = plan_urls(
-        db, max_age=options.max_age, failing_only=options.failing_only, budget=options.budget
+        db, max_age=options.max_age, failing_only=options.failing_only, budget=options.budget,
+        shard=options.shard,  # issue 15
     )
     run = start_run(
         db,
@@ -121,7 +124,7 @@ async def run_audit_async(
         if on_progress:
             on_progress(recorder.done, total, dict(recorder.counts))
 
-    pre = scan_time_statuses(db, todo)
+    pre = scan_time_statuses(db, todo) if todo else {}  # issue 15: [] means none, not all
     fetch = [u for u in todo if u not in pre]
     for url, (status, reason) in pre.items():
         record(_scan_time_result(url, status, reason))

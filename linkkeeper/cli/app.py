@@ -226,6 +226,15 @@ def parse_confirm(text: str) -> ConfirmPolicy:
     return policy
 
 
+def parse_shard(text: str | None) -> Any:  # issue 15
+    from linkkeeper.shards import Shard, ShardError
+
+    try:
+        return Shard.parse(text) if text else None
+    except ShardError as exc:
+        raise click.BadParameter(f"--shard {exc}") from None
+
+
 def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     headers = {}
     for v in values:
@@ -377,6 +386,9 @@ from linkkeeper.cli.archive import archive_options, archive_options_from  # noqa
               help="Check at most N URLs this run (least recently checked first).")
 @click.option("--new-run", is_flag=True, help="Start afresh instead of resuming an "
               "interrupted run.")
+@click.option("--shard", envvar="LINKKEEPER_SHARD", metavar="I/N",  # issue 15
+              help="Check only shard I of N (1-based), the hosts whose registrable domain falls "
+              "in it; give each shard its own --db and --warc-dir, then `linkkeeper merge`.")
 @click.option("--confirm", default="3,3", show_default=True, envvar="LINKKEEPER_CONFIRM",
               metavar="N,DAYS", help="A link is dead after N failed checks spanning DAYS days.")
 @click.option("--soft404/--no-soft404", "soft404", default=True, show_default=True,
@@ -430,6 +442,7 @@ def check(ctx: click.Context, **params: Any) -> int:
     try:
         confirm = parse_confirm(p["confirm"])
         max_age = parse_duration(p["max_age"])
+        shard = parse_shard(p["shard"])  # issue 15
     except click.BadParameter as exc:
         raise ConfigError(exc.message) from None
     site = open_site(list(p["site"]), p["site_url"])
@@ -450,7 +463,8 @@ def check(ctx: click.Context, **params: Any) -> int:
                    if not k.startswith("_") and k not in ("site",)}
     audit_opts = AuditOptions(max_age=max_age, failing_only=p["failing_only"],
                               budget=p["budget"], new_run=p["new_run"], confirm=confirm,
-                              record_options=record_opts, archive=archive)
+                              record_options=record_opts, archive=archive,
+                              shard=shard)  # issue 15
     from linkkeeper.history.runs import RunBusy
 
     progress = ProgressReporter(quiet=p["quiet"])
@@ -626,4 +640,5 @@ def example_site_path() -> Path:
 # Commands of the later stages live in their own modules and register themselves on `cli`.
 import linkkeeper.cli.archive  # noqa: E402
 import linkkeeper.cli.export  # noqa: E402
+import linkkeeper.cli.merge  # noqa: E402  (issue 15)
 import linkkeeper.cli.report  # noqa: E402, F401

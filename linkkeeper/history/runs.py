@@ -40,6 +40,7 @@ from linkkeeper.history.truth import (
     drifted_state,
     host_failures,
 )
+from linkkeeper.shards import Shard  # issue 15: check --shard
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
 
 RECENT_LEN = 8
@@ -167,6 +168,7 @@ def plan_urls(
     failing_only: bool = False,
     budget: int | None = None,
     now: datetime | None = None,
+    shard: Shard | None = None,  # issue 15: only the hosts of this shard (shards.py)
 ) -> list[str]:
     """Which URLs this run checks, in the order the scheduler should see them.
 
@@ -198,6 +200,8 @@ def plan_urls(
         ):
             continue
         chosen.append((url, host or ""))
+    if shard is not None:  # issue 15: before the budget, which is then per shard
+        chosen = shard.select(chosen)
     if budget is not None:
         chosen = chosen[: max(0, budget)]
     return interleave_by_host(chosen)
