@@ -346,3 +346,22 @@ def test_next_night_adds_one_run(world: dict[str, Any], tmp_path: Path) -> None:
     folder = merged.parent / "warcs"
     for (warc_file,) in q(merged, "SELECT DISTINCT warc_file FROM snapshots"):
         assert (folder / warc_file).is_file(), warc_file
+
+
+def test_one_wacz_from_the_shard_folders(world: dict[str, Any], tmp_path: Path) -> None:
+    """`export` from the merged database reads every shard's WARCs: one WACZ, all captures."""
+    import zipfile
+
+    counts = {}
+    for name, db in (("single", world["root"] / "single" / "linkkeeper.db"),
+                     ("merged", world[4]["merged"])):
+        out = tmp_path / f"{name}.wacz"
+        res = run("export", "--db", db, "-o", out, "--format", "json")
+        assert res.returncode == 0, res.stderr
+        assert "warning" not in res.stderr, res.stderr
+        with zipfile.ZipFile(out) as wacz:
+            index = [n for n in wacz.namelist() if n.startswith("indexes/")]
+            lines = b"".join(wacz.read(n) for n in index if n.endswith((".cdx", ".cdxj")))
+            summary = json.loads(res.stdout)
+            counts[name] = (len(lines.splitlines()), summary["captures"], summary["pages"])
+    assert counts["merged"] == counts["single"] and counts["single"][0] > 0
