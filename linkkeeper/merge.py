@@ -46,7 +46,7 @@ from typing import Any
 
 import sqlite_utils
 
-from linkkeeper.archive.cdx import FOLDER_INDEX_NAME
+from linkkeeper.archive.cdx import FOLDER_INDEX_NAME, iter_file_indexes
 from linkkeeper.db import TABLES, Transaction, connect
 from linkkeeper.history.runs import parse_iso
 from linkkeeper.shards import Shard, ShardError
@@ -477,15 +477,22 @@ def _drop_vanished_posts(conn: Any) -> int:
 def merge_indexes(folder: Path, shard_folders: list[Path]) -> int:
     """Write ``<folder>/index.cdxj``: the shards' folder indexes merged in sorted order.
 
-    Each line's ``filename`` gets the shard's prefix (see :func:`_prefix`), which keeps every
+    The merged folder's own per-file indexes (WARCs it held before it was merged into) are
+    merged too. Each line's ``filename`` gets the shard's prefix (see :func:`_prefix`), which keeps every
     shard's lines in order (a common prefix inserted at the same place of lines that only
     differ from there on); ``heapq.merge`` then interleaves the shards. Rewritten whole, from
     the shard folders given, atomically; the same shards give the same bytes.
     """
-    indexes = [(f, Path(f) / FOLDER_INDEX_NAME) for f in shard_folders]
+    indexes = [(Path(f), Path(f) / FOLDER_INDEX_NAME) for f in shard_folders]
     indexes = [(f, p) for f, p in indexes if p.is_file()]
     if not indexes:
         return 0
+    # WARCs of the merged folder's own (a single machine's history, merged into): its
+    # per-file indexes, the shard folders excepted should they sit inside it
+    shards = [f.resolve() for f, _ in indexes]
+    if folder.is_dir():
+        indexes += [(folder, p) for p in iter_file_indexes(folder)
+                    if not any(p.resolve().is_relative_to(f) for f in shards)]
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / FOLDER_INDEX_NAME
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")

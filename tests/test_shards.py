@@ -365,3 +365,30 @@ def test_one_wacz_from_the_shard_folders(world: dict[str, Any], tmp_path: Path) 
             summary = json.loads(res.stdout)
             counts[name] = (len(lines.splitlines()), summary["captures"], summary["pages"])
     assert counts["merged"] == counts["single"] and counts["single"][0] > 0
+
+
+def test_merge_indexes_keeps_order_and_the_folder_own_warcs(tmp_path: Path) -> None:
+    from linkkeeper.merge import merge_indexes
+
+    def line(key: str, ts: str, filename: str, offset: int) -> str:
+        return f'{key} {ts} {json.dumps({"url": key, "offset": str(offset), "filename": filename})}\n'
+
+    merged = tmp_path / "merged" / "warcs"
+    (merged / "2026").mkdir(parents=True)
+    (merged / "2026" / "old.cdxj").write_text(line("com,b)/", "20260101", "2026/old.warc.gz", 0))
+    (merged / "index.cdxj").write_text("stale\n")
+    shards = []
+    for name, keys in (("1", ["com,a)/", "com,c)/"]), ("2", ["com,a)/", "org,z)/"])):
+        folder = tmp_path / "shards" / name / "warcs"
+        folder.mkdir(parents=True)
+        (folder / "index.cdxj").write_text("".join(
+            line(k, "20261203", f"2026/12/s{name}.warc.gz", i) for i, k in enumerate(keys)))
+        shards.append(folder)
+    assert merge_indexes(merged, [*shards, shards[0]]) == 5
+    lines = (merged / "index.cdxj").read_text().splitlines()
+    assert lines == sorted(lines)
+    files = [json.loads(x.split(" ", 2)[2])["filename"] for x in lines]
+    assert files == ["../../shards/1/warcs/2026/12/s1.warc.gz",
+                     "../../shards/2/warcs/2026/12/s2.warc.gz", "2026/old.warc.gz",
+                     "../../shards/1/warcs/2026/12/s1.warc.gz",
+                     "../../shards/2/warcs/2026/12/s2.warc.gz"]
