@@ -54,6 +54,7 @@ from linkkeeper.shards import Shard, ShardError
 DEFAULT_WINDOW = timedelta(hours=12)
 DB_NAME = "linkkeeper.db"
 SOURCES_TABLE = "merge_sources"
+INVENTORY_TABLE = "merge_inventory"
 _SOURCES_SQL = f"""CREATE TABLE IF NOT EXISTS [{SOURCES_TABLE}] (
     shard TEXT NOT NULL,        -- the shard it checked ("2/4"), or the unsharded database's path
     shard_run INTEGER NOT NULL, -- runs.id in the shard's database
@@ -191,7 +192,7 @@ def _merge_shard(
     if added and shard.warc_dir is None:
         summary.problems.append(f"{shard.db}: {added} captures but no WARC folder found "
                                 "(expected warcs/ beside it): they will not replay")
-    summary.posts += _merge_inventory(db)
+    summary.posts += _merge_inventory(db, _same_file_key(shard.db))
     return all_runs
 
 
@@ -413,10 +414,36 @@ def _merge_snapshots(db: sqlite_utils.Database, prefix: str) -> int:
 # -- inventory -----------------------------------------------------------------------------------
 
 
-def _merge_inventory(db: sqlite_utils.Database) -> int:
+_INVENTORY_SQL = f"""CREATE TABLE IF NOT EXISTS [{INVENTORY_TABLE}] (
+    db TEXT PRIMARY KEY,  -- a shard database's path
+    fingerprint TEXT)     -- its inventory when last merged: unchanged since, nothing to do"""
+
+
+def _inventory_fingerprint(conn: Any) -> str:
+    """Changes whenever a scan adds, changes or removes a post or a link of the shard."""
+    posts = conn.execute("SELECT count(*), max(scanned_at), sum(size), sum(occurrence_count)"
+                         " FROM s.posts").fetchone()
+    links = conn.execute("SELECT count(*), max(first_seen), max(last_seen), count(status),"
+                         " total(length(reason)), total(length(wraps)) FROM s.links").fetchone()
+    return json.dumps([*posts, *links])
+
+
+def _merge_inventory(db: sqlite_utils.Database, key: str) -> int:
     """Posts (the latest scan wins; occurrences follow their post) and links, without duplicates."""
     conn = db.conn
     conn.execute("INSERT OR IGNORE INTO temp.seen_posts SELECT path FROM s.posts")
+    conn.execute(_INVENTORY_SQL)
+    fingerprint = _inventory_fingerprint(conn)
+    if conn.execute(f"SELECT 1 FROM [{INVENTORY_TABLE}] WHERE db=? AND fingerprint=?",
+                    (key, fingerprint)).fetchone():
+        return 0
+    written = _merge_posts_and_links(db)
+    conn.execute(f"INSERT OR REPLACE INTO [{INVENTORY_TABLE}] VALUES (?, ?)", (key, fingerprint))
+    return written
+
+
+def _merge_posts_and_links(db: sqlite_utils.Database) -> int:
+    conn = db.conn
     conn.execute("DROP TABLE IF EXISTS temp.newer_posts")
     conn.execute(
         "CREATE TEMP TABLE newer_posts AS SELECT x.path FROM s.posts x"
