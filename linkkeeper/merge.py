@@ -172,8 +172,17 @@ def _same_file_key(path: Path) -> str:
 
 
 def _attach(db: sqlite_utils.Database, path: Path) -> None:
-    db.execute("ATTACH DATABASE ? AS s", [str(path)])
-    tables = {r[0] for r in db.execute("SELECT name FROM s.sqlite_master WHERE type='table'")}
+    import sqlite3
+
+    try:
+        db.execute("ATTACH DATABASE ? AS s", [str(path)])
+    except sqlite3.DatabaseError as exc:
+        raise MergeError(f"{path}: not a linkkeeper database ({exc})") from None
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM s.sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        db.execute("DETACH DATABASE s")
+        raise MergeError(f"{path}: not a linkkeeper database ({exc})") from None
     if not {"runs", "checks", "links"} <= tables:
         db.execute("DETACH DATABASE s")
         raise MergeError(f"{path}: not a linkkeeper database (no runs/checks/links tables)")

@@ -392,3 +392,20 @@ def test_merge_indexes_keeps_order_and_the_folder_own_warcs(tmp_path: Path) -> N
                      "../../shards/2/warcs/2026/12/s2.warc.gz", "2026/old.warc.gz",
                      "../../shards/1/warcs/2026/12/s1.warc.gz",
                      "../../shards/2/warcs/2026/12/s2.warc.gz"]
+
+
+def test_merge_errors_are_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    res = run("merge", "--db", tmp_path / "out.db", junk)
+    assert res.returncode == 1 and "not a linkkeeper database" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run("merge", "--db", tmp_path / "out.db", empty)
+    assert res.returncode == 1 and "no shard database" in res.stderr
+    sqlite3.connect(tmp_path / "out.db").close()
+    res = run("merge", "--db", tmp_path / "out.db", tmp_path / "out.db")
+    assert res.returncode == 1 and "cannot also be a shard" in res.stderr
+    res = run("merge", "--db", tmp_path / "o.db", tmp_path / "out.db", "--window", "soon")
+    assert res.returncode == 3
