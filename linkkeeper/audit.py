@@ -29,6 +29,7 @@ from linkkeeper.history.recorder import Recorder
 from linkkeeper.history.runs import Run, plan_urls, remaining_urls, scan_time_statuses, start_run
 from linkkeeper.history.state import ConfirmPolicy
 from linkkeeper.scan import ScanProblem, ScanSummary, scan_site
+from linkkeeper.shards import Shard
 from linkkeeper.site import Site
 from linkkeeper.urls import host_key
 from linkkeeper.vocab import Status
@@ -45,6 +46,7 @@ class AuditOptions:
     archive: ArchiveOptions | None = None  # None: no snapshots (--no-snapshot)
     source_keys: tuple[str, ...] = DEFAULT_SOURCE_KEYS  # front matter keys naming the source
     jobs: int = 0  # scan: processes parsing posts (0: one per CPU for big scans)
+    shard: Shard | None = None  # check only this shard's hosts (--shard I/N)
 
 
 @dataclass
@@ -119,7 +121,8 @@ async def run_audit_async(
 ) -> AuditResult:
     t0 = time.perf_counter()
     planned = plan_urls(
-        db, max_age=options.max_age, failing_only=options.failing_only, budget=options.budget
+        db, max_age=options.max_age, failing_only=options.failing_only, budget=options.budget,
+        shard=options.shard,
     )
     run = start_run(
         db,
@@ -144,7 +147,7 @@ async def run_audit_async(
         if on_progress:
             on_progress(recorder.done, total, dict(recorder.counts))
 
-    pre = scan_time_statuses(db, todo)
+    pre = scan_time_statuses(db, todo) if todo else {}  # [] means none, not all
     fetch = [u for u in todo if u not in pre]
     for url, (status, reason) in pre.items():
         record(_scan_time_result(url, status, reason))

@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from linkkeeper.cli import archive, check, export, repair, report  # noqa: F401  (register the commands)
+from linkkeeper.cli import archive, check, export, merge, repair, report  # noqa: F401  (register the commands)
 from linkkeeper.cli.app import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, cli
 from linkkeeper.site import SiteError
 

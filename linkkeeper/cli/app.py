@@ -223,6 +223,16 @@ def parse_confirm(text: str) -> ConfirmPolicy:
     return policy
 
 
+def parse_shard(text: str | None) -> Any:
+    """`--shard I/N` -> Shard (None when not given); a bad value is a usage error."""
+    from linkkeeper.shards import Shard, ShardError
+
+    try:
+        return Shard.parse(text) if text else None
+    except ShardError as exc:
+        raise click.BadParameter(f"--shard {exc}") from None
+
+
 def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     headers = {}
     for v in values:

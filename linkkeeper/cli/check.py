@@ -33,6 +33,7 @@ from linkkeeper.cli.app import (
     option_default,
     parse_confirm,
     parse_duration,
+    parse_shard,
 )
 from linkkeeper.progress import ProgressReporter
 from linkkeeper.settings import ConfigError
@@ -111,6 +112,9 @@ def format_scan_summary(s: Any) -> str:
               help="Check at most N URLs this run (least recently checked first).")
 @click.option("--new-run", is_flag=True, help="Start afresh instead of resuming an "
               "interrupted run.")
+@click.option("--shard", envvar="LINKKEEPER_SHARD", metavar="I/N",
+              help="Check only shard I of N (1-based), the hosts whose registrable domain falls "
+              "in it; give each shard its own --db and --warc-dir, then `linkkeeper merge`.")
 @click.option("--confirm", default="3,3", show_default=True, envvar="LINKKEEPER_CONFIRM",
               metavar="N,DAYS", help="A link is dead after N failed checks spanning DAYS days.")
 @click.option("--soft404/--no-soft404", "soft404", show_default=True,
@@ -200,6 +204,7 @@ def _audit_options(p: dict[str, Any], user_agent: str) -> Any:
     try:
         confirm = parse_confirm(p["confirm"])
         max_age = parse_duration(p["max_age"])
+        shard = parse_shard(p["shard"])
     except click.BadParameter as exc:
         raise ConfigError(exc.message) from None
     archive = archive_options_from(p, db_path_for(p["site"], p["db"]), user_agent)
@@ -207,7 +212,7 @@ def _audit_options(p: dict[str, Any], user_agent: str) -> Any:
                    if not k.startswith("_") and k not in ("site",)}
     return AuditOptions(max_age=max_age, failing_only=p["failing_only"], budget=p["budget"],
                         new_run=p["new_run"], confirm=confirm, record_options=record_opts,
-                        archive=archive, jobs=p["jobs"],
+                        archive=archive, jobs=p["jobs"], shard=shard,
                         source_keys=tuple(p["source_keys"] or DEFAULT_SOURCE_KEYS))
 
 

@@ -23,6 +23,7 @@ from linkkeeper import __version__
 from linkkeeper.clock import iso, parse_iso, utcnow
 from linkkeeper.db import Transaction
 from linkkeeper.procs import pid_alive
+from linkkeeper.shards import Shard
 from linkkeeper.vocab import FAILURES, State, Status
 
 
@@ -120,6 +121,7 @@ def plan_urls(
     failing_only: bool = False,
     budget: int | None = None,
     now: datetime | None = None,
+    shard: Shard | None = None,  # only the hosts of this shard (shards.py)
 ) -> list[str]:
     """Which URLs this run checks, in the order the scheduler should see them.
 
@@ -151,6 +153,8 @@ def plan_urls(
         ):
             continue
         chosen.append((url, host or ""))
+    if shard is not None:  # before the budget, which is then per shard
+        chosen = shard.select(chosen)
     if budget is not None:
         chosen = chosen[: max(0, budget)]
     return interleave_by_host(chosen)
