@@ -14,6 +14,8 @@ from linkkeeper.cli.app import CONTEXT, cli, load_params
 from linkkeeper.db import connect, default_db_path
 from linkkeeper.vocab import State
 
+REPLAY_DECODED_MAX = 256 * 2**20  # replay --body refuses a body that decodes to more
+
 
 def _store_options(fn: Any) -> Any:
     """SITE, --config, --db and --warc-dir: where the history and the WARC files are."""
@@ -198,7 +200,7 @@ def export(ctx: click.Context, **params: Any) -> None:
 @click.option("--at", metavar="DATE", help="Choose the capture closest at or before DATE "
               "(2026-11-26, an ISO time, a 14-digit timestamp) [default: the newest].")
 @click.option("--body", is_flag=True, help="Write the chosen capture's payload instead of the "
-              "list, content coding (gzip, br) removed.")
+              "list, content coding (gzip, br) removed (refused past 256 MiB decoded).")
 @click.option("--raw", is_flag=True, help="With --body: keep the content coding (the bytes as "
               "the server sent them).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
@@ -223,7 +225,7 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
         load_response,
         rfc3339,
     )
-    from linkkeeper.codings import UnsupportedEncoding, decode_content
+    from linkkeeper.codings import UnsupportedEncoding, decoded_size, iter_decoded
 
     database = connect(db)
     folder = warc_dir or db.parent / "warcs"
@@ -253,8 +255,9 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
         return
     try:
         archived = load_response(database, folder, chosen)
-        payload = archived.payload if raw else decode_content(
-            archived.payload, archived.header("Content-Encoding"))
+        coding = archived.header("Content-Encoding")
+        if not raw:  # a bomb is refused before anything is written
+            decoded_size(archived.payload, coding, REPLAY_DECODED_MAX)
     except CaptureUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     except UnsupportedEncoding as exc:
@@ -266,12 +269,15 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
     location = archived.header("Location")
     if location and 300 <= archived.status < 400:
         click.echo(f"redirect to {location}", err=True)
+    pieces = [archived.payload] if raw else iter_decoded(
+        archived.payload, coding, REPLAY_DECODED_MAX)
     if output:
         tmp = output.with_name(f".{output.name}.part")
-        tmp.write_bytes(payload)
+        with tmp.open("wb") as fh:
+            fh.writelines(pieces)
         tmp.replace(output)
     else:
-        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.writelines(pieces)
         sys.stdout.buffer.flush()
 
 
