@@ -1,8 +1,9 @@
 """Hostile servers: compression bombs, and pages that attack whoever replays their archive.
 
-``/bomb/<kind>/<MiB>/<id>`` answers 200 ``text/html`` with a body that inflates to <MiB>
-mebibytes of zeros under its Content-Encoding; the body itself stays small (about a
-thousandth of that for deflate, far less for the others)::
+``/bomb/<kind>/<MiB>/story-<id>`` answers 200 ``text/html`` with a body that inflates to
+<MiB> mebibytes of zeros under its Content-Encoding; the body itself stays small (about a
+thousandth of that for deflate, far less for the others). Other ids are 404, as unknown
+pages of a real site are (so a soft-404 probe does not meet a second bomb)::
 
     br          Content-Encoding: br           (a few kB)
     gzip        Content-Encoding: gzip
@@ -113,11 +114,15 @@ def _bomb_args(path: str) -> tuple[str, int]:
 
 
 def _bomb_payload(host: str, path: str) -> bytes:
+    if not path.rsplit("/", 1)[-1].startswith("story"):
+        return b"no such page\n"
     return bomb_body(*_bomb_args(path))
 
 
 async def bomb(hit: Hit) -> web.StreamResponse:
     kind, mib = _bomb_args(hit.path)
+    if not hit.path.rsplit("/", 1)[-1].startswith("story"):
+        return web.Response(status=404, text="no such page\n")
     body = bomb_body(kind, mib)
     headers = {"Content-Type": "text/html; charset=utf-8",
                "Content-Encoding": BOMB_CODINGS[kind]}
@@ -177,7 +182,7 @@ async def hostile(hit: Hit) -> web.StreamResponse:
 
 HOSTILE_BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour("bomb", bomb, _bomb_payload,
-              "/bomb/<br|gzip|x-gzip|gzip-gzip|deflate|deflate-raw|zstd>/<MiB>/...: "
+              "/bomb/<br|gzip|x-gzip|gzip-gzip|deflate|deflate-raw|zstd>/<MiB>/story-<id>: "
               "a compression bomb"),
     Behaviour("hostile", hostile, _hostile_payload,
               "/hostile/<leak|fetch|sw|sw.js>: pages whose scripts attack their replay"),
