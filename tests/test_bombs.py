@@ -1,7 +1,7 @@
 """Compression bombs against `check` with archiving on, and against `replay --body`.
 
-Each process's peak RSS is measured here (``os.wait4`` gives that child's own rusage) and
-must stay under 150 MB: a gibibyte (default suite) or four (slow) of zeros behind brotli,
+Each process's peak RSS is measured here (the VmHWM it reads from /proc at exit) and must
+stay under 150 MB: a gibibyte (default suite) or four (slow) of zeros behind brotli,
 gzip, ``gzip, gzip``, x-gzip, zlib-wrapped and raw deflate, and zstd (stored, not decoded,
 when this Python has no zstd). Before the bounded decoders a 6.4 KB brotli body took
 `check` to 4 GB.
@@ -9,14 +9,13 @@ when this Python has no zstd). Before the bounded decoders a 6.4 KB brotli body 
 
 from __future__ import annotations
 
-import os
 import subprocess
+import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
-from test_archive import LINKKEEPER, clean_env, make_site, rows, web_args
+from test_archive import clean_env, make_site, rows, web_args
 
 from linkkeeper import codings
 from linkkeeper.faultweb import FaultWeb
@@ -25,22 +24,28 @@ from linkkeeper.faultweb.hostile import BOMB_CODINGS, bomb_body
 PEAK_RSS_MB = 150
 
 
+# The CLI with its own peak RSS (VmHWM of its memory, which exec starts afresh) written at exit.
+# rusage is no use here: a child's ru_maxrss starts at the test process's own peak.
+_MEASURED = """
+import atexit, os, sys
+def _peak():
+    with open('/proc/self/status') as status, open(os.environ['LK_TEST_PEAK'], 'w') as out:
+        out.write(next(line.split()[1] for line in status if line.startswith('VmHWM:')))
+atexit.register(_peak)
+from linkkeeper.cli.app import main
+main()
+"""
+
+
 def run_measured(*args: object, timeout: float = 300) -> tuple[int, str, str, float]:
-    """Run linkkeeper; its exit code, stdout, stderr and peak RSS in MB (this child only)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen([*LINKKEEPER, *map(str, args)], stdout=out, stderr=err,
-                                   env=clean_env())
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return (process.returncode, out.read().decode(errors="replace"),
-                err.read().decode(errors="replace"), usage.ru_maxrss / 1024)
+    """Run linkkeeper; its exit code, stdout, stderr and peak RSS in MB (of that process)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        done = subprocess.run([sys.executable, "-c", _MEASURED, *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout,
+                              env={**clean_env(), "LK_TEST_PEAK": str(peak_file)})
+        peak = int(peak_file.read_text()) / 1024  # kB
+    return done.returncode, done.stdout, done.stderr, peak
 
 
 def bomb_url(kind: str, mib: int) -> str:

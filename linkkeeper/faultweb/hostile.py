@@ -8,7 +8,9 @@ pages of a real site are (so a soft-404 probe does not meet a second bomb)::
     br          Content-Encoding: br           (a few kB)
     gzip        Content-Encoding: gzip
     x-gzip      Content-Encoding: x-gzip
-    gzip-gzip   Content-Encoding: gzip, gzip   (gzip of the gzip bomb: kilobytes)
+    gzip-gzip   Content-Encoding: gzip, gzip   (the outer gzip inflates to <MiB> of an inner
+                                                gzip stream, left unterminated, of some
+                                                thousand times more zeros: 2.4 MB per GiB)
     deflate     Content-Encoding: deflate      (zlib-wrapped, as RFC 9110 says)
     deflate-raw Content-Encoding: deflate      (raw deflate, as some servers send)
     zstd        Content-Encoding: zstd         (RLE blocks: 4 bytes per 128 KiB)
@@ -41,12 +43,40 @@ BOMB_CODINGS = {
 OWNED = "owned by an archived service worker"
 
 
+@functools.cache
+def _zero_block() -> bytes:
+    """Raw deflate of one MiB of zeros, fully flushed: it can be repeated (history is cut)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(_ZEROS) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+_FINAL_EMPTY_BLOCK = b"\x03\x00"  # a last, empty fixed-Huffman block: the stream's end
+
+
 @functools.lru_cache(maxsize=8)
 def _raw_deflate_zeros(mib: int) -> bytes:
-    """Raw deflate of `mib` MiB of zeros: one fully flushed MiB, repeated (flushes cut history)."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    block = compressor.compress(_ZEROS) + compressor.flush(zlib.Z_FULL_FLUSH)
-    return block * mib + compressor.flush(zlib.Z_FINISH) if mib else compressor.flush()
+    """Raw deflate of `mib` MiB of zeros."""
+    return _zero_block() * mib + _FINAL_EMPTY_BLOCK
+
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # no name, mtime 0, level 9
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_gzip_zeros(mib: int) -> bytes:
+    """gzip of an inner gzip stream of about `mib` MiB (its deflate blocks of zeros repeated,
+    no end): the outer layer alone inflates to `mib` MiB, the inner to ~1000 times that."""
+    block = _zero_block()
+    per_mib = MIB // len(block)
+    outer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    head = outer.compress(_GZIP_HEADER) + outer.flush(zlib.Z_FULL_FLUSH)
+    piece = outer.compress(block * per_mib) + outer.flush(zlib.Z_FULL_FLUSH)  # same every time
+    crc = zlib.crc32(_GZIP_HEADER)
+    for _ in range(mib):
+        crc = zlib.crc32(block * per_mib, crc)
+    size = len(_GZIP_HEADER) + mib * per_mib * len(block)
+    return (_GZIP_HEADER + head + piece * mib + outer.flush(zlib.Z_FINISH)
+            + struct.pack("<II", crc, size & 0xFFFFFFFF))
 
 
 def _repeat_checksum(fn: object, mib: int, start: int) -> int:
@@ -58,7 +88,7 @@ def _repeat_checksum(fn: object, mib: int, start: int) -> int:
 
 @functools.lru_cache(maxsize=8)
 def gzip_zeros(mib: int) -> bytes:
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # no name, mtime 0, best compression
+    header = _GZIP_HEADER
     trailer = struct.pack("<II", _repeat_checksum(zlib.crc32, mib, 0), (mib * MIB) & 0xFFFFFFFF)
     return header + _raw_deflate_zeros(mib) + trailer
 
@@ -90,7 +120,7 @@ def bomb_body(kind: str, mib: int) -> bytes:
     if kind in ("gzip", "x-gzip"):
         return gzip_zeros(mib)
     if kind == "gzip-gzip":
-        return zlib.compress(gzip_zeros(mib), 9, wbits=31)
+        return gzip_gzip_zeros(mib)
     if kind == "deflate":
         return zlib_zeros(mib)
     if kind == "deflate-raw":
