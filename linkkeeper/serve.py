@@ -149,13 +149,13 @@ async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
             logger.warning("%s: 400, %s", where, exc.text.strip() if exc.text else exc.reason)
         raise
     except (ValueError, UnicodeError) as err:  # a NUL, an undecodable name, a bad timestamp
-        logger.warning("%s: 400, %s: %s", where, type(err).__name__, err)
+        logger.warning("%s: 400, %s: %.200s", where, type(err).__name__, err)
         return web.Response(status=400, text="bad request path\n")
     except OSError as err:  # a name too long for the file system, ...
-        logger.warning("%s: 404, %s", where, err)
+        logger.warning("%s: 404, %s", where, err.strerror or type(err).__name__)
         return web.Response(status=404, text="not found\n")
     except Exception as err:
-        logger.error("%s: 500, %s: %s", where, type(err).__name__, err)
+        logger.error("%s: 500, %s: %.200s", where, type(err).__name__, err)
         return web.Response(status=500, text="internal error (see the serve log)\n")
 
 
