@@ -120,3 +120,17 @@ def test_stream_decompressors_are_bounded_too(monkeypatch: pytest.MonkeyPatch) -
         decoded_size(body, "zstd", 2**20)
     with pytest.raises(UnsupportedEncoding):
         decode_content(b"not xz", "zstd", 100)
+
+
+def test_a_brotli_without_bounded_output_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Brotli < 1.2 has no output limit: br is then not decoded (said), never decoded whole."""
+
+    class OldDecompressor:
+        def process(self, data: bytes) -> bytes:
+            raise AssertionError("an unbounded decode was attempted")
+
+    monkeypatch.setattr(codings.brotli, "Decompressor", OldDecompressor)
+    body = brotli.compress(b"hello")
+    with pytest.raises(UnsupportedEncoding, match=r"Brotli >= 1\.2"):
+        decode_content(body, "br", 100)
+    assert decoded_prefix(body, "br", 100) == b""
