@@ -15,10 +15,19 @@ An archived copy is served from the WARC file with the status, reason, headers a
 bytes the server sent (Content-Encoding kept, so the browser decodes gzip/br itself);
 a revisit gets the original's payload. A few headers would act on *this* server rather than
 describe the copy, so they are renamed ``X-Archive-Orig-<name>`` (Set-Cookie, HSTS, Alt-Svc,
-Clear-Site-Data, ...) and ``Location`` is pointed back into the archive, so following an
-archived redirect stays in the archive. ``Memento-Datetime`` and ``Link: rel="original"`` say
-what the copy is (RFC 7089). Pages are not rewritten: their images and links still point at
-the live web. For full-fidelity replay use pywb or ReplayWeb.page (see the README).
+Clear-Site-Data, Service-Worker-Allowed, CORS grants, ...) and ``Location`` is pointed back
+into the archive, so following an archived redirect stays in the archive.
+``Memento-Datetime`` and ``Link: rel="original"`` say what the copy is (RFC 7089). Pages are
+not rewritten: their images and links still point at the live web. For full-fidelity replay
+use pywb or ReplayWeb.page (see the README).
+
+Archived pages are someone else's code on our origin, so every archived response carries
+``Content-Security-Policy: sandbox ...`` without ``allow-same-origin``: its scripts run in an
+opaque origin and cannot read the viewer (``/archive/``, the report), its cookies or storage,
+nor register a service worker; ``X-Content-Type-Options: nosniff`` keeps a body from being
+taken for another type. Any request for a service worker script (``Service-Worker: script``)
+is refused with 403 on every path. Odd paths (NUL, too long, undecodable) get a 400 or 404
+and one log line, never a 500 with a traceback.
 
 The database is opened read-only; record reads run in a worker thread, one at a time.
 """
@@ -27,8 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import sqlite3
+import sys
 import threading
 from datetime import datetime
 from email.utils import format_datetime
@@ -56,11 +67,25 @@ _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
      "upgrade", "content-length"}
 )
-# Headers that would act on the local server or browser profile, not describe the page.
+# Headers that would act on the local server or browser profile, not describe the page: a
+# service worker scope, CORS grants to other origins, cookies, pinning, caches.
 _NEUTRALISED = frozenset(
-    {"set-cookie", "set-cookie2", "strict-transport-security", "public-key-pins", "alt-svc",
-     "clear-site-data", "refresh"}
+    {"set-cookie", "set-cookie2", "strict-transport-security", "public-key-pins",
+     "public-key-pins-report-only", "expect-ct", "alt-svc", "clear-site-data", "refresh",
+     "service-worker-allowed", "service-worker", "origin-agent-cluster", "referrer-policy",
+     "access-control-allow-origin", "access-control-allow-credentials",
+     "access-control-allow-methods", "access-control-allow-headers",
+     "access-control-expose-headers", "access-control-max-age", "timing-allow-origin",
+     "x-content-type-options"}
 )
+# What every archived response says instead: no same-origin powers for its scripts (an opaque
+# origin), no forms or popups escaping that, no type sniffing, no Referer to the live web.
+ARCHIVE_POLICY = (
+    ("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+MAX_PATH = 4096  # characters of a request path; longer ones are refused (400)
 _TAIL = re.compile(r"^(?P<ts>\d{1,14}|\*)(?:[a-z]{2}_)?/(?P<url>.+)$", re.DOTALL)
 _COLLAPSED_SCHEME = re.compile(r"^(https?):/+", re.IGNORECASE)
 _LISTING_LIMIT = 2000
@@ -69,6 +94,8 @@ DB_KEY = web.AppKey("db", sqlite_utils.Database)
 WARCS_KEY = web.AppKey("warcs", Path)
 REPORTS_KEY = web.AppKey("reports", Path)
 LOCK_KEY = web.AppKey("lock", threading.Lock)
+
+logger = logging.getLogger(__name__)
 
 
 def open_read_only(db_path: Path) -> sqlite_utils.Database:
@@ -80,7 +107,7 @@ def open_read_only(db_path: Path) -> sqlite_utils.Database:
 
 def create_app(db: sqlite_utils.Database, warc_folder: Path, reports_folder: Path) -> web.Application:
     """The viewer: report at ``/``, archived copies under ``/archive/``."""
-    app = web.Application()
+    app = web.Application(middlewares=[_guard])
     app[DB_KEY] = db
     app[WARCS_KEY] = Path(warc_folder)
     app[REPORTS_KEY] = Path(reports_folder)
@@ -97,12 +124,49 @@ def archive_path(timestamp: str, url: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Every request
+
+
+def _shown(path: str) -> str:
+    return path if len(path) <= 120 else path[:100] + f"... ({len(path)} characters)"
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Refuse service worker scripts and odd paths; turn any failure into one log line."""
+    where = f"{request.method} {_shown(request.raw_path)!r}"
+    if "Service-Worker" in request.headers:
+        logger.warning("%s: 403, a service worker script is never served", where)
+        return web.Response(status=403, text="service workers are not allowed here\n")
+    if len(request.raw_path) > MAX_PATH:
+        logger.warning("%s: 400, path longer than %d characters", where, MAX_PATH)
+        return web.Response(status=400, text="path too long\n")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 400:
+            logger.warning("%s: 400, %s", where, exc.text.strip() if exc.text else exc.reason)
+        raise
+    except (ValueError, UnicodeError) as err:  # a NUL, an undecodable name, a bad timestamp
+        logger.warning("%s: 400, %s: %.200s", where, type(err).__name__, err)
+        return web.Response(status=400, text="bad request path\n")
+    except OSError as err:  # a name too long for the file system, ...
+        logger.warning("%s: 404, %s", where, err.strerror or type(err).__name__)
+        return web.Response(status=404, text="not found\n")
+    except Exception as err:
+        logger.error("%s: 500, %s: %.200s", where, type(err).__name__, err)
+        return web.Response(status=500, text="internal error (see the serve log)\n")
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
 async def _report_file(request: web.Request) -> web.StreamResponse:
     reports = request.app[REPORTS_KEY].resolve()
     relative = request.match_info["path"] or REPORT_INDEX
+    if any(ord(c) < 32 or ord(c) == 127 for c in relative):
+        raise web.HTTPBadRequest(text="control characters in the path\n")
     target = (reports / relative).resolve()  # match_info is already percent-decoded
     if target.is_dir():
         target = target / REPORT_INDEX
@@ -193,6 +257,8 @@ def _replay_response(archived: ArchivedResponse) -> web.Response:
             headers.add(f"X-Archive-Orig-{name}", value)
         else:
             headers.add(name, value)
+    for name, value in ARCHIVE_POLICY:
+        headers[name] = value
     headers["Memento-Datetime"] = format_datetime(capture.date, usegmt=True)
     headers.add("Link", f'<{capture.url}>; rel="original"')
     if archived.truncated:
@@ -280,4 +346,22 @@ def run(app: web.Application, host: str, port: int, *, say: Any = print) -> None
     shown = f"[{host}]" if ":" in host else host
     say(f"serving http://{shown}:{port}/ (report) and http://{shown}:{port}/archive/ "
         "- Ctrl-C to stop")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter())
+    for name in (__name__, "aiohttp.server", "aiohttp.web"):
+        server_log = logging.getLogger(name)
+        server_log.handlers[:] = [handler]
+        server_log.propagate = False
     web.run_app(app, host=host, port=port, print=None, access_log=None)
+
+
+class OneLineFormatter(logging.Formatter):
+    """One line per event: aiohttp's own errors (a request line too long, bad bytes) included,
+    their exception named and summed up instead of a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"serve: {record.getMessage()}"
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            text += f": {type(error).__name__}: {' '.join(str(error).split())[:200]}"
+        return text

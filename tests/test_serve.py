@@ -154,6 +154,9 @@ async def test_headers_that_act_on_this_server_are_neutralised(server: str, clie
     assert response.headers["X-Archive-Orig-Set-Cookie"] == "sid=1; Path=/"
     assert "Strict-Transport-Security" not in response.headers
     assert response.headers["X-Frame-Options"] == "DENY"  # describes the page: kept
+    policy = response.headers["Content-Security-Policy"]  # its scripts get an opaque origin
+    assert policy.startswith("sandbox ") and "allow-same-origin" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_listings_escape_what_the_archive_holds(server: str, client) -> None:

@@ -6,7 +6,7 @@ The library under `linkkeeper replay`, `linkkeeper serve` and the exports::
     chosen = closest_capture(captures, parse_moment("2026-11-26"))
     archived = load_response(db, Path("warcs"), chosen)          # revisits resolved
     archived.status, archived.headers, archived.payload          # as the server sent them
-    codings.decode_content(archived.payload, archived.header("Content-Encoding"))  # readable
+    codings.decode_content(archived.payload, archived.header("Content-Encoding"), limit)
 
     answer = replay_url(db, Path("warcs"), url, at=moment, body=True)   # `linkkeeper replay`
 
@@ -45,7 +45,9 @@ from linkkeeper.archive.snapshots import (
     response_by_record_id,
     responses_with_digest,
 )
-from linkkeeper.codings import decode_content
+from linkkeeper.codings import decoded_size, iter_decoded
+
+REPLAY_DECODED_MAX = 256 * 2**20  # replay --body refuses a body that decodes to more
 from linkkeeper.urls import normalize_url
 
 # ---------------------------------------------------------------------------------------------
@@ -286,5 +288,7 @@ def replay_url(
     archived = load_response(db, folder, chosen)
     if raw:
         return ReplayAnswer(captures, chosen, archived, [archived.payload])
-    decoded = decode_content(archived.payload, archived.header("Content-Encoding"))
-    return ReplayAnswer(captures, chosen, archived, [decoded])
+    coding = archived.header("Content-Encoding")
+    decoded_size(archived.payload, coding, REPLAY_DECODED_MAX)  # a bomb is refused up front
+    pieces = iter_decoded(archived.payload, coding, REPLAY_DECODED_MAX)
+    return ReplayAnswer(captures, chosen, archived, pieces)

@@ -193,7 +193,7 @@ def export(ctx: click.Context, **params: Any) -> None:
 @click.option("--at", metavar="DATE", help="Choose the capture closest at or before DATE "
               "(2026-11-26, an ISO time, a 14-digit timestamp) [default: the newest].")
 @click.option("--body", is_flag=True, help="Write the chosen capture's payload instead of the "
-              "list, content coding (gzip, br) removed.")
+              "list, content coding (gzip, br) removed (refused past 256 MiB decoded).")
 @click.option("--raw", is_flag=True, help="With --body: keep the content coding (the bytes as "
               "the server sent them).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
@@ -212,7 +212,7 @@ def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool
     """
     from linkkeeper.archive.records import CaptureUnavailable
     from linkkeeper.archive.replay import NothingArchived, describe_capture, replay_url
-    from linkkeeper.codings import UnsupportedEncoding
+    from linkkeeper.codings import UnsupportedEncoding  # DecodedTooLarge (a bomb) is one
 
     folder = warc_dir or default_warc_dir(db)
     moment = _moment(at, "--at", end=True)

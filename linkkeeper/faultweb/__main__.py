@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS
+from linkkeeper.faultweb.hostile import HOSTILE_BEHAVIOURS
 from linkkeeper.faultweb.server import DEFAULT_HOSTS, FaultWeb, Latency
 
 
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def behaviour_table() -> str:
     """One line per behaviour: the path that selects it and what it plays."""
-    rows = [("/" + b.name if b.name != "*" else "(other)", b.doc) for b in DEFAULT_BEHAVIOURS]
+    rows = [("/" + b.name if b.name != "*" else "(other)", b.doc) for b in (*DEFAULT_BEHAVIOURS, *HOSTILE_BEHAVIOURS)]
     width = max(len(path) for path, _ in rows)
     return "\n".join(f"{path:<{width}}  {doc}" for path, doc in rows)
 

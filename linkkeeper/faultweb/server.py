@@ -31,6 +31,7 @@ from yarl import URL
 
 from linkkeeper.faultweb import bodies
 from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS, BadPath, Behaviour, Hit
+from linkkeeper.faultweb.hostile import HOSTILE_BEHAVIOURS
 from linkkeeper.faultweb.resolver import FaultResolver
 from linkkeeper.faultweb.tls import make_certificates
 from linkkeeper.faultweb.truthsites import HOST_BEHAVIOURS, TRUTH_BEHAVIOURS, TRUTH_HOSTS
@@ -193,7 +194,7 @@ class FaultWeb:
         self.shed_count = 0
         self._behaviours: dict[str, Behaviour] = {b.name: b for b in DEFAULT_BEHAVIOURS}
         self._host_behaviours: dict[str, dict[str, Behaviour]] = {}
-        for behaviour in TRUTH_BEHAVIOURS:
+        for behaviour in (*TRUTH_BEHAVIOURS, *HOSTILE_BEHAVIOURS):
             self.add_behaviour(behaviour)
         for host, behaviour in HOST_BEHAVIOURS.items():
             self.add_behaviour(behaviour, host=host)
