@@ -46,9 +46,9 @@ from linkkeeper.archive.snapshots import (
     responses_with_digest,
 )
 from linkkeeper.codings import decoded_size, iter_decoded
+from linkkeeper.urls import normalize_url
 
 REPLAY_DECODED_MAX = 256 * 2**20  # replay --body refuses a body that decodes to more
-from linkkeeper.urls import normalize_url
 
 # ---------------------------------------------------------------------------------------------
 # Dates
