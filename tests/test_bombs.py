@@ -32,7 +32,7 @@ def _peak():
     with open('/proc/self/status') as status, open(os.environ['LK_TEST_PEAK'], 'w') as out:
         out.write(next(line.split()[1] for line in status if line.startswith('VmHWM:')))
 atexit.register(_peak)
-from linkkeeper.cli.app import main
+from linkkeeper.cli import main
 main()
 """
 
