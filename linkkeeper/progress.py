@@ -7,6 +7,16 @@ import time
 from typing import IO, Any
 
 
+def live_bar(stream: IO[str], *columns: Any) -> Any:
+    """A started, transient rich progress bar on `stream` (imported only on a terminal)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(*columns, console=Console(file=stream), transient=True)
+    bar.start()
+    return bar
+
+
 class ProgressReporter:
     """Call `update(done, total, counts)` as results arrive; `close()` at the end."""
 
@@ -21,27 +31,23 @@ class ProgressReporter:
         self._bar: Any = None
         self._task: Any = None
         if not quiet and self.tty:
-            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
-                Progress,
                 TextColumn,
                 TimeRemainingColumn,
             )
 
-            self._bar = Progress(
+            self._bar = live_bar(
+                self.stream,
                 TextColumn("checking"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}/s"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[counts]}"),
-                console=Console(file=self.stream),
-                transient=True,
             )
             self._task = self._bar.add_task("check", total=None, rate="0", counts="")
-            self._bar.start()
 
     def update(self, done: int, total: int, counts: dict[str, int]) -> None:
         if self.quiet:
@@ -59,6 +65,54 @@ class ProgressReporter:
             eta = (total - done) / rate if rate > 0 else 0
             print(f"[{done}/{total}] {rate:.0f} URLs/s, eta {eta:.0f}s  {summary}",
                   file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class TransferProgress:
+    """Bytes copied (export): a rich bar on a terminal, a line every `interval` s in logs.
+
+    Call it as `progress(done_bytes, total_bytes, records, records_total)`; `close()` at the end.
+    """
+
+    def __init__(self, *, quiet: bool = False, stream: IO[str] | None = None,
+                 interval: float = 5.0) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.interval = interval
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = self._last = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int, records: int, records_total: int) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            if self._bar is None:
+                from rich.progress import (
+                    BarColumn,
+                    DownloadColumn,
+                    TextColumn,
+                    TimeRemainingColumn,
+                    TransferSpeedColumn,
+                )
+
+                self._bar = live_bar(self.stream, TextColumn("exporting"), BarColumn(),
+                                     DownloadColumn(), TransferSpeedColumn(),
+                                     TimeRemainingColumn())
+                self._task = self._bar.add_task("export", total=total)
+            self._bar.update(self._task, completed=done, total=total)
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval or records == records_total:
+            self._last = now
+            rate = done / max(now - self.started, 1e-6) / 1e6
+            print(f"[{records}/{records_total} captures] {done / 1e6:.1f}/{total / 1e6:.1f}"
+                  f" MB, {rate:.1f} MB/s", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

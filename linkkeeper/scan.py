@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import sqlite_utils
 
+from linkkeeper.clock import iso, utcnow
 from linkkeeper.db import Transaction, indexes_deferred
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
 from linkkeeper.site import Site
@@ -82,10 +82,6 @@ class ScanSummary:
         }
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def scan_site(
     db: sqlite_utils.Database,
     site: Site,
@@ -114,7 +110,7 @@ def scan_site(
         row[0]: (row[1], row[2], row[3])
         for row in db.execute("SELECT path, size, mtime_ns, sha256 FROM posts")
     }
-    now = _now()
+    now = iso(utcnow())
     seen: set[str] = set()
     changed = _changed_posts(db, site, known, force, seen, summary, report)
     parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys), now=now)

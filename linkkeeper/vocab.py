@@ -1,4 +1,4 @@
-"""The vocabulary of the whole tool (see DESIGN.md): link kinds, check statuses, link states.
+"""The vocabulary of the whole tool (ARCHITECTURE.md, "Vocabulary"): link kinds, check statuses, link states.
 
 Every module speaks these words; they are also the strings stored in SQLite and
 printed in reports, so they never change spelling.

@@ -52,3 +52,43 @@ def read_warc(path: Path, *, check_digests: bool = True) -> list[dict[str, Any]]
                 }
             )
     return records
+
+
+def web_args(web: Any, *extra: str) -> list[str]:
+    """CLI arguments that send every request of a command to the fault web, and none elsewhere."""
+    args = ["--offline-dns", "--ca-bundle", web.ca_pem]
+    for spec in web.connect_to_args(wildcard=False):
+        args += ["--connect-to", spec]
+    return [*args, *extra]
+
+
+def hermetic_options(web: Any, **overrides: Any) -> Any:
+    """CheckOptions for library tests against the fault web: hermetic, no waits, no probes.
+
+    Only the fault web is reachable (offline DNS), back-offs are tiny, hosts unthrottled;
+    soft-404 probes and page reading are off unless a test turns them on.
+    """
+    from linkkeeper.check.options import CheckOptions
+
+    settings: dict[str, Any] = {
+        "connect_to": web.connect_to_args(wildcard=False),
+        "offline_dns": True,
+        "ca_bundle": web.ca_pem,
+        "trust_env": False,
+        "backoff_base": 0.02,
+        "backoff_cap": 0.1,
+        "host_rate": 0,
+        "soft404": False,
+        "read_pages": False,
+    }
+    settings.update(overrides)
+    return CheckOptions(**settings)
+
+
+def write_site(root: Path, posts: dict[str, str], site_url: str = "https://site.example") -> Path:
+    """A Jekyll site: `_config.yml` with the site's URL and `_posts/NAME` for each post text."""
+    (root / "_posts").mkdir(parents=True, exist_ok=True)
+    (root / "_config.yml").write_text(f'url: "{site_url}"\n', encoding="utf-8")
+    for name, text in posts.items():
+        (root / "_posts" / name).write_text(text, encoding="utf-8")
+    return root

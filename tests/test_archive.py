@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from aiohttp import web as aioweb
 from cdxj_indexer import CDXJIndexer
-from helpers import read_warc, unavailable
+from helpers import read_warc, unavailable, web_args, write_site
 from hypothesis import given
 from hypothesis import strategies as st
 from test_warc import warcio_check
@@ -63,10 +63,9 @@ from: {source}
 
 def make_site(root: Path, posts: list[dict[str, Any]]) -> Path:
     """posts: dicts with source, and optionally images, related, inline URL lists."""
-    (root / "_posts").mkdir(parents=True)
-    (root / "_config.yml").write_text('url: "https://site.example"\n')
+    texts = {}
     for i, post in enumerate(posts, start=1):
-        text = POST.format(
+        texts[f"2021-01-{i:02d}-story-{i}.md"] = POST.format(
             title=f"Story {i}",
             day=i % 9 + 1,
             source=post["source"],
@@ -74,15 +73,7 @@ def make_site(root: Path, posts: list[dict[str, Any]]) -> Path:
             inline=post.get("inline", "https://blog.example/ok/inline"),
             related="\n".join(f'<li><a href="{u}">more</a></li>' for u in post.get("related", [])),
         )
-        (root / "_posts" / f"2021-01-{i:02d}-story-{i}.md").write_text(text, encoding="utf-8")
-    return root
-
-
-def web_args(web: FaultWeb) -> list[str]:
-    args = ["--offline-dns", "--ca-bundle", web.ca_pem]
-    for spec in web.connect_to_args(wildcard=False):
-        args += ["--connect-to", spec]
-    return args
+    return write_site(root, texts)
 
 
 def check_args(web: FaultWeb) -> list[str]:

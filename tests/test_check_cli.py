@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import web_args, write_site
 
 from linkkeeper.faultweb import FaultWeb
 
@@ -41,20 +42,12 @@ from: {source}
 
 def make_site(root: Path, posts: dict[str, tuple[str, list[str]]]) -> Path:
     """posts: title -> (source URL, other URLs)."""
-    (root / "_posts").mkdir(parents=True)
-    (root / "_config.yml").write_text('url: "https://site.example"\n')
+    texts = {}
     for i, (title, (source, links)) in enumerate(posts.items(), start=1):
         body = "\n".join(f'<p><a href="{u}">link {j}</a></p>' for j, u in enumerate(links))
-        (root / "_posts" / f"2021-01-0{i % 9 + 1}-post{i}.md").write_text(
-            POST.format(title=title, day=i % 9 + 1, source=source, body=body), encoding="utf-8")
-    return root
-
-
-def web_args(web: FaultWeb) -> list[str]:
-    args = ["--offline-dns", "--ca-bundle", web.ca_pem]
-    for spec in web.connect_to_args(wildcard=False):
-        args += ["--connect-to", spec]
-    return args
+        texts[f"2021-01-0{i % 9 + 1}-post{i}.md"] = POST.format(
+            title=title, day=i % 9 + 1, source=source, body=body)
+    return write_site(root, texts)
 
 
 def run(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web as aiohttp_web
+from helpers import hermetic_options
 
 import linkkeeper.check.admit as admit_module
 import linkkeeper.check.resolver as resolver_module
@@ -60,22 +61,9 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
     """Hermetic, fast settings: tiny back-offs and timeouts."""
-    settings: dict[str, Any] = {
-        "connect_to": web.connect_to_args(wildcard=False),
-        "offline_dns": True,
-        "ca_bundle": web.ca_pem,
-        "trust_env": False,
-        "backoff_base": 0.02,
-        "backoff_cap": 0.1,
-        "connect_timeout": 1,
-        "read_timeout": 0.5,
-        "total_timeout": 5,
-        "host_rate": 0,
-        "soft404": False,  # this file tests the checker's own requests: no probes
-        "read_pages": False,
-    }
-    settings.update(overrides)
-    return CheckOptions(**settings)
+    # this file tests the checker's own requests: no probes (hermetic_options' default)
+    timeouts = {"connect_timeout": 1, "read_timeout": 0.5, "total_timeout": 5}
+    return hermetic_options(web, **{**timeouts, **overrides})
 
 
 async def check_all(web: FaultWeb, urls: list[str], **overrides: Any) -> dict[str, CheckResult]:

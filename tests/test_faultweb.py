@@ -41,7 +41,6 @@ from linkkeeper.faultweb import (
     Hit,
     bodies,
     max_overlap,
-    parse_connect_to,
 )
 from linkkeeper.faultweb.server import virtual_host
 
@@ -565,10 +564,11 @@ def test_connect_to_args_map_every_host_and_special_port(faultweb: FaultWeb) -> 
     address=st.sampled_from(["127.0.0.1", "[::1]", "10.0.0.5"]),
     target_port=st.integers(1, 65535),
 )
-def test_parse_connect_to_round_trips(host, port, address, target_port) -> None:
-    source, target = parse_connect_to(f"{host}:{port}:{address}:{target_port}")
-    assert source == (host, port)
-    assert target == (address.strip("[]"), target_port)
+def test_connect_to_rules_route_the_fault_web(host, port, address, target_port) -> None:
+    """The fault web reads --connect-to with the product's parser: a rule routes its host."""
+    resolver = FaultResolver.from_connect_to([f"{host}:{port}:{address}:{target_port}"])
+    name = "any.example" if host == "*" else host
+    assert resolver.lookup(name, port) == (address.strip("[]"), target_port)
 
 
 async def test_resolver_maps_ports_and_never_falls_back_to_dns() -> None:

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+import helpers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,11 +68,7 @@ def write_post(site: Path, name: str, title: str, date: str, source: str,
 
 
 def web_args(web: FaultWeb) -> list[str]:
-    args = ["--offline-dns", "--ca-bundle", web.ca_pem, "--attempts", "1", "--fail-on", "never",
-            "--quiet"]
-    for spec in web.connect_to_args(wildcard=False):
-        args += ["--connect-to", spec]
-    return args
+    return helpers.web_args(web, "--attempts", "1", "--fail-on", "never", "--quiet")
 
 
 def lk(*args: object) -> subprocess.CompletedProcess[str]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import hermetic_options
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
@@ -41,19 +42,7 @@ def _fresh_log(web: FaultWeb) -> None:
 
 
 def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
-    settings_: dict[str, Any] = {
-        "connect_to": web.connect_to_args(wildcard=False),
-        "offline_dns": True,
-        "ca_bundle": web.ca_pem,
-        "trust_env": False,
-        "backoff_base": 0.02,
-        "backoff_cap": 0.1,
-        "host_rate": 0,
-        "soft404": True,
-        "read_pages": False,
-    }
-    settings_.update(overrides)
-    return CheckOptions(**settings_)
+    return hermetic_options(web, **{"soft404": True, **overrides})
 
 
 async def check(web: FaultWeb, urls: list[str], **overrides: Any) -> dict[str, CheckResult]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from helpers import hermetic_options
 from truth_world import OUTAGE_NIGHT, generate, replay, score
 
 from linkkeeper.check.checker import Checker
@@ -43,20 +44,8 @@ def db(tmp_path: Path) -> sqlite_utils.Database:
 
 
 def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
-    values: dict[str, Any] = {
-        "connect_to": web.connect_to_args(wildcard=False),
-        "offline_dns": True,
-        "ca_bundle": web.ca_pem,
-        "trust_env": False,
-        "backoff_base": 0.01,
-        "backoff_cap": 0.05,
-        "host_rate": 0,
-        "attempts": 1,
-        "soft404": True,
-        "read_pages": False,
-    }
-    values.update(overrides)
-    return CheckOptions(**values)
+    values = {"backoff_base": 0.01, "backoff_cap": 0.05, "attempts": 1, "soft404": True}
+    return hermetic_options(web, **{**values, **overrides})
 
 
 async def night(

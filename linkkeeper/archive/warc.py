@@ -62,10 +62,8 @@ values without CR/LF/NUL. Keep ``PriorCapture.date`` to the microsecond: it beco
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
-import hashlib
 import io
 import os
 import re
@@ -95,7 +93,8 @@ from linkkeeper.archive.compress import (
 )
 from linkkeeper.archive.records import OPEN_SUFFIX, complete_record_end, header_value
 from linkkeeper.archive.snapshots import Capture, PriorCapture
-from linkkeeper.exchange import Exchange
+from linkkeeper.clock import utcnow
+from linkkeeper.exchange import Exchange, sha1_b32
 
 SOFTWARE = f"linkkeeper/{__version__}"
 WARC_VERSION = "WARC/1.1"
@@ -119,15 +118,7 @@ class InvalidExchange(ValueError):
 
 def payload_digest(body: bytes) -> str:
     """The WARC-Payload-Digest of a stored body: ``sha1:`` + uppercase base32 (no padding)."""
-    return _sha1_b32(body)
-
-
-def _sha1_b32(*parts: bytes) -> str:
-    """A WARC digest (``sha1:`` + base32) of the parts, one after the other."""
-    digest = hashlib.sha1()
-    for part in parts:
-        digest.update(part)
-    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
+    return sha1_b32(body)
 
 
 def warc_date(moment: datetime) -> str:
@@ -219,7 +210,7 @@ def _leading_fields(record_type: str, url: str, date: str) -> dict[str, str]:
     }
 
 
-_EMPTY_DIGEST = _sha1_b32(b"")
+_EMPTY_DIGEST = sha1_b32(b"")
 
 
 _ID_BATCH = 256
@@ -264,10 +255,6 @@ class _OpenFile:
     size: int  # bytes written so far (kept here: tell() is a system call)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class WarcStore:
     """Appends captures to rotating WARC files in a folder; see the module docstring."""
 
@@ -278,7 +265,7 @@ class WarcStore:
         max_file_size: int = 10**9,
         prefix: str = "linkkeeper",
         info: dict[str, str] | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utcnow,
         compress_level: int = DEFAULT_COMPRESS_LEVEL,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", prefix):
@@ -405,7 +392,7 @@ class WarcStore:
             if prior.record_id:
                 fields["WARC-Refers-To"] = prior.record_id
             fields["WARC-Truncated"] = "length"  # the block keeps the HTTP headers only
-            fields["WARC-Block-Digest"] = _sha1_b32(http_head)
+            fields["WARC-Block-Digest"] = sha1_b32(http_head)
             return writer.create_revisit_record(
                 ex.url,
                 digest,
@@ -417,7 +404,7 @@ class WarcStore:
         if ex.truncated:
             fields["WARC-Truncated"] = "length"
         fields["WARC-Payload-Digest"] = digest
-        fields["WARC-Block-Digest"] = _sha1_b32(http_head, ex.body)
+        fields["WARC-Block-Digest"] = sha1_b32(http_head, ex.body)
         return writer.create_warc_record(
             ex.url,
             "response",
@@ -438,7 +425,7 @@ class WarcStore:
         if ex.ip:
             fields["WARC-IP-Address"] = ex.ip
         fields["WARC-Payload-Digest"] = _EMPTY_DIGEST
-        fields["WARC-Block-Digest"] = _sha1_b32(head.wire_bytes())
+        fields["WARC-Block-Digest"] = sha1_b32(head.wire_bytes())
         return current.writer.create_warc_record(
             ex.url,
             "request",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from linkkeeper.cli.app import (
     warc_dir_option,
 )
 from linkkeeper.db import connect, default_warc_dir
+from linkkeeper.progress import TransferProgress
 from linkkeeper.vocab import State
 
 
@@ -48,52 +48,6 @@ def _moment(text: str | None, option: str, *, end: bool) -> Any:
         return parse_moment(text, end_of_period=end)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
-
-
-class _ExportProgress:
-    """Bytes copied on stderr: a rich bar on a terminal, a line every few seconds in logs."""
-
-    def __init__(self, quiet: bool, interval: float = 5.0) -> None:
-        self.quiet = quiet
-        self.interval = interval
-        self.tty = sys.stderr.isatty()
-        self.started = self._last = time.monotonic()
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __call__(self, done: int, total: int, records: int, records_total: int) -> None:
-        if self.quiet:
-            return
-        if self.tty:
-            if self._bar is None:
-                from rich.console import Console
-                from rich.progress import (
-                    BarColumn,
-                    DownloadColumn,
-                    Progress,
-                    TextColumn,
-                    TimeRemainingColumn,
-                    TransferSpeedColumn,
-                )
-
-                self._bar = Progress(TextColumn("exporting"), BarColumn(), DownloadColumn(),
-                                     TransferSpeedColumn(), TimeRemainingColumn(),
-                                     console=Console(file=sys.stderr), transient=True)
-                self._task = self._bar.add_task("export", total=total)
-                self._bar.start()
-            self._bar.update(self._task, completed=done, total=total)
-            return
-        now = time.monotonic()
-        if now - self._last >= self.interval or records == records_total:
-            self._last = now
-            rate = done / max(now - self.started, 1e-6) / 1e6
-            click.echo(f"[{records}/{records_total} captures] {done / 1e6:.1f}/{total / 1e6:.1f}"
-                       f" MB, {rate:.1f} MB/s", err=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
 
 
 @cli.command(context_settings=CONTEXT)
@@ -154,7 +108,7 @@ def export(ctx: click.Context, **params: Any) -> None:
         states=tuple(p["states"]),
         latest=p["latest"],
     )
-    progress = _ExportProgress(p["quiet"])
+    progress = TransferProgress(quiet=p["quiet"])
     try:
         result = run_export(connect(db_path), folder, selection, p["output"], force=p["force"],
                             follow_redirects=not p["no_redirects"], on_progress=progress,

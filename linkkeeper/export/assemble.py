@@ -49,6 +49,7 @@ from linkkeeper.archive.records import read_head, warc_path
 from linkkeeper.archive.replay import rfc3339
 from linkkeeper.archive.snapshots import Capture
 from linkkeeper.export.select import ExportError, ExportPlan
+from linkkeeper.procs import pid_alive
 
 SOFTWARE = f"linkkeeper/{__version__}"
 COPY_CHUNK = 1 << 20
@@ -264,18 +265,8 @@ def _remove_stale_parts(target: Path) -> None:
     prefix = f".{target.name}."
     for part in target.parent.glob(glob.escape(prefix) + "*.part"):
         pid = part.name[len(prefix) : -len(".part")]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             part.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
 
 
 @dataclass

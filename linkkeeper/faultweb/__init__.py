@@ -18,7 +18,7 @@ Modules: `server` (FaultWeb: ports, TLS, latency, request log), `behaviours`
 
 from linkkeeper.faultweb.archives import FakeArchives
 from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS, BadPath, Behaviour, Hit
-from linkkeeper.faultweb.resolver import FaultResolver, parse_connect_to
+from linkkeeper.faultweb.resolver import FaultResolver
 from linkkeeper.faultweb.server import (
     CLOSED_HOST,
     DEFAULT_HOSTS,
@@ -47,5 +47,4 @@ __all__ = [
     "Hit",
     "LogEntry",
     "max_overlap",
-    "parse_connect_to",
 ]

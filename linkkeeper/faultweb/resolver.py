@@ -12,45 +12,28 @@ from collections.abc import Iterable
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from linkkeeper.check.resolver import ConnectTo, parse_connect_to
+
 Route = tuple[str, int]
-
-
-def parse_connect_to(entry: str) -> tuple[Route, Route]:
-    """ "news.example:443:127.0.0.1:8443" -> (("news.example", 443), ("127.0.0.1", 8443)).
-
-    An empty or `*` first host matches any name; a bracketed IPv6 target is unwrapped.
-    """
-    if entry.count(":") < 3:
-        raise ValueError(f"--connect-to wants HOST:PORT:ADDR:PORT, not {entry!r}")
-    host, port, rest = entry.split(":", 2)
-    if rest.startswith("["):
-        address, _, tail = rest[1:].partition("]")
-        target_port = tail.lstrip(":")
-    else:
-        address, _, target_port = rest.rpartition(":")
-    try:
-        return (host.lower() or "*", int(port)), (address, int(target_port))
-    except ValueError:
-        raise ValueError(f"--connect-to ports must be integers in {entry!r}") from None
 
 
 class FaultResolver(AbstractResolver):
     """Resolve (host, port) to the address and port a --connect-to entry names."""
 
-    def __init__(self, routes: dict[Route, Route]) -> None:
-        self.routes = routes
+    def __init__(self, rules: list[ConnectTo]) -> None:
+        self.rules = rules
 
     @classmethod
     def from_connect_to(cls, entries: Iterable[str]) -> FaultResolver:
-        routes: dict[Route, Route] = {}
-        for entry in entries:
-            source, target = parse_connect_to(entry)
-            routes.setdefault(source, target)  # first match wins, as in curl
-        return cls(routes)
+        """Rules parsed by the product's own parser (check/resolver.py): one spelling of them."""
+        return cls(parse_connect_to(entries))
 
     def lookup(self, host: str, port: int) -> Route | None:
-        name = host.lower().rstrip(".")
-        return self.routes.get((name, port)) or self.routes.get(("*", port))
+        """The first matching rule's target (as in curl); None when no rule names the host."""
+        for rule in self.rules:
+            if rule.matches(host.rstrip("."), port):
+                return (rule.target_host or host, rule.target_port or port)
+        return None
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET

@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
+from linkkeeper.clock import iso, utcnow
 from linkkeeper.history.runs import previous_run_id
 from linkkeeper.report.copies import (
     ArchivedCopy,
@@ -258,7 +259,7 @@ def resolve_since(db: sqlite_utils.Database, since: str | None, run_id: int) -> 
         return baseline
     when = parse_since_date(text)
     row = db.execute(
-        "SELECT max(id) FROM runs WHERE started_at < ?", [when.isoformat(timespec="seconds")]
+        "SELECT max(id) FROM runs WHERE started_at < ?", [iso(when)]
     ).fetchone()
     return int(row[0]) if row and row[0] is not None else None
 
@@ -301,7 +302,7 @@ def build_report(
     shown = links if since is None else [lnk for lnk in links if lnk.change is not None]
     summary = _summary(links)
     return Report(
-        generated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        generated_at=iso(now or utcnow()),
         run=run_record(db, run_id),
         baseline=run_record(db, baseline_id) if baseline_id is not None else None,
         since=since,
