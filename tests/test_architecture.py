@@ -22,3 +22,17 @@ def test_import_contract_holds() -> None:
                           timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 
+
+
+def test_the_cli_holds_no_sql() -> None:
+    """Commands parse, make one library call and print: queries live with their tables."""
+    import re
+
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b.*\b(FROM|INTO|SET|WHERE)\b|\.execute\(")
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted((REPO / "linkkeeper" / "cli").glob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if sql.search(line)
+    ]
+    assert offenders == []
