@@ -245,7 +245,8 @@ def format_archive_summary(counts: ArchiveCounts, folder: Path | None = None) ->
         extra.append(f"{counts.robots_disallowed} disallowed by robots.txt")
     if counts.errors:
         extra.append(f"{counts.errors} could not be written")
-    return line + (f"\n  not archived: {', '.join(extra)}" if extra else "")
+    paused = f"\n  {counts.paused}" if counts.paused else ""  # a full disk: checking went on
+    return line + (f"\n  not archived: {', '.join(extra)}" if extra else "") + paused
 
 
 # -- the fetching options (check, snapshot) -----------------------------------------------------
