@@ -309,6 +309,11 @@ def check_options(fn: Any) -> Any:
                      help="Regex: do not check matching URLs; repeatable."),
         click.option("--exclude-private", is_flag=True, envvar="LINKKEEPER_EXCLUDE_PRIVATE",
                      help="Skip hosts resolving to private, loopback or link-local addresses."),
+        click.option("--memory-budget", show_default=True, metavar="SIZE",
+                     default=size_text(option_default(CheckOptions, "memory_budget")),
+                     envvar="LINKKEEPER_MEMORY_BUDGET",
+                     help="Memory for captured bodies, all in flight together; longer bodies "
+                     "and the rest wait in temporary files in the WARC folder."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -331,8 +336,13 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
             re.compile(pattern)
     except (ValueError, re.error) as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        memory_budget = parse_size(p["memory_budget"])
+    except click.BadParameter as exc:
+        raise ConfigError(f"--memory-budget: {exc.message}") from None
     config = p["_config"]
     kwargs: dict[str, Any] = {
+        "memory_budget": memory_budget,
         "concurrency": p["concurrency"],
         "host_concurrency": p["host_concurrency"],
         "host_rate": p["host_rate"],
