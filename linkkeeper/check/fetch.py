@@ -24,14 +24,14 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from linkkeeper.check.bodies import IN_MEMORY_MAX, ByteBudget, read_capture
+from linkkeeper.check.bodies import ByteBudget, read_capture
 from linkkeeper.check.hosts import HostScheduler
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.policy import HostSettings
 from linkkeeper.check.resolver import ConnectToResolver
 from linkkeeper.clock import utcnow
 from linkkeeper.codings import decoded_prefix
-from linkkeeper.exchange import Body, Exchange, body_head
+from linkkeeper.exchange import Body, CapturedBody, Exchange, body_head
 from linkkeeper.urls import host_key
 
 # What a request may raise that is an answer about the URL, not a bug of ours.
@@ -107,9 +107,9 @@ class Fetcher:
                         self.options.spool_dir,
                     )
                     exchange = _exchange(response, url, method, body, started, ip, complete)
-                    if self.reads_text:  # a decoded sample needs at most the first MiB
+                    if self.reads_text:
                         encoding = response.headers.get("Content-Encoding", "")
-                        head = body_head(body, IN_MEMORY_MAX)
+                        head = body_head(body, _sample_source(body, self.options.get_bytes))
                         sample = decoded_prefix(head, encoding, self.options.get_bytes)
                 else:
                     sample, complete = await read_up_to(response, self.options.get_bytes)
@@ -131,6 +131,13 @@ class Fetcher:
             return None
         addresses = self.resolver.addresses.get((url.raw_host.lower(), url.port or 0))
         return addresses[0] if addresses else None
+
+
+def _sample_source(body: CapturedBody, get_bytes: int) -> int:
+    """Raw bytes to decode for a sample of `get_bytes`: all of a body in memory; of a
+    spooled one a prefix (deflate and brotli never grow data by more than a few bytes per
+    block, so 4 x get_bytes holds the encoded form of get_bytes, whatever the coding)."""
+    return 4 * get_bytes + 4096 if body.spooled else len(body)
 
 
 def _exchange(
