@@ -32,6 +32,16 @@ every trip, and every time the worker waits for the GIL, is a hand-over between 
 and on the capture benchmark one result per trip cost about 0.6 ms of CPU per capture in
 futex calls alone.
 
+Memory: the bodies of queued results are held against the run's memory budget or wait in
+spool files (check/bodies.py); each result's bodies are released as soon as it is written
+or dropped. A spooled body is streamed into the WARC (compress.py), never read whole.
+
+A write error (a full disk, a quota, an I/O error) pauses archiving for the rest of the
+run: the store has cut the file back to its last whole capture and the file is left
+``.open`` (the next run's repair closes and indexes it), ``ArchiveCounts.paused`` says
+"archiving paused at N captures: PATH: reason" (in the summary and the run's JSON record),
+no more captures are asked for, and checking goes on to the end.
+
 ``respect_robots`` (off by default, like the Internet Archive's own policy: a link
 audit archives what a post cites, a reader's request rather than a crawl) fetches each
 origin's robots.txt once per run through the checker's own session and politeness, and
@@ -78,7 +88,7 @@ DEFAULT_KINDS: frozenset[str] = frozenset({Kind.SOURCE, Kind.RELATED, Kind.IMAGE
 DEFAULT_MAX_CAPTURE_BYTES = 50 * 2**20
 DEFAULT_WARC_MAX_SIZE = 10**9
 ROBOTS_MAX_BYTES = 500 * 1024  # what Google reads of a robots.txt; the rest is ignored
-_QUEUE_SIZE = 32  # results waiting for the writer (each holds whole bodies)
+_QUEUE_SIZE = 32  # results waiting for the writer (their bodies within the memory budget)
 _BATCH_MAX = 16  # results written per trip to the worker thread, at most
 _FLUSH_SECONDS = 2.0
 

@@ -54,6 +54,10 @@ the final name. Closing also writes the file's CDXJ index and refreshes the fold
 folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. A closed file is never opened for
 writing again.
 
+A failed write (disk full, ...) cuts the file back to its last whole capture and raises
+the OSError with the file's path in it (``named``); a body that is a spooled
+:class:`~linkkeeper.exchange.CapturedBody` is streamed into its record, never read whole.
+
 Inputs the writer insists on (else :class:`InvalidExchange`, nothing written): an ASCII http(s)
 URL (``str(yarl.URL)`` is), a timezone-aware ``started``, header names that are HTTP tokens and
 values without CR/LF/NUL. Keep ``PriorCapture.date`` to the microsecond: it becomes

@@ -47,7 +47,7 @@ class ByteBudget:
         self.limit = max(0, limit)
         self.held = 0
         self.peak = 0  # most bytes held at once (for tests and the benchmarks)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a finalizer may release while this thread holds it
 
     def try_reserve(self, count: int) -> bool:
         with self._lock:
