@@ -370,6 +370,30 @@ def test_a_real_full_disk_under_the_warcs(faultweb: FaultWeb, tmp_path: Path) ->
         warcio_check(*(disk / "warcs").rglob("*.warc.gz"))
 
 
+def test_a_file_size_limit_pauses_archiving_too(faultweb: FaultWeb, tmp_path: Path) -> None:
+    """Without root: RLIMIT_FSIZE makes the WARC write fail with EFBIG (Python ignores
+    SIGXFSZ), the same path as a full disk; the small database stays under the limit."""
+    import resource
+
+    site = make_site(tmp_path / "site", [{"source": URLS[0], "related": URLS[1:]}])
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_500_000, 1_500_000))
+
+    res = subprocess.run([sys.executable, "-m", "linkkeeper", "check", str(site),
+                          *web_args(faultweb), "--attempts", "1"], capture_output=True,
+                         text=True, timeout=300, env=clean_env(), preexec_fn=limit)
+    assert res.returncode == 2, res.stderr
+    assert len(rows(site / "linkkeeper.db", "SELECT * FROM checks")) == len(URLS) + 1
+    (left_open,) = (site / "warcs").rglob("*.warc.gz.open")
+    (paused,) = [line.strip() for line in res.stdout.splitlines() if "paused" in line]
+    assert paused.startswith("archiving paused at ") and paused.endswith(
+        f"{left_open}: File too large")
+    with WarcStore(site / "warcs") as store:
+        assert len(store.repair_messages) == 1
+    warcio_check(*(site / "warcs").rglob("*.warc.gz"))
+
+
 def test_a_database_on_a_full_disk_is_one_line_naming_it(
     faultweb: FaultWeb, tmp_path: Path
 ) -> None:
