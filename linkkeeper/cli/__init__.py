@@ -47,15 +47,16 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, sqlite3.DatabaseError) as exc:
         line = storage_error_line(exc)
         if line is None or debug:
-            raise_as_crash(exc, debug)
+            _exit_with_crash(exc, debug)
         click.echo(f"error: {line}", err=True)
         sys.exit(EXIT_RUNTIME)
     except Exception as exc:  # the one place that turns crashes into messages
-        raise_as_crash(exc, debug)
+        _exit_with_crash(exc, debug)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
-def raise_as_crash(exc: BaseException, debug: bool) -> None:
+def _exit_with_crash(exc: BaseException, debug: bool) -> None:
+    """Any other error: its type and message in one line (a traceback with --debug), exit 1."""
     if debug:
         traceback.print_exc()
     else:
