@@ -147,6 +147,8 @@ async def run_audit_async(
         if on_progress:
             on_progress(recorder.done, total, dict(recorder.counts))
 
+    if on_progress:  # the start: what a resumed run had done is not this process's rate
+        on_progress(recorder.done, total, dict(recorder.counts))
     pre = scan_time_statuses(db, todo) if todo else {}  # [] means none, not all
     fetch = [u for u in todo if u not in pre]
     for url, (status, reason) in pre.items():

@@ -205,8 +205,18 @@ def default_warc_dir(db_path: Path) -> Path:
     return Path(db_path).parent / "warcs"
 
 
+_OPENED: list[Path] = []  # databases this process opened: an SQLite error names no file
+
+
+def opened_databases() -> list[Path]:
+    """The database files `connect` opened, so an error (a full disk) can name its file."""
+    return list(_OPENED)
+
+
 def connect(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database with the schema and pragmas in place."""
+    if Path(path).absolute() not in _OPENED:
+        _OPENED.append(Path(path).absolute())
     conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

@@ -27,6 +27,8 @@ class ProgressReporter:
         self.interval = interval
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.started = time.monotonic()
+        # URLs already done when this process began (a resumed run): not part of the rate
+        self._baseline: int | None = None
         self._last_line = 0.0
         self._bar: Any = None
         self._task: Any = None
@@ -52,8 +54,10 @@ class ProgressReporter:
     def update(self, done: int, total: int, counts: dict[str, int]) -> None:
         if self.quiet:
             return
+        if self._baseline is None:
+            self._start(done, total)
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = done / elapsed
+        rate = (done - (self._baseline or 0)) / elapsed
         summary = " ".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
         if self._bar is not None:
             self._bar.update(self._task, completed=done, total=total, rate=f"{rate:.0f}",
@@ -65,6 +69,17 @@ class ProgressReporter:
             eta = (total - done) / rate if rate > 0 else 0
             print(f"[{done}/{total}] {rate:.0f} URLs/s, eta {eta:.0f}s  {summary}",
                   file=self.stream, flush=True)
+
+    def _start(self, done: int, total: int) -> None:
+        """The first update: what a resumed run had finished before is the baseline.
+
+        The rate and the ETA count only URLs finished in this process; the bar starts at
+        `done` without counting the jump as progress (rich estimates from its samples).
+        """
+        self._baseline = done
+        self.started = self._last_line = time.monotonic()
+        if self._bar is not None:
+            self._bar.reset(self._task, total=total, completed=done)
 
     def close(self) -> None:
         if self._bar is not None:

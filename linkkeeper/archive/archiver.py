@@ -32,6 +32,16 @@ every trip, and every time the worker waits for the GIL, is a hand-over between 
 and on the capture benchmark one result per trip cost about 0.6 ms of CPU per capture in
 futex calls alone.
 
+Memory: the bodies of queued results are held against the run's memory budget or wait in
+spool files (check/bodies.py); each result's bodies are released as soon as it is written
+or dropped. A spooled body is streamed into the WARC (compress.py), never read whole.
+
+A write error (a full disk, a quota, an I/O error) pauses archiving for the rest of the
+run: the store has cut the file back to its last whole capture and the file is left
+``.open`` (the next run's repair closes and indexes it), ``ArchiveCounts.paused`` says
+"archiving paused at N captures: PATH: reason" (in the summary and the run's JSON record),
+no more captures are asked for, and checking goes on to the end.
+
 ``respect_robots`` (off by default, like the Internet Archive's own policy: a link
 audit archives what a post cites, a reader's request rather than a crawl) fetches each
 origin's robots.txt once per run through the checker's own session and politeness, and
@@ -64,10 +74,10 @@ from linkkeeper.archive.snapshots import (
     latest_captures,
     latest_full_responses,
 )
-from linkkeeper.archive.warc import InvalidExchange, WarcStore
+from linkkeeper.archive.warc import InvalidExchange, WarcStore, named
 from linkkeeper.codings import decoded_prefix
 from linkkeeper.db import Transaction
-from linkkeeper.exchange import Exchange
+from linkkeeper.exchange import Exchange, body_head
 from linkkeeper.vocab import Kind, Status
 
 if TYPE_CHECKING:
@@ -78,7 +88,7 @@ DEFAULT_KINDS: frozenset[str] = frozenset({Kind.SOURCE, Kind.RELATED, Kind.IMAGE
 DEFAULT_MAX_CAPTURE_BYTES = 50 * 2**20
 DEFAULT_WARC_MAX_SIZE = 10**9
 ROBOTS_MAX_BYTES = 500 * 1024  # what Google reads of a robots.txt; the rest is ignored
-_QUEUE_SIZE = 32  # results waiting for the writer (each holds whole bodies)
+_QUEUE_SIZE = 32  # results waiting for the writer (their bodies within the memory budget)
 _BATCH_MAX = 16  # results written per trip to the worker thread, at most
 _FLUSH_SECONDS = 2.0
 
@@ -110,9 +120,10 @@ class ArchiveCounts:
     urls: int = 0  # cited URLs archived (one per live result, however many hops)
     robots_disallowed: int = 0
     errors: int = 0  # exchanges that could not be written (see Archiver.problems)
+    paused: str = ""  # why archiving stopped before the end of the run (a full disk)
 
-    def as_dict(self) -> dict[str, int]:
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "captures": self.captures,
             "revisits": self.revisits,
             "truncations": self.truncations,
@@ -121,11 +132,15 @@ class ArchiveCounts:
             "robots_disallowed": self.robots_disallowed,
             "errors": self.errors,
         }
+        if self.paused:
+            data["paused"] = self.paused
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchiveCounts:
-        names = cls.__dataclass_fields__
-        return cls(**{k: int(v) for k, v in data.items() if k in names})
+        names = set(cls.__dataclass_fields__) - {"paused"}
+        return cls(**{k: int(v) for k, v in data.items() if k in names},
+                   paused=str(data.get("paused") or ""))
 
 
 @dataclass(slots=True)
@@ -203,6 +218,7 @@ class Archiver:
         self._writer: asyncio.Task[None] | None = None
         self._rows: list[Capture] = []
         self._last_flush = time.monotonic()
+        self._write_error: OSError | None = None  # a write failed: archiving is paused
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -256,7 +272,12 @@ class Archiver:
 
     def wants(self, url: str) -> bool:
         """The checker's capture predicate: GET this URL and hand back its raw exchanges?"""
-        return url in self.due or url in self._forced
+        return not self.paused and (url in self.due or url in self._forced)
+
+    @property
+    def paused(self) -> str:
+        """Why archiving stopped for the rest of the run ("" while it goes on)."""
+        return self.counts.paused
 
     def prior_for(self, url: str) -> PriorCapture | None:
         """The capture a new, identical body of `url` would be a revisit of."""
@@ -317,10 +338,15 @@ class Archiver:
         if self.options.user_agent:
             info["http-header-user-agent"] = self.options.user_agent
         info.update(self.options.info)
-        self._store = await asyncio.to_thread(
-            WarcStore, self.options.folder, max_file_size=self.options.warc_max_size, info=info
-        )
-        self.repair_messages = list(self._store.repair_messages)
+        try:
+            self._store = await asyncio.to_thread(
+                WarcStore, self.options.folder, max_file_size=self.options.warc_max_size,
+                info=info,
+            )
+        except OSError as error:  # checking goes on without archiving
+            self._pause(named(error, self.options.folder))
+        else:
+            self.repair_messages = list(self._store.repair_messages)
         self._writer = asyncio.create_task(self._write_loop())
 
     async def submit(self, result: CheckResult) -> None:
@@ -330,8 +356,10 @@ class Archiver:
         if self._writer.done():
             self._writer.result()  # the writer died: raise its error here
         self._note_change(result)
-        if result.exchanges and result.status.is_alive:
+        if result.exchanges and result.status.is_alive and not self.paused:
             await self._queue.put(result)
+        else:
+            _release(result)  # not written: its bodies' memory and spool files go back
 
     def take_followups(self) -> list[str]:
         """URLs to capture after the check: a HEAD saw them change since their last capture,
@@ -398,7 +426,13 @@ class Archiver:
             for result in batch:
                 exchanges = [ex for ex in result.exchanges if self.allowed(ex.url)]
                 jobs.append((exchanges, [self.prior_for(ex.url) for ex in exchanges]))
-            written_all = await asyncio.to_thread(self._write_batch, jobs)
+            try:
+                written_all = await asyncio.to_thread(self._write_batch, jobs)
+            finally:
+                for result in batch:
+                    _release(result)
+            if self._write_error is not None and not self.paused:
+                await self._pause_writing(self._write_error)
             for result, written in zip(batch, written_all, strict=True):
                 for capture, prior in written:
                     self._count(capture, prior)
@@ -419,16 +453,39 @@ class Archiver:
     def _write_exchanges(
         self, exchanges: list[Exchange], priors: list[PriorCapture | None]
     ) -> list[tuple[Capture, PriorCapture | None]]:
-        """In the worker thread: append each exchange to the WARC (flushed on return)."""
-        assert self._store is not None
-        written = []
+        """In the worker thread: append each exchange to the WARC (flushed on return).
+
+        After a write error (disk full) nothing more is written: the store cut the file
+        back to its last whole capture, and the event loop pauses archiving.
+        """
+        written: list[tuple[Capture, PriorCapture | None]] = []
         for exchange, prior in zip(exchanges, priors, strict=True):
+            if self._write_error is not None or self._store is None:
+                break
             try:
                 written.append((self._store.write(exchange, prior=prior), prior))
             except InvalidExchange as error:
                 self.problems.append(f"{exchange.url}: not archived: {error}")
                 self.counts.errors += 1
+            except OSError as error:
+                self._write_error = error
         return written
+
+    async def _pause_writing(self, error: OSError) -> None:
+        """Stop archiving for the rest of the run, the current file left `.open` whole
+        (the next run's repair closes it); checking goes on."""
+        store, self._store = self._store, None
+        if store is not None:
+            await asyncio.to_thread(store.abandon)
+        self._pause(error)
+        self.flush()  # the rows of what was written, and the pause, recorded now
+
+    def _pause(self, error: OSError) -> None:
+        written = self.counts.captures + self.counts.revisits
+        where = f"{error.filename}: " if error.filename else ""
+        self.counts.paused = (
+            f"archiving paused at {written} captures: {where}{error.strerror or error}"
+        )  # said in the run's archive summary (and its JSON record)
 
     def _count(self, capture: Capture, prior: PriorCapture | None) -> None:
         counts = self.counts
@@ -480,7 +537,13 @@ class Archiver:
             self.flush()
         if self._store is not None:
             store, self._store = self._store, None
-            await asyncio.to_thread(store.close)
+            try:
+                await asyncio.to_thread(store.close)
+            except OSError as error:  # what was written stays, repaired by the next run
+                if not self.paused:
+                    self._pause(error)
+                    with contextlib.suppress(Exception) if abort else contextlib.nullcontext():
+                        self.flush()
 
     @property
     def current_file(self) -> str | None:
@@ -498,14 +561,22 @@ def _robots_rules(result: CheckResult) -> Protego | None:
     if final is None:
         return None
     encoding = header_value(final.response_headers, "Content-Encoding")
-    text = decoded_prefix(final.body, encoding, ROBOTS_MAX_BYTES).decode("utf-8", "replace")
+    head = body_head(final.body, 4 * ROBOTS_MAX_BYTES)  # decoded, at most ROBOTS_MAX_BYTES
+    text = decoded_prefix(head, encoding, ROBOTS_MAX_BYTES).decode("utf-8", "replace")
     return Protego.parse(text)
 
 
+def _release(result: CheckResult) -> None:
+    for exchange in result.exchanges:
+        exchange.release()
+
+
 def with_capture(check_options: Any, archiver: Archiver) -> Any:
-    """The checker's options with the archiver's predicate and size cap in place."""
+    """The checker's options with the archiver's predicate, size cap and spool folder
+    (bodies past the memory budget wait on the disk the WARC files go to)."""
     return replace(
         check_options,
         capture=archiver.wants,
         capture_max_bytes=archiver.options.max_capture_bytes,
+        spool_dir=archiver.options.folder,
     )

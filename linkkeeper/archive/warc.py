@@ -54,6 +54,10 @@ the final name. Closing also writes the file's CDXJ index and refreshes the fold
 folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. A closed file is never opened for
 writing again.
 
+A failed write (disk full, ...) cuts the file back to its last whole capture and raises
+the OSError with the file's path in it (``named``); a body that is a spooled
+:class:`~linkkeeper.exchange.CapturedBody` is streamed into its record, never read whole.
+
 Inputs the writer insists on (else :class:`InvalidExchange`, nothing written): an ASCII http(s)
 URL (``str(yarl.URL)`` is), a timezone-aware ``started``, header names that are HTTP tokens and
 values without CR/LF/NUL. Keep ``PriorCapture.date`` to the microsecond: it becomes
@@ -64,6 +68,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import os
 import re
@@ -94,7 +99,15 @@ from linkkeeper.archive.compress import (
 from linkkeeper.archive.records import OPEN_SUFFIX, complete_record_end, header_value
 from linkkeeper.archive.snapshots import Capture, PriorCapture
 from linkkeeper.clock import utcnow
-from linkkeeper.exchange import Exchange, sha1_b32
+from linkkeeper.exchange import (
+    Body,
+    CapturedBody,
+    Exchange,
+    body_chunks,
+    body_digest,
+    sha1_b32,
+    sha1_text,
+)
 
 SOFTWARE = f"linkkeeper/{__version__}"
 WARC_VERSION = "WARC/1.1"
@@ -121,6 +134,14 @@ def payload_digest(body: bytes) -> str:
     return sha1_b32(body)
 
 
+def _block_digest(http_head: bytes, body: Body) -> str:
+    """sha1 of the HTTP head and the body, a spooled body read piece by piece."""
+    digest = hashlib.sha1(http_head)
+    for piece in body_chunks(body, 1 << 20):
+        digest.update(piece)
+    return sha1_text(digest)
+
+
 def warc_date(moment: datetime) -> str:
     """WARC/1.1 date: UTC, microseconds when non-zero (naive datetimes are taken as UTC)."""
     if moment.tzinfo is not None:
@@ -130,6 +151,36 @@ def warc_date(moment: datetime) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Building records
+
+
+def named(error: OSError, path: Path | str) -> OSError:
+    """The error with the file it happened to (a write error alone names no path)."""
+    if error.filename is not None:
+        return error
+    return type(error)(error.errno, error.strerror or str(error), str(path))
+
+
+class _BodyReader(io.RawIOBase):
+    """A body as the stream warcio reads the payload from (a spooled one piece by piece)."""
+
+    def __init__(self, body: Body) -> None:
+        self._body = body
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        left = len(self._body) - self._pos
+        count = left if size is None or size < 0 else min(size, left)
+        data = (
+            self._body[self._pos : self._pos + count]
+            if isinstance(self._body, bytes)
+            else self._body.read(self._pos, count)
+        )
+        self._pos += len(data)
+        return data
+
 
 
 class _WireHeaders(StatusAndHeaders):
@@ -307,7 +358,7 @@ class WarcStore:
     def write(self, ex: Exchange, *, prior: PriorCapture | None = None) -> Capture:
         """Append one exchange (request + response, or request + revisit) and flush it."""
         _validate(ex)
-        digest = payload_digest(ex.body)
+        digest = body_digest(ex.body)
         revisit = prior is not None and prior.payload_digest == digest and not ex.truncated
         with self._lock:
             current = self._current or self._open_new_file()
@@ -318,10 +369,15 @@ class WarcStore:
                 sink, writer = current.sink, current.writer
                 if not revisit and incompressible(ex.response_headers, ex.body):
                     sink.level = STORED_LEVEL  # deflate would gain nothing: zlib stores it
+                if not revisit and isinstance(ex.body, CapturedBody) and ex.body.spooled:
+                    sink.stream_next()  # never the whole body in memory
                 writer.write_record(response)
                 writer.write_record(request)
                 response_length, request_length = sink.write_members()
                 current.handle.flush()
+            except OSError as error:
+                self._undo_partial_write(current, offset)
+                raise named(error, current.path) from error
             except BaseException:
                 self._undo_partial_write(current, offset)
                 raise
@@ -363,7 +419,8 @@ class WarcStore:
             current.handle.seek(offset)
         except OSError:
             self._current = None
-            current.handle.close()
+            with contextlib.suppress(OSError):
+                current.handle.close()
 
     def _response_record(
         self, current: _OpenFile, ex: Exchange, digest: str, prior: PriorCapture | None
@@ -404,11 +461,11 @@ class WarcStore:
         if ex.truncated:
             fields["WARC-Truncated"] = "length"
         fields["WARC-Payload-Digest"] = digest
-        fields["WARC-Block-Digest"] = sha1_b32(http_head, ex.body)
+        fields["WARC-Block-Digest"] = _block_digest(http_head, ex.body)
         return writer.create_warc_record(
             ex.url,
             "response",
-            payload=io.BytesIO(ex.body),
+            payload=_BodyReader(ex.body),
             length=len(ex.body),
             http_headers=http_headers,
             warc_headers_dict=fields,
@@ -499,14 +556,31 @@ class WarcStore:
             return
         handle = current.handle
         try:
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.rename(current.path, current.final)
-            _fsync_dir(current.final.parent)
-        finally:
-            handle.close()  # releases the flock
-        index_warc(self.folder, current.rel)
-        rebuild_folder_index(self.folder)
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+                os.rename(current.path, current.final)
+                _fsync_dir(current.final.parent)
+            finally:
+                with contextlib.suppress(OSError):
+                    handle.close()  # releases the flock
+        except OSError as error:  # left `.open`: the next repair() closes it
+            raise named(error, current.path) from error
+        try:
+            index_warc(self.folder, current.rel)
+            rebuild_folder_index(self.folder)
+        except OSError as error:  # the next repair() indexes a closed file without one
+            raise named(error, self.folder) from error
+
+    def abandon(self) -> None:
+        """Stop writing without closing: the current file stays ``.open`` for the next
+        repair() (after a disk-full error, when closing would write an index to a disk
+        that has no room). Every capture written so far stays in it, whole."""
+        with self._lock:
+            current, self._current = self._current, None
+            if current is not None:
+                with contextlib.suppress(OSError):
+                    current.handle.close()
 
     # -- crash repair --------------------------------------------------------------------------
 

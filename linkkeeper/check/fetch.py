@@ -5,7 +5,8 @@ each of them comes here. `Fetcher.fetch` takes a slot of the host it goes to
 (hosts.py), so a host's limits hold even for cross-host redirects, and counts
 what the host answered. A GET streams and stops after ``get_bytes`` (the
 `sample`), or, when captured, reads the raw body (content-encoding kept,
-chunking removed) up to ``capture_max_bytes`` into an `Exchange`.
+chunking removed) up to ``capture_max_bytes`` into an `Exchange`, within the
+run's memory budget (bodies.py: in memory or spooled to disk).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import ssl
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -23,13 +24,14 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from linkkeeper.check.bodies import ByteBudget, read_capture
 from linkkeeper.check.hosts import HostScheduler
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.policy import HostSettings
 from linkkeeper.check.resolver import ConnectToResolver
 from linkkeeper.clock import utcnow
 from linkkeeper.codings import decoded_prefix
-from linkkeeper.exchange import Exchange
+from linkkeeper.exchange import Body, CapturedBody, Exchange, body_head
 from linkkeeper.urls import host_key
 
 # What a request may raise that is an answer about the URL, not a bug of ours.
@@ -59,6 +61,10 @@ class Fetcher:
     resolver: ConnectToResolver
     ssl: ssl.SSLContext | bool
     reads_text: bool  # keep a decoded sample of captured bodies too (soft-404, fingerprints)
+    budget: ByteBudget = field(init=False)  # the run's memory for captured bodies (bodies.py)
+
+    def __post_init__(self) -> None:
+        self.budget = ByteBudget(self.options.memory_budget)
 
     async def fetch(
         self, url: URL, method: str, settings: HostSettings, capture: bool, slot_taken: bool
@@ -95,15 +101,18 @@ class Fetcher:
             sample: bytes | None = None
             exchange: Exchange | None = None
             if method == "GET":
-                limit = self.options.capture_max_bytes if capture else self.options.get_bytes
-                body, complete = await read_up_to(response, limit)
                 if capture:
+                    body, complete = await read_capture(
+                        response.content, self.options.capture_max_bytes, self.budget,
+                        self.options.spool_dir,
+                    )
                     exchange = _exchange(response, url, method, body, started, ip, complete)
                     if self.reads_text:
                         encoding = response.headers.get("Content-Encoding", "")
-                        sample = decoded_prefix(body, encoding, self.options.get_bytes)
+                        head = body_head(body, _sample_source(body, self.options.get_bytes))
+                        sample = decoded_prefix(head, encoding, self.options.get_bytes)
                 else:
-                    sample = body
+                    sample, complete = await read_up_to(response, self.options.get_bytes)
                 if not complete:
                     response.close()  # stop the transfer: the rest is not needed
             return Answer(
@@ -124,11 +133,18 @@ class Fetcher:
         return addresses[0] if addresses else None
 
 
+def _sample_source(body: CapturedBody, get_bytes: int) -> int:
+    """Raw bytes to decode for a sample of `get_bytes`: all of a body in memory; of a
+    spooled one a prefix (deflate and brotli never grow data by more than a few bytes per
+    block, so 4 x get_bytes holds the encoded form of get_bytes, whatever the coding)."""
+    return 4 * get_bytes + 4096 if body.spooled else len(body)
+
+
 def _exchange(
     response: aiohttp.ClientResponse,
     url: URL,
     method: str,
-    body: bytes,
+    body: Body,
     started: datetime,
     ip: str | None,
     complete: bool,

@@ -68,6 +68,10 @@ class CheckOptions:
     get_bytes: int = 65536
     capture: Callable[[str], bool] | None = None
     capture_max_bytes: int = 50 * 2**20
+    # Bytes of captured bodies held in memory, all in-flight and queued captures together
+    # (`--memory-budget`); the rest wait in spool files (check/bodies.py).
+    memory_budget: int = 256 * 2**20
+    spool_dir: Path | None = None  # where bodies spill (the WARC folder); None: the temp dir
     # GET every URL, static files included, never HEAD (some users prefer it; costs bytes).
     # Not `read_pages`: that one GETs deep page links only (`--read-pages/--head-first`).
     always_get: bool = False

@@ -255,7 +255,8 @@ def format_archive_summary(counts: ArchiveCounts, folder: Path | None = None) ->
         extra.append(f"{counts.robots_disallowed} disallowed by robots.txt")
     if counts.errors:
         extra.append(f"{counts.errors} could not be written")
-    return line + (f"\n  not archived: {', '.join(extra)}" if extra else "")
+    paused = f"\n  {counts.paused}" if counts.paused else ""  # a full disk: checking went on
+    return line + (f"\n  not archived: {', '.join(extra)}" if extra else "") + paused
 
 
 # -- the fetching options (check, snapshot) -----------------------------------------------------
@@ -318,6 +319,11 @@ def check_options(fn: Any) -> Any:
                      help="Regex: do not check matching URLs; repeatable."),
         click.option("--exclude-private", is_flag=True, envvar="LINKKEEPER_EXCLUDE_PRIVATE",
                      help="Skip hosts resolving to private, loopback or link-local addresses."),
+        click.option("--memory-budget", show_default=True, metavar="SIZE",
+                     default=size_text(option_default(CheckOptions, "memory_budget")),
+                     envvar="LINKKEEPER_MEMORY_BUDGET",
+                     help="Memory for captured bodies, all in flight together; longer bodies "
+                     "and the rest wait in temporary files in the WARC folder."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -340,8 +346,13 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
             re.compile(pattern)
     except (ValueError, re.error) as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        memory_budget = parse_size(p["memory_budget"])
+    except click.BadParameter as exc:
+        raise ConfigError(f"--memory-budget: {exc.message}") from None
     config = p["_config"]
     kwargs: dict[str, Any] = {
+        "memory_budget": memory_budget,
         "concurrency": p["concurrency"],
         "host_concurrency": p["host_concurrency"],
         "host_rate": p["host_rate"],

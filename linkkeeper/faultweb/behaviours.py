@@ -529,6 +529,22 @@ async def large(hit: Hit) -> web.StreamResponse:
     return response
 
 
+async def endless(hit: Hit) -> web.StreamResponse:
+    """/endless/...: a chunked HTML answer that never ends (the /large block, again and again).
+
+    Its first n bytes are ``bodies.iter_large(host, path, n)``; it stops only when the
+    client hangs up or the server closes.
+    """
+    response = _streaming(hit, None)
+    response.enable_chunked_encoding()
+    if await _send_headers(hit, response):
+        block = bodies.large_block(hit.host, hit.path)
+        with contextlib.suppress(ConnectionError):
+            while not hit.closing.is_set():
+                await response.write(block)
+    return response
+
+
 async def changing(hit: Hit) -> web.StreamResponse:
     """/changing/<id>: a page whose text changes on every request (drift, re-archiving)."""
     extra = f'\n    <p class="update">Updated: revision {hit.count}.</p>'
@@ -589,6 +605,7 @@ DEFAULT_BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour("brotli", brotli_encoded, _brotli_payload, "/brotli/...: Content-Encoding br"),
     Behaviour("chunked", chunked, _article_payload, "/chunked/...: Transfer-Encoding chunked"),
     Behaviour("large", large, _large_payload, "/large/<bytes>/...: a streamed body of that size"),
+    Behaviour("endless", endless, None, "/endless/...: a chunked body that never ends"),
     Behaviour("changing", changing, None, "/changing/<id>: different text on every request"),
     Behaviour("*", not_found, _not_found_payload, "anything else: 404"),
 )
