@@ -13,10 +13,12 @@ import traceback
 import click
 
 from linkkeeper.cli import archive, check, export, report  # noqa: F401  (register the commands)
-from linkkeeper.cli.app import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, cli
+from linkkeeper.cli.app import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, cli, finish_commands
 from linkkeeper.site import SiteError
 
 __all__ = ["cli", "main"]
+
+finish_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,13 +31,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except click.UsageError as exc:  # click's own code 2 would read as "link failures"
-        exc.show()
+        _error(exc.format_message(), _help_hint(exc))
         sys.exit(EXIT_CONFIG)
     except click.ClickException as exc:  # ConfigError carries 3, the rest 1
-        exc.show()
+        _error(exc.format_message())
         sys.exit(exc.exit_code)
     except SiteError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _error(str(exc))
         sys.exit(EXIT_CONFIG)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -44,10 +46,20 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         else:
-            click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)",
-                       err=True)
+            _error(f"{type(exc).__name__}: {exc}", "run with --debug for details")
         sys.exit(EXIT_RUNTIME)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def _error(message: str, hint: str = "") -> None:
+    """Every error the same way: `error: ` and one line (click's `Error:` block included)."""
+    text = " ".join(message.split())
+    click.echo(f"error: {text}" + (f" ({hint})" if hint else ""), err=True)
+
+
+def _help_hint(exc: click.UsageError) -> str:
+    ctx = exc.ctx
+    return f"see `{ctx.command_path} --help`" if ctx is not None else ""
 
 
 def _env_flag(name: str) -> bool:

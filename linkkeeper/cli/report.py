@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from linkkeeper.cli.app import CONTEXT, cli, db_path_for, load_params, store_options
+from linkkeeper.cli.app import (
+    CONTEXT,
+    cli,
+    existing_db_path,
+    load_params,
+    merge_site_option,
+    store_options,
+)
 from linkkeeper.db import connect
 
 
@@ -59,11 +66,8 @@ def report(ctx: click.Context, **params: Any) -> None:
         write_report_folder,
     )
 
-    p = load_params(ctx, params)
-    db_path = db_path_for(p["site"], p["db"])
-    if not db_path.exists():
-        raise click.ClickException(
-            f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
+    p = load_params(ctx, merge_site_option(params))
+    db_path = existing_db_path(p)
     db = connect(db_path)
     try:
         rep = build_report(db, since=p["since"])
