@@ -275,9 +275,40 @@ def _capture_list(url: str, captures: list[Capture]) -> str:
     return _page("Captures", body)
 
 
+class BindError(OSError):
+    """The address cannot be listened on (port in use, no such address, no permission)."""
+
+
 def run(app: web.Application, host: str, port: int, *, say: Any = print) -> None:
-    """Serve until interrupted (Ctrl-C)."""
-    shown = f"[{host}]" if ":" in host else host
-    say(f"serving http://{shown}:{port}/ (report) and http://{shown}:{port}/archive/ "
-        "- Ctrl-C to stop")
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    """Bind, then say where we serve, then serve until interrupted (Ctrl-C).
+
+    "serving http://..." is printed only once the socket is bound: a port in use is
+    a `BindError`, one clear line for the CLI, not a traceback after a false promise.
+    """
+    asyncio.run(_serve(app, host, port, say))
+
+
+async def _serve(app: web.Application, host: str, port: int, say: Any) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise BindError(exc.errno, f"cannot listen on {host}:{port}: "
+                            f"{exc.strerror or exc}") from None
+        bound = port or _bound_port(runner) or port
+        shown = f"[{host}]" if ":" in host else host
+        say(f"serving http://{shown}:{bound}/ (report) and http://{shown}:{bound}/archive/ "
+            "- Ctrl-C to stop")
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None

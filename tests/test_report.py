@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from linkkeeper.db import connect
 from linkkeeper.faultweb import FaultWeb
-from linkkeeper.report import build_report
+from linkkeeper.report import ReportError, build_report
 from linkkeeper.report.data import snapshot_timestamp
 from linkkeeper.report.formats import md_text, md_url
 from linkkeeper.report.html import render_html, safe_json
@@ -173,8 +173,12 @@ def test_since_limits_to_what_changed(history: History) -> None:
     assert since_old.summary.newly_broken == sum(1 for lnk in since_old.links
                                                  if lnk.status in ("broken", "tls-error",
                                                                    "server-error"))
-    # a date after the last run: nothing changed since
-    assert build_report(db, since="2999-01-01").shown == []
+    # a date after the last run (or the last run itself): said, never a run against itself
+    for after in ("2999-01-01", "2"):
+        with pytest.raises(ReportError, match="nothing to compare"):
+            build_report(db, since=after)
+    res = lk("report", history.site, "--since", "2999-01-01")
+    assert res.returncode == 3 and "nothing to compare, the last run (run 2" in res.stderr
     res = lk("report", history.site, "--since", "99")
     assert res.returncode == 3 and "no run 99" in res.stderr
     res = lk("report", history.site, "--since", "last tuesday")

@@ -141,9 +141,14 @@ def export(ctx: click.Context, **params: Any) -> None:
           --latest -o rfa-2026.wacz
     """
     from linkkeeper.export.run import export as run_export
+    from linkkeeper.export.run import export_format
     from linkkeeper.export.select import ExportError, Selection
 
     p = load_params(ctx, merge_site_option(params))
+    try:
+        export_format(p["output"])  # a bad name is a bad option value: exit 3, before anything
+    except ExportError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--output'") from None
     db_path, folder = _locations(p)
     selection = Selection(
         posts=tuple(p["posts"]),
@@ -277,7 +282,7 @@ def serve(ctx: click.Context, **params: Any) -> None:
       linkkeeper serve ~/blog                  # then open http://127.0.0.1:8000/
       linkkeeper serve --db links.db --port 8080 --no-regenerate
     """
-    from linkkeeper.serve import LOOPBACK_HOSTS, create_app, open_read_only, run
+    from linkkeeper.serve import LOOPBACK_HOSTS, BindError, create_app, open_read_only, run
 
     p = load_params(ctx, merge_site_option(params))
     db_path, folder = _locations(p)
@@ -288,7 +293,10 @@ def serve(ctx: click.Context, **params: Any) -> None:
         click.echo(f"warning: listening on {p['host']}: other machines can read the report "
                    "and the archive", err=True)
     app = create_app(open_read_only(db_path), folder, reports)
-    run(app, p["host"], p["port"], say=lambda msg: click.echo(msg, err=True))
+    try:
+        run(app, p["host"], p["port"], say=lambda msg: click.echo(msg, err=True))
+    except BindError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _regenerate_report(db_path: Path, reports: Path) -> None:
