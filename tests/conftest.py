@@ -17,6 +17,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+                   ) -> None:
+    """Each test its own $XDG_STATE_HOME: `check` remembers the last-used site there, and a
+    test must neither read another's nor write the user's (subprocesses inherit it)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def faultweb(request: pytest.FixtureRequest) -> Iterator[FaultWeb]:
     """A fresh fault-injection web per test (starts in ~20 ms): counters and log start empty.

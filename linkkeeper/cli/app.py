@@ -200,7 +200,7 @@ def existing_db_path(p: dict[str, Any]) -> Path:
         path = last_db() or path
     if not path.exists():
         raise click.ClickException(
-            f"no history database: {path} does not exist; run `linkkeeper check SITE` first "
+            f"no history database: {path} does not exist; run `linkkeeper check` first "
             "(or pass SITE, --site or --db)")
     return path
 
