@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 import sqlite3
 import threading
@@ -296,8 +297,8 @@ async def _serve(app: web.Application, host: str, port: int, say: Any) -> None:
         try:
             await site.start()
         except OSError as exc:
-            raise BindError(exc.errno, f"cannot listen on {host}:{port}: "
-                            f"{exc.strerror or exc}") from None
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise BindError(f"cannot listen on {host}:{port}: {why}") from None
         bound = port or _bound_port(runner) or port
         shown = f"[{host}]" if ":" in host else host
         say(f"serving http://{shown}:{bound}/ (report) and http://{shown}:{bound}/archive/ "

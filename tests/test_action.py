@@ -30,8 +30,8 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from linkkeeper.demo import example_site_path
 from linkkeeper.db import connect
+from linkkeeper.demo import example_site_path
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.scan import scan_site
 from linkkeeper.site import open_site

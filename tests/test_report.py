@@ -12,6 +12,7 @@ import csv
 import html
 import io
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -76,7 +77,8 @@ def web_args(web: FaultWeb) -> list[str]:
 
 def lk(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*LINKKEEPER, *map(str, args)], capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin"})
+                          timeout=120, env={"PATH": "/usr/bin:/bin",
+                                            "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]})
 
 
 @dataclass

@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> None:
 def _error(message: str, hint: str = "") -> None:
     """Every error the same way: `error: ` and one line (click's `Error:` block included)."""
     text = " ".join(message.split())
-    click.echo(f"error: {text}" + (f" ({hint})" if hint else ""), err=True)
+    if hint:
+        text = f"{text.rstrip('.')} ({hint})"
+    click.echo(f"error: {text}", err=True)
 
 
 def _help_hint(exc: click.UsageError) -> str:

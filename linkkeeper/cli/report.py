@@ -67,13 +67,14 @@ def report(ctx: click.Context, **params: Any) -> None:
     )
 
     p = load_params(ctx, merge_site_option(params))
+    _check_since(p["since"])
     db_path = existing_db_path(p)
     db = connect(db_path)
     try:
         rep = build_report(db, since=p["since"])
     except ReportError as exc:
         if p["since"] and str(exc).startswith("--since"):
-            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--since") from None
+            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="'--since'") from None
         raise click.ClickException(str(exc)) from None
     if p["fmt"] == "html":
         if p["output"]:
@@ -92,3 +93,15 @@ def report(ctx: click.Context, **params: Any) -> None:
         tmp.replace(p["output"])
     else:
         write_report(db, rep, p["fmt"], sys.stdout, sarif_prefix=p["sarif_prefix"])
+
+
+def _check_since(since: str | None) -> None:
+    """A --since that is neither a run id nor a date is a bad value (exit 3) whatever the
+    database holds."""
+    from linkkeeper.report.data import ReportError, parse_since_date
+
+    if since and not str(since).strip().isdigit():
+        try:
+            parse_since_date(str(since).strip())
+        except ReportError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="'--since'") from None
