@@ -463,7 +463,16 @@ def test_dump_lists_what_would_be_checked_and_checks_nothing(tmp_path: Path,
     # and a real check leaves the ignored ones unfetched
     done = lk("check", site, "--format", "json", "--no-progress", "--fail-on", "never",
               env=clean_env(**web_env(example_web)))
-    links = {lnk["url"]: lnk for lnk in json.loads(done.stdout)["links"]}
+    doc = json.loads(done.stdout)
+    links = {lnk["url"]: lnk for lnk in doc["links"]}
+    # requests that never left (a name that does not resolve, a refused port) and the soft-404
+    # probes of such hosts are not counted: the run's count is the sum of what was sent
+    gone = links["https://gone.reuters.invalid/ok/article/host-gone"]
+    assert gone["reason"] == "DNS: name does not resolve" and gone["requests"] == 0
+    assert links["http://closed.example/ok/article/nothing-listens"]["requests"] == 0
+    assert doc["run"]["requests"] == sum(lnk["requests"] for lnk in doc["links"]
+                                         if lnk["checked_this_run"])
+    assert f"{doc['run']['requests']} requests in" in done.stderr
     assert links[NOT_FOUND]["status"] == "excluded"
     assert links[NOT_FOUND]["reason"] == "matches --exclude '//www\\\\.rfa\\\\.example/'"
     assert not re.search(r"^\[\d+/\d+\]", done.stderr, re.MULTILINE)  # --no-progress
