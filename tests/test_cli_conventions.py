@@ -415,6 +415,9 @@ def parsed(command: str, args: list[str], env: dict[str, str] | None = None) -> 
     (["--max-retries", "2"], ["--attempts", "3"]),
     (["--max-retries", "0"], ["--attempts", "1"]),
     (["--max-retries", "2", "--attempts", "3"], ["--attempts", "3"]),
+    (["-a", "200..=299,403", "-t", "9", "-u", "lk test", "-i", "-m", "3"],
+     ["--accept", "200..=299,403", "--timeout", "9", "--user-agent", "lk test", "--insecure",
+      "--max-redirects", "3"]),
 ])
 def test_lychee_aliases_give_the_same_check_options(lychee: list[str], ours: list[str],
                                                     tmp_path: Path) -> None:
@@ -429,11 +432,14 @@ def test_lychee_aliases_by_environment_and_the_other_names() -> None:
     site = str(example_site_path())
     by_env = parsed("check", [site], {"LINKKEEPER_MAX_RETRIES": "4"})
     assert check_options_from(by_env).attempts == 5
-    for command in ("check", "scan"):
+    for command in ("check", "scan", "snapshot"):
         a = parsed(command, [site, "--base-url", "https://b.example/"])
         b = parsed(command, [site, "--site-url", "https://b.example/"])
-        assert a["site_url"] == b["site_url"] == "https://b.example/"
-    assert parsed("check", [site, "-v", "--no-progress"])["verbose"] == 1
+        c = parsed(command, [site, "-b", "https://b.example/"])
+        assert a["site_url"] == b["site_url"] == c["site_url"] == "https://b.example/"
+    for args in (["-v", "--no-progress"], ["--verbose", "-n"]):
+        p = parsed("check", [site, *args])
+        assert (p["verbose"], p["no_progress"]) == (1, True)
     assert lk("-V").stdout == lk("--version").stdout != ""
 
 

@@ -42,6 +42,9 @@ def _is_url(target: str) -> bool:
 @db_option
 @click.option(
     "--site-url",
+    "--base-url",
+    "-b",
+    "site_url",
     envvar="LINKKEEPER_SITE_URL",
     help="The site's own URL, to resolve relative links [default: from _config.yml].",
 )

@@ -178,7 +178,7 @@ def format_scan_summary(s: Any) -> str:
               help="Write the --format json or markdown document to this file.")
 @click.option("--quiet", "-q", is_flag=True, envvar="LINKKEEPER_QUIET",
               help="No progress, no summary (exit code only; JSON still written).")
-@click.option("--no-progress", is_flag=True, envvar="LINKKEEPER_NO_PROGRESS",
+@click.option("--no-progress", "-n", is_flag=True, envvar="LINKKEEPER_NO_PROGRESS",
               help="No progress bar or lines (the summary is still printed).")
 @click.option("--verbose", "-v", count=True, envvar="LINKKEEPER_VERBOSE",
               help="List every new failure and every post with problems (not the first few).")
@@ -392,7 +392,7 @@ def history(ctx: click.Context, **params: Any) -> None:
               default=Path("linkkeeper-demo"), show_default=True,
               help="Where the example site is copied and its database written.")
 @click.option("--quiet", "-q", is_flag=True)
-@click.option("--no-progress", is_flag=True, help="No progress bar or lines.")
+@click.option("--no-progress", "-n", is_flag=True, help="No progress bar or lines.")
 @click.option("--verbose", "-v", count=True, help="List every post with problems.")
 def demo(workdir: Path, quiet: bool, no_progress: bool, verbose: int) -> int:
     """Run the nightly audit on the bundled example site, against the local fault-injection web.
