@@ -128,6 +128,11 @@ def test_history_and_replay_find_the_database(tmp_path: Path, example_web: Fault
     env = clean_env(**web_env(example_web))
     assert lk("check", site, "--fail-on", "never", env=env).returncode == 0
     assert last_db() == (site / "linkkeeper.db").resolve()
+    where = dict(line.split("=", 1) for line in lk("paths", site).stdout.splitlines())
+    assert where == {"db": str((site / "linkkeeper.db").resolve()),
+                     "warc-dir": str((site / "warcs").resolve()),
+                     "reports": str((site / "reports").resolve()), "config": ""}
+    assert Path(where["warc-dir"]).is_dir()  # where check wrote
     for args in (["history", NOT_FOUND, site], ["history", NOT_FOUND, "--site", site],
                  ["history", NOT_FOUND], ["replay", "https://www.rfa.example/ok/x", site]):
         done = lk(*args, "--format", "json", cwd=other)

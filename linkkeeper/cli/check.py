@@ -37,6 +37,8 @@ from linkkeeper.cli.app import (
     parse_duration,
     site_argument,
     site_option,
+    warc_dir_for,
+    warc_dir_option,
 )
 from linkkeeper.progress import ProgressReporter
 from linkkeeper.settings import ConfigError, remember_db
@@ -385,6 +387,36 @@ def history(ctx: click.Context, **params: Any) -> None:
         code = r["http_status"] if r["http_status"] is not None else "-"
         click.echo(f"  {r['checked_at']}  run {r['run_id']:<4} {r['status']:<13} {code!s:<4} "
                    f"{r['reason'] or ''}")
+
+
+@cli.command(context_settings=CONTEXT)
+@site_argument
+@config_option
+@db_option
+@warc_dir_option
+@click.option("--format", "fmt", type=click.Choice(["lines", "json"]), default="lines",
+              show_default=True, help="lines: NAME=PATH, ready for $GITHUB_OUTPUT or `eval`.")
+@click.pass_context
+def paths(ctx: click.Context, **params: Any) -> None:
+    """Print where `check SITE` keeps its files: database, WARC folder, reports, config.
+
+    Resolved exactly as `check` resolves them (--db, the config file, SITE), as
+    absolute paths; nothing is created.
+
+    \b
+    Examples:
+      linkkeeper paths ~/blog
+      linkkeeper paths ~/blog >> "$GITHUB_OUTPUT"     # db=..., warc-dir=..., ...
+    """
+    p = load_params(ctx, params)
+    db_path = db_path_for(p["site"], p["db"])
+    found = {"db": db_path, "warc-dir": warc_dir_for(db_path, p["warc_dir"]),
+             "reports": db_path.parent / "reports", "config": p["_config"].path}
+    shown = {k: str(Path(v).resolve()) if v is not None else "" for k, v in found.items()}
+    if p["fmt"] == "json":
+        click.echo(json.dumps(shown, indent=2))
+    else:
+        click.echo("\n".join(f"{k}={v}" for k, v in shown.items()))
 
 
 @cli.command(context_settings=CONTEXT)
