@@ -502,3 +502,36 @@ def test_check_format_markdown_for_job_summaries(tmp_path: Path, example_web: Fa
                env=clean_env(**web_env(example_web)))
     assert again.returncode in (0, 2) and target.read_text().startswith("## linkkeeper:")
     assert "run 2: " in again.stdout  # -o: the summary on stdout, as with json
+
+
+LYCHEE_OPTIONS = [  # lychee's long options (its `--help`, 0.18)
+    "config", "files-from", "no-progress", "host-stats", "extensions", "default-extension",
+    "cache", "max-cache-age", "cache-exclude-status", "dump", "dump-inputs", "archive",
+    "suggest", "max-redirects", "max-retries", "min-tls", "max-concurrency", "host-concurrency",
+    "host-request-interval", "threads", "user-agent", "insecure", "scheme", "offline",
+    "include", "exclude", "exclude-file", "exclude-path", "exclude-all-private",
+    "exclude-private", "exclude-link-local", "exclude-loopback", "include-mail", "remap",
+    "fallback-extensions", "index-files", "header", "accept", "accept-timeouts",
+    "include-fragments", "timeout", "retry-wait-time", "method", "base", "base-url", "root-dir",
+    "basic-auth", "github-token", "skip-missing", "no-ignore", "hidden", "include-verbatim",
+    "glob-ignore-case", "output", "mode", "format", "generate", "require-https", "cookie-jar",
+    "include-wikilinks", "preprocess", "verbose", "quiet", "help", "version",
+]
+
+
+def test_readme_maps_every_lychee_option_to_ours() -> None:
+    """lychee's options (its `--help`, 0.18): each in the README's table, and every option of
+    ours the table names exists."""
+    text = README.read_text(encoding="utf-8")
+    table = text.split("### lychee's options", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    lychee_side = " ".join(row.split(" | ")[0] for row in rows)
+    for name in LYCHEE_OPTIONS:
+        assert re.search(rf"`(?:-\w, )?--{name}`|, --{name}[`,]|`--{name}`", lychee_side), name
+    ours = {opt for command in cli.commands.values() for p in command.params
+            for opt in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
+    ours |= {"--help", "-h", "--version", "-V"}
+    for row in rows:
+        named = re.findall(r"`(--?[a-z][\w-]*)", row.split(" | ", 1)[1])
+        for option in named:
+            assert option in ours, (option, row)
