@@ -28,9 +28,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from linkkeeper.archive.archiver import ArchiveCounts
 from linkkeeper.cli import cli
-from linkkeeper.cli.app import check_options_from, load_params
-from linkkeeper.cli.check import format_check_summary, plural
+from linkkeeper.cli.app import check_options_from, format_archive_summary, load_params, plural
+from linkkeeper.cli.check import format_check_summary
 from linkkeeper.db import connect
 from linkkeeper.demo import example_site_path
 from linkkeeper.faultweb import FaultWeb
@@ -360,6 +361,8 @@ def test_summary_lists_only_timed_hosts_and_counts_right() -> None:
     assert text.splitlines()[0] == "run 3: 1 URL, 1 request in 1.0s"
     assert "slow.example (2 URLs)" in text and "250" in text
     assert "zero.example" not in text and "never.example" not in text
+    one = format_archive_summary(ArchiveCounts(captures=1, urls=1, bytes_written=900))
+    assert one == "archived 1 URL: 1 capture, 0 revisits, 0 truncated, 900 B written"
     assert [plural(n, "consecutive failure") for n in (0, 1, 2, 1234)] == [
         "0 consecutive failures", "1 consecutive failure", "2 consecutive failures",
         "1,234 consecutive failures"]

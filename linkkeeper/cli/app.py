@@ -284,12 +284,18 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     return headers
 
 
+def plural(n: int, word: str) -> str:
+    """'1 post', '2 posts', '1,234 relative links': every count on screen reads right."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def format_archive_summary(counts: ArchiveCounts, folder: Path | None = None) -> str:
     """One line (two with robots/errors) for the check and snapshot summaries."""
     where = f" to {folder}" if folder is not None else ""
     line = (
-        f"archived {counts.urls} URLs: {counts.captures} captures, {counts.revisits} revisits, "
-        f"{counts.truncations} truncated, {human_bytes(counts.bytes_written)} written{where}"
+        f"archived {plural(counts.urls, 'URL')}: {plural(counts.captures, 'capture')}, "
+        f"{plural(counts.revisits, 'revisit')}, {counts.truncations:,} truncated, "
+        f"{human_bytes(counts.bytes_written)} written{where}"
     )
     extra = []
     if counts.robots_disallowed:

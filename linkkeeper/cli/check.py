@@ -35,6 +35,7 @@ from linkkeeper.cli.app import (
     option_default,
     parse_confirm,
     parse_duration,
+    plural,
     site_argument,
     site_option,
     warc_dir_for,
@@ -114,11 +115,6 @@ def inventory_notes(db: Any, *, verbose: bool, command: str) -> list[str]:
         lines.append(f"set `--site-url` (or `url` in `_config.yml`) to check "
                      f"{plural(relative, 'relative link')}")
     return lines
-
-
-def plural(n: int, word: str) -> str:
-    """'1 post', '2 posts', '1,234 relative links'."""
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def format_scan_summary(s: Any) -> str:

@@ -18,6 +18,7 @@ from linkkeeper.cli.app import (
     existing_db_path,
     load_params,
     merge_site_option,
+    plural,
     site_argument,
     site_option,
     warc_dir_for,
@@ -176,13 +177,14 @@ def export(ctx: click.Context, **params: Any) -> None:
         return
     added = []
     if result.originals_added:
-        added.append(f"{result.originals_added} revisit originals")
+        added.append(plural(result.originals_added, "revisit original"))
     if result.redirect_targets_added:
-        added.append(f"{result.redirect_targets_added} redirect targets")
-    pages = f", {result.pages} pages" if result.format == "wacz" else ""
+        added.append(plural(result.redirect_targets_added, "redirect target"))
+    pages = f", {plural(result.pages, 'page')}" if result.format == "wacz" else ""
     click.echo(
-        f"{result.path}: {result.captures} captures ({result.selected} selected"
-        + (f"; added {', '.join(added)}" if added else "") + f"), {result.requests} requests"
+        f"{result.path}: {plural(result.captures, 'capture')} ({result.selected} selected"
+        + (f"; added {', '.join(added)}" if added else "")
+        + f"), {plural(result.requests, 'request')}"
         f"{pages}, {result.bytes_written / 1e6:.1f} MB in {result.elapsed_s:.1f}s"
     )
 
