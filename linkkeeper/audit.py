@@ -111,6 +111,31 @@ def run_audit(
     return result
 
 
+def plan_audit(
+    db: sqlite_utils.Database,
+    site: Site,
+    check_options: CheckOptions,
+    options: AuditOptions,
+    *,
+    on_problem: Callable[[ScanProblem], None] | None = None,
+) -> list[str]:
+    """The URLs `run_audit` would fetch, in its order, without fetching (`check --dump`).
+
+    Scans (the inventory is the plan's input), then plans as a run would, minus what is
+    decided without the network: scan-time statuses and URLs the options do not admit.
+    """
+    from linkkeeper.check.admit import Admission
+
+    scan_site(db, site, source_keys=options.source_keys or DEFAULT_SOURCE_KEYS,
+              on_problem=on_problem, jobs=options.jobs)
+    planned = plan_urls(db, max_age=options.max_age, failing_only=options.failing_only,
+                        budget=options.budget)
+    pre = scan_time_statuses(db, planned)
+    admission = Admission(check_options)
+    return [u for u in planned if u not in pre and not isinstance(admission.precheck(u),
+                                                                   CheckResult)]
+
+
 async def run_audit_async(
     db: sqlite_utils.Database,
     check_options: CheckOptions,
@@ -140,7 +165,7 @@ async def run_audit_async(
         recorder.add(result)
         if on_result:
             on_result(result)
-        if result.requests:
+        if result.requests and result.latency_ms:  # timed requests only: no 0 ms hosts
             host = host_key(result.url)
             n, ms = host_times.get(host, (0, 0.0))
             host_times[host] = (n + 1, ms + float(result.latency_ms or 0.0))  # not queueing

@@ -65,7 +65,10 @@ def run_demo(
         shutil.copytree(example_site_path(), site)
     db_path = default_db_path(site)
     db = connect(db_path)
-    scan_site(db, open_site([site]))  # the inventory names the hosts the fault web must play
+    # the inventory names the hosts the fault web must play; this scan is the one reported
+    scanned = scan_site(db, open_site([site]), on_problem=on_problem)
+    if on_scan:
+        on_scan(scanned)
     with FaultWeb(hosts=_checkable_hosts(db), default_latency=(5, 40)) as web:
         check = CheckOptions(
             connect_to=web.connect_to_args(wildcard=False), offline_dns=True,
@@ -76,8 +79,7 @@ def run_demo(
             "demo": True, "connect_to": check.connect_to, "offline_dns": True,
             "ca_bundle": check.ca_bundle, "attempts": 2, "timeout": 5.0, "fail_on": "never",
         })
-        result = run_audit(db, open_site([site]), check, audit, on_scan=on_scan,
-                           on_problem=on_problem, on_progress=on_progress)
+        result = run_audit(db, open_site([site]), check, audit, on_progress=on_progress)
     report = build_report(db)
     target = write_report_folder(report, db_path.parent / "reports")
     return DemoResult(site, db, db_path, result, target, report)

@@ -1,10 +1,57 @@
-"""Live progress on standard error: a rich bar on a terminal, plain lines in logs."""
+"""Live progress on standard error: a rich bar on a terminal, plain lines in logs.
+
+Every number shown must be true: the rate is a moving one (the last ~30 s), measured
+from the first result (not from the start of the scan that came before), and no ETA
+is given until enough URLs and time have passed for it to mean something. The last
+line printed is the last state reported, so it agrees with the summary.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import IO, Any
+
+ETA_MIN_DONE = 20  # URLs finished before an ETA is shown
+ETA_MIN_SECONDS = 3.0  # seconds of checking before an ETA is shown
+RATE_WINDOW = 30.0  # seconds the moving rate looks back
+
+
+class Rate:
+    """A moving rate over the last `window` seconds of (time, done) samples."""
+
+    def __init__(self, window: float = RATE_WINDOW, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.window = window
+        self.clock = clock
+        self.samples: deque[tuple[float, int]] = deque()
+        self.first: float | None = None
+        self.base = 0  # URLs already done at the first sample (a resumed run's)
+
+    def add(self, done: int) -> None:
+        now = self.clock()
+        if self.first is None:  # the run's start: a resumed run's earlier work is no rate
+            self.first, self.base = now, done
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] > self.window:
+            self.samples.popleft()
+
+    def per_second(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
+        return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def eta(self, done: int, total: int) -> float | None:
+        """Seconds left, or None while too little is known."""
+        if self.first is None or done - self.base < ETA_MIN_DONE:
+            return None
+        if self.clock() - self.first < ETA_MIN_SECONDS:
+            return None
+        rate = self.per_second()
+        return (total - done) / rate if rate > 0 else None
 
 
 def live_bar(stream: IO[str], *columns: Any) -> Any:
@@ -21,24 +68,20 @@ class ProgressReporter:
     """Call `update(done, total, counts)` as results arrive; `close()` at the end."""
 
     def __init__(self, *, quiet: bool = False, stream: IO[str] | None = None,
-                 interval: float = 5.0) -> None:
+                 interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.interval = interval
+        self.clock = clock
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.started = time.monotonic()
-        # URLs already done when this process began (a resumed run): not part of the rate
-        self._baseline: int | None = None
-        self._last_line = 0.0
+        self.rate = Rate(clock=clock)
+        self._last_line: float | None = None
+        self._last: tuple[int, int, dict[str, int]] | None = None  # last state reported
+        self._printed: tuple[int, int] | None = None  # last (done, total) printed
         self._bar: Any = None
         self._task: Any = None
         if not quiet and self.tty:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
             self._bar = live_bar(
                 self.stream,
@@ -46,45 +89,44 @@ class ProgressReporter:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}/s"),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[eta]}"),
                 TextColumn("{task.fields[counts]}"),
             )
-            self._task = self._bar.add_task("check", total=None, rate="0", counts="")
+            self._task = self._bar.add_task("check", total=None, rate="0", eta="", counts="")
 
     def update(self, done: int, total: int, counts: dict[str, int]) -> None:
         if self.quiet:
             return
-        if self._baseline is None:
-            self._start(done, total)
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = (done - (self._baseline or 0)) / elapsed
-        summary = " ".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        self.rate.add(done)
+        self._last = (done, total, dict(counts))
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total, rate=f"{rate:.0f}",
-                             counts=summary)
+            eta = self.rate.eta(done, total)
+            self._bar.update(self._task, completed=done, total=total,
+                             rate=f"{self.rate.per_second():.0f}",
+                             eta="" if eta is None else f"eta {_duration(eta)}",
+                             counts=_counts(counts))
             return
-        now = time.monotonic()
-        if now - self._last_line >= self.interval or done == total:
+        now = self.clock()
+        if self._last_line is None or now - self._last_line >= self.interval or done == total:
             self._last_line = now
-            eta = (total - done) / rate if rate > 0 else 0
-            print(f"[{done}/{total}] {rate:.0f} URLs/s, eta {eta:.0f}s  {summary}",
-                  file=self.stream, flush=True)
+            self._print()
 
-    def _start(self, done: int, total: int) -> None:
-        """The first update: what a resumed run had finished before is the baseline.
-
-        The rate and the ETA count only URLs finished in this process; the bar starts at
-        `done` without counting the jump as progress (rich estimates from its samples).
-        """
-        self._baseline = done
-        self.started = self._last_line = time.monotonic()
-        if self._bar is not None:
-            self._bar.reset(self._task, total=total, completed=done)
+    def _print(self) -> None:
+        assert self._last is not None
+        done, total, counts = self._last
+        eta = self.rate.eta(done, total)
+        when = "" if eta is None or done >= total else f", eta {_duration(eta)}"
+        print(f"[{done}/{total}] {self.rate.per_second():.0f} URLs/s{when}  {_counts(counts)}",
+              file=self.stream, flush=True)
+        self._printed = (done, total)
 
     def close(self) -> None:
+        """Stop the bar; in logs, print the last state if the last line was older."""
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        elif not self.quiet and self._last is not None and self._printed != self._last[:2]:
+            self._print()
 
 
 class TransferProgress:
@@ -133,3 +175,16 @@ class TransferProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return " ".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s < 90:
+        return f"{s}s"
+    if s < 5400:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"

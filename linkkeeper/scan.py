@@ -34,6 +34,7 @@ from linkkeeper.clock import iso, utcnow
 from linkkeeper.db import Transaction, indexes_deferred
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
 from linkkeeper.site import Site
+from linkkeeper.urls import NO_SITE_URL
 
 BATCH = 500  # posts per transaction
 
@@ -430,3 +431,35 @@ def _fill_totals(db: sqlite_utils.Database, summary: ScanSummary) -> None:
     summary.distinct_urls = sum(status_counts.values())
     summary.urls_by_status = dict(status_counts)
     summary.top_hosts = sorted(host_counts.items(), key=lambda hn: (-hn[1], hn[0]))[:10]
+
+
+# -- what the inventory says about the site (read by the CLI after a scan) ------------------------
+
+
+def problem_posts(db: sqlite_utils.Database, limit: int | None = None
+                  ) -> tuple[int, list[ScanProblem]]:
+    """(posts with problems, the first `limit` problems by path): shown after every scan,
+    not only by the scan that parsed them."""
+    count = db.execute(
+        "SELECT count(*) FROM posts WHERE problems IS NOT NULL OR ok = 0").fetchone()[0]
+    rows = db.execute(
+        "SELECT path, problems FROM posts WHERE problems IS NOT NULL OR ok = 0 ORDER BY path"
+        + (" LIMIT ?" if limit is not None else ""), [limit] if limit is not None else [])
+    found: list[ScanProblem] = []
+    for path, problems in rows:
+        try:
+            items = json.loads(problems or "[]") or [{}]
+        except ValueError:
+            items = [{}]
+        first = items[0] if isinstance(items[0], dict) else {}
+        found.append(ScanProblem(path, int(first.get("line") or 1),
+                                 str(first.get("message") or "could not be parsed")))
+    return count, found
+
+
+def unresolved_relative_links(db: sqlite_utils.Database) -> int:
+    """Cited relative links left unchecked because the site's own URL is unknown."""
+    return int(db.execute(
+        "SELECT count(*) FROM links l WHERE l.status = 'invalid' AND l.reason = ?"
+        " AND EXISTS (SELECT 1 FROM occurrences o WHERE o.url = l.url)", [NO_SITE_URL]
+    ).fetchone()[0])

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import os
 import re
 import sqlite3
 import sys
@@ -341,18 +342,50 @@ def _capture_list(url: str, captures: list[Capture]) -> str:
     return _page("Captures", body)
 
 
+class BindError(OSError):
+    """The address cannot be listened on (port in use, no such address, no permission)."""
+
+
 def run(app: web.Application, host: str, port: int, *, say: Any = print) -> None:
-    """Serve until interrupted (Ctrl-C)."""
-    shown = f"[{host}]" if ":" in host else host
-    say(f"serving http://{shown}:{port}/ (report) and http://{shown}:{port}/archive/ "
-        "- Ctrl-C to stop")
+    """Bind, then say where we serve, then serve until interrupted (Ctrl-C).
+
+    "serving http://..." is printed only once the socket is bound: a port in use is
+    a `BindError`, one clear line for the CLI, not a traceback after a false promise.
+    The server's log (aiohttp's own errors included) is one line per event.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter())
     for name in (__name__, "aiohttp.server", "aiohttp.web"):
         server_log = logging.getLogger(name)
         server_log.handlers[:] = [handler]
         server_log.propagate = False
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    asyncio.run(_serve(app, host, port, say))
+
+
+async def _serve(app: web.Application, host: str, port: int, say: Any) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise BindError(f"cannot listen on {host}:{port}: {why}") from None
+        bound = port or _bound_port(runner) or port
+        shown = f"[{host}]" if ":" in host else host
+        say(f"serving http://{shown}:{bound}/ (report) and http://{shown}:{bound}/archive/ "
+            "- Ctrl-C to stop")
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None
 
 
 class OneLineFormatter(logging.Formatter):

@@ -15,6 +15,7 @@ parameter.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,3 +142,69 @@ def _params_by_key(command: click.Command) -> dict[str, click.Parameter]:
             if opt.startswith("--"):
                 out[_key(opt[2:])] = p
     return out
+
+
+# -- the last-used site: where `history`, `replay`, `report`... look when told nothing ---------
+
+LAST_SITE_FILE = "last-site"
+
+
+def state_dir() -> Path:
+    """linkkeeper's state folder: `$XDG_STATE_HOME/linkkeeper` (default ~/.local/state)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "linkkeeper"
+
+
+def remember_db(db_path: Path) -> None:
+    """Note `db_path` as the last-used database (what `check` and `scan` just wrote).
+
+    Best effort: a read-only home must not fail a nightly check.
+    """
+    target = state_dir() / LAST_SITE_FILE
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{LAST_SITE_FILE}.{os.getpid()}")
+        tmp.write_text(str(Path(db_path).resolve()) + "\n", encoding="utf-8")
+        tmp.replace(target)
+    except OSError:
+        pass
+
+
+def last_db() -> Path | None:
+    """The last-used database, if it still exists."""
+    try:
+        text = (state_dir() / LAST_SITE_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    path = Path(text) if text else None
+    return path if path is not None and path.is_file() else None
+
+
+# -- ignore files: lychee's .lycheeignore, and ours ---------------------------------------------
+
+IGNORE_FILES = (".linkkeeperignore", ".lycheeignore")
+
+
+def read_ignore_files(folders: list[Path]) -> list[str]:
+    """Exclude regexes from `.linkkeeperignore` and `.lycheeignore` in `folders`.
+
+    One regex per line; blank lines and lines starting with `#` are skipped (lychee's
+    format). A file found in two of the folders (cwd is the site) is read once.
+    """
+    patterns: list[str] = []
+    seen: set[Path] = set()
+    for folder in folders:
+        for name in IGNORE_FILES:
+            path = folder / name
+            if not path.is_file() or path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{path}: cannot read: {exc}") from None
+            for line in text.splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    patterns.append(line)
+    return patterns

@@ -156,6 +156,10 @@ def _encode_host(host: str) -> str | None:
     return host
 
 
+# the reason of a relative link in a site whose own URL is unknown (the CLI sums these up)
+NO_SITE_URL = "relative link and no site url to resolve it"
+
+
 def _invalid(text: str, reason: str) -> UrlInfo:
     return UrlInfo(text, "", "", Status.INVALID.value, reason)
 
@@ -253,7 +257,7 @@ def _normalize_any(raw: str, base: str | None) -> UrlInfo:
                 return _excluded(text, "link to a place in the same page")
             text = urljoin(base.split("#", 1)[0], text)
         elif base is None:
-            return _invalid(text, "relative link and no site url to resolve it")
+            return _invalid(text, NO_SITE_URL)
         else:
             base_info = _normalize(base, None)
             if base_info.status is not None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 import yaml
@@ -505,6 +505,7 @@ def check_sarif(path: Path, workspace: Path) -> dict[str, Any]:
         uri = phys["artifactLocation"]["uri"]
         assert phys["artifactLocation"]["uriBaseId"] == "%SRCROOT%"
         assert uri.startswith("blog/_posts/"), uri  # relative to the repository, not the site
+        assert uri == quote(unquote(uri), safe="/"), uri  # a URI: spaces and CJK encoded
         post = workspace / unquote(uri)
         assert post.is_file(), uri
         line = phys["region"]["startLine"]

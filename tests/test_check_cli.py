@@ -267,7 +267,9 @@ def test_history_reads_the_config_file_like_the_other_commands(tmp_path: Path) -
     missing = subprocess.run([*LINKKEEPER, "history", "https://news.example/x"],
                              capture_output=True, text=True, env=env, cwd=tmp_path / "empty",
                              timeout=60)
-    assert missing.returncode == 3 and "does not exist" in missing.stderr
+    # no database anywhere (no SITE, no config, none here, no last-used site): run check first
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert "run `linkkeeper check` first" in missing.stderr
 
 
 def test_demo_runs_the_audit_and_writes_the_report(tmp_path: Path) -> None:

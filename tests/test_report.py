@@ -12,6 +12,7 @@ import csv
 import html
 import io
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from linkkeeper.db import connect
 from linkkeeper.faultweb import FaultWeb
-from linkkeeper.report import build_report
+from linkkeeper.report import ReportError, build_report
 from linkkeeper.report.copies import snapshot_timestamp
 from linkkeeper.report.formats import md_text, md_url
 from linkkeeper.report.html import render_html, safe_json
@@ -73,7 +74,8 @@ def web_args(web: FaultWeb) -> list[str]:
 
 def lk(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*LINKKEEPER, *map(str, args)], capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin"})
+                          timeout=120, env={"PATH": "/usr/bin:/bin",
+                                            "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]})
 
 
 @dataclass
@@ -170,8 +172,12 @@ def test_since_limits_to_what_changed(history: History) -> None:
     assert since_old.summary.newly_broken == sum(1 for lnk in since_old.links
                                                  if lnk.status in ("broken", "tls-error",
                                                                    "server-error"))
-    # a date after the last run: nothing changed since
-    assert build_report(db, since="2999-01-01").shown == []
+    # a date after the last run (or the last run itself): said, never a run against itself
+    for after in ("2999-01-01", "2"):
+        with pytest.raises(ReportError, match="nothing to compare"):
+            build_report(db, since=after)
+    res = lk("report", history.site, "--since", "2999-01-01")
+    assert res.returncode == 3 and "nothing to compare, the last run (run 2" in res.stderr
     res = lk("report", history.site, "--since", "99")
     assert res.returncode == 3 and "no run 99" in res.stderr
     res = lk("report", history.site, "--since", "last tuesday")

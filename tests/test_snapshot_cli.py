@@ -53,7 +53,7 @@ def test_urls_are_captured_and_failures_reported(faultweb: FaultWeb, tmp_path: P
 
     again = run("snapshot", live, "--db", db, "--warc-dir", folder, *web_args(faultweb))
     assert again.returncode == 0, again.stderr
-    assert "archived 1 URLs: 0 captures, 1 revisits" in again.stdout
+    assert "archived 1 URL: 0 captures, 1 revisit," in again.stdout
 
 
 def test_post_file_captures_its_links_without_touching_the_inventory(

@@ -35,6 +35,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
+import aiohttp
 from yarl import URL
 
 from linkkeeper.check.admit import Admission, Excluded
@@ -307,7 +308,8 @@ class Checker:
     ) -> CheckResult | None:
         """A request that got no HTTP answer: ask with GET, retry, or conclude (None: go on)."""
         result = walk.result
-        result.requests += 1
+        if not never_sent(error):  # a name that does not resolve, a refused port: no request
+            result.requests += 1
         walk.methods.append(method)
         result.error = f"{type(error).__name__}: {error}"
         assert self._fetcher is not None
@@ -559,3 +561,12 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+def never_sent(error: BaseException) -> bool:
+    """The request never left: no connection (DNS, refused, TLS handshake, connect timeout).
+
+    Such a try is an attempt but not a request: the run's request count (and a probe's
+    bill) counts only what reached a server.
+    """
+    return isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)

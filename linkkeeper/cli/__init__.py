@@ -15,12 +15,21 @@ from pathlib import Path
 
 import click
 
-from linkkeeper.cli import archive, check, export, merge, repair, report  # noqa: F401  (register the commands)
-from linkkeeper.cli.app import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, cli
+from linkkeeper.cli import (  # noqa: F401  (register the commands)
+    archive,
+    check,
+    export,
+    merge,
+    repair,
+    report,
+)
+from linkkeeper.cli.app import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, cli, finish_commands
 from linkkeeper.db import opened_databases
 from linkkeeper.site import SiteError
 
 __all__ = ["cli", "main"]
+
+finish_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,13 +42,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except click.UsageError as exc:  # click's own code 2 would read as "link failures"
-        exc.show()
+        _error(exc.format_message(), _help_hint(exc))
         sys.exit(EXIT_CONFIG)
     except click.ClickException as exc:  # ConfigError carries 3, the rest 1
-        exc.show()
+        _error(exc.format_message())
         sys.exit(exc.exit_code)
     except SiteError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _error(str(exc))
         sys.exit(EXIT_CONFIG)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -48,11 +57,24 @@ def main(argv: list[str] | None = None) -> None:
         line = storage_error_line(exc)
         if line is None or debug:
             _exit_with_crash(exc, debug)
-        click.echo(f"error: {line}", err=True)
+        _error(str(line))
         sys.exit(EXIT_RUNTIME)
     except Exception as exc:  # the one place that turns crashes into messages
         _exit_with_crash(exc, debug)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def _error(message: str, hint: str = "") -> None:
+    """Every error the same way: `error: ` and one line (click's `Error:` block included)."""
+    text = " ".join(message.split())
+    if hint:
+        text = f"{text.rstrip('.')} ({hint})"
+    click.echo(f"error: {text}", err=True)
+
+
+def _help_hint(exc: click.UsageError) -> str:
+    ctx = exc.ctx
+    return f"see `{ctx.command_path} --help`" if ctx is not None else ""
 
 
 def _exit_with_crash(exc: BaseException, debug: bool) -> None:
@@ -60,7 +82,7 @@ def _exit_with_crash(exc: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exc()
     else:
-        click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        _error(f"{type(exc).__name__}: {exc}", "run with --debug for details")
     sys.exit(EXIT_RUNTIME)
 
 

@@ -23,7 +23,14 @@ from linkkeeper import __version__
 from linkkeeper.archive.archiver import ArchiveCounts, ArchiveOptions, parse_kinds
 from linkkeeper.check.options import CheckOptions, host_policies
 from linkkeeper.db import connect, default_db_path, default_warc_dir
-from linkkeeper.settings import ConfigError, apply_config, find_config
+from linkkeeper.settings import (
+    ConfigError,
+    apply_config,
+    find_config,
+    last_db,
+    read_ignore_files,
+    remember_db,
+)
 
 if TYPE_CHECKING:  # history (and truth) load when a command uses them: not for snapshot
     import sqlite_utils
@@ -36,7 +43,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="linkkeeper")
+@click.version_option(__version__, "-V", "--version", prog_name="linkkeeper")
 @click.option("--debug", is_flag=True, envvar="LINKKEEPER_DEBUG", help="Show tracebacks on errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -104,9 +111,28 @@ def site_argument(fn: Any) -> Any:
     return click.argument("site", nargs=-1, type=click.Path(exists=True, path_type=Path))(fn)
 
 
+def site_option(fn: Any) -> Any:
+    """--site: SITE for the commands whose argument is something else (`history URL`)."""
+    return click.option(
+        "--site", "site_option", type=click.Path(exists=True, file_okay=False, path_type=Path),
+        envvar="LINKKEEPER_SITE",
+        help="The site folder, whose linkkeeper.db is read [default: the SITE argument, the "
+        "config file's db, ./linkkeeper.db, or the last site checked].",
+    )(fn)
+
+
 def store_options(fn: Any) -> Any:
-    """SITE, --db and --config: the commands that read the history but not the posts."""
-    return site_argument(db_option(config_option(fn)))
+    """SITE, --site, --db and --config: the commands that read the history but not the posts."""
+    return site_argument(site_option(db_option(config_option(fn))))
+
+
+def merge_site_option(params: dict[str, Any]) -> dict[str, Any]:
+    """Fold --site into the SITE arguments (before `load_params`, which looks for a config
+    file in the site folder)."""
+    site = params.pop("site_option", None)
+    if site is not None and not params.get("site"):
+        params["site"] = (site,)
+    return params
 
 
 def common_site_options(fn: Any) -> Any:
@@ -115,6 +141,9 @@ def common_site_options(fn: Any) -> Any:
     fn = db_option(fn)
     fn = click.option(
         "--site-url",
+        "--base-url",
+        "-b",
+        "site_url",
         envvar="LINKKEEPER_SITE_URL",
         help="The site's own URL, to resolve relative links [default: url+baseurl of _config.yml].",
     )(fn)
@@ -152,7 +181,29 @@ def db_path_for(site_args: tuple[Path, ...], db: Path | None) -> Path:
 
 
 def open_db_for(site_args: tuple[Path, ...], db: Path | None) -> sqlite_utils.Database:
-    return connect(db_path_for(site_args, db))
+    """The database `scan` and `check` write, remembered as the last-used one."""
+    path = db_path_for(site_args, db)
+    database = connect(path)
+    remember_db(path)
+    return database
+
+
+def existing_db_path(p: dict[str, Any]) -> Path:
+    """The database a reading command uses, the way `check` chose it.
+
+    --db (or `db` in the config file), else linkkeeper.db of SITE/--site, else
+    ./linkkeeper.db, else the last database `check` or `scan` wrote (remembered in
+    `$XDG_STATE_HOME/linkkeeper/last-site`). Missing: exit 1, `check` comes first.
+    """
+    site_args: tuple[Path, ...] = p.get("site") or ()
+    path = db_path_for(site_args, p.get("db"))
+    if not (p.get("db") or site_args or path.exists()):
+        path = last_db() or path
+    if not path.exists():
+        raise click.ClickException(
+            f"no history database: {path} does not exist; run `linkkeeper check` first "
+            "(or pass SITE, --site or --db)")
+    return path
 
 
 def warc_dir_for(db_path: Path, warc_dir: Path | str | None) -> Path:
@@ -243,12 +294,18 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     return headers
 
 
+def plural(n: int, word: str) -> str:
+    """'1 post', '2 posts', '1,234 relative links': every count on screen reads right."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def format_archive_summary(counts: ArchiveCounts, folder: Path | None = None) -> str:
     """One line (two with robots/errors) for the check and snapshot summaries."""
     where = f" to {folder}" if folder is not None else ""
     line = (
-        f"archived {counts.urls} URLs: {counts.captures} captures, {counts.revisits} revisits, "
-        f"{counts.truncations} truncated, {human_bytes(counts.bytes_written)} written{where}"
+        f"archived {plural(counts.urls, 'URL')}: {plural(counts.captures, 'capture')}, "
+        f"{plural(counts.revisits, 'revisit')}, {counts.truncations:,} truncated, "
+        f"{human_bytes(counts.bytes_written)} written{where}"
     )
     extra = []
     if counts.robots_disallowed:
@@ -264,7 +321,8 @@ def format_archive_summary(counts: ArchiveCounts, folder: Path | None = None) ->
 def check_options(fn: Any) -> Any:
     """The fetching options (shared by `check` and `snapshot`); defaults from CheckOptions."""
     opts = [
-        click.option("--concurrency", type=click.IntRange(1), show_default=True,
+        click.option("--concurrency", "--max-concurrency", "concurrency",
+                     type=click.IntRange(1), show_default=True,
                      default=option_default(CheckOptions, "concurrency"),
                      envvar="LINKKEEPER_CONCURRENCY", help="Requests in flight, all hosts together."),
         click.option("--host-concurrency", type=click.IntRange(1), show_default=True,
@@ -274,12 +332,14 @@ def check_options(fn: Any) -> Any:
         click.option("--host-rate", type=click.FloatRange(0), show_default=True,
                      default=option_default(CheckOptions, "host_rate"), envvar="LINKKEEPER_HOST_RATE",
                      help="Requests per second to one host (0: no limit)."),
-        click.option("--max-redirects", type=click.IntRange(0), show_default=True,
+        click.option("--max-redirects", "-m", type=click.IntRange(0), show_default=True,
                      default=option_default(CheckOptions, "max_redirects"),
                      envvar="LINKKEEPER_MAX_REDIRECTS"),
         click.option("--attempts", type=click.IntRange(1), show_default=True,
                      default=option_default(CheckOptions, "attempts"), envvar="LINKKEEPER_ATTEMPTS",
                      help="Tries for timeouts, connection errors, 5xx and 429."),
+        click.option("--max-retries", type=click.IntRange(0), envvar="LINKKEEPER_MAX_RETRIES",
+                     help="lychee's name: retries after the first try (--attempts N+1)."),
         click.option("--retry-after-cap", type=click.FloatRange(0), show_default=True,
                      default=option_default(CheckOptions, "retry_after_cap"),
                      envvar="LINKKEEPER_RETRY_AFTER_CAP",
@@ -290,16 +350,17 @@ def check_options(fn: Any) -> Any:
         click.option("--read-timeout", type=click.FloatRange(0.01), show_default=True,
                      default=option_default(CheckOptions, "read_timeout"),
                      envvar="LINKKEEPER_READ_TIMEOUT"),
-        click.option("--timeout", type=click.FloatRange(0.01), show_default=True,
+        click.option("--timeout", "-t", type=click.FloatRange(0.01), show_default=True,
                      default=option_default(CheckOptions, "total_timeout"), envvar="LINKKEEPER_TIMEOUT",
                      help="Total seconds for one request."),
-        click.option("--user-agent", envvar="LINKKEEPER_USER_AGENT",
+        click.option("--user-agent", "-u", envvar="LINKKEEPER_USER_AGENT",
                      help="User-Agent header [default: linkkeeper/VERSION (+url)]."),
         click.option("--header", "-H", multiple=True, envvar="LINKKEEPER_HEADER",
                      help="Extra request header 'Name: value'; repeatable."),
-        click.option("--accept", envvar="LINKKEEPER_ACCEPT",
+        click.option("--accept", "-a", envvar="LINKKEEPER_ACCEPT",
                      help="Accepted status codes, lychee syntax: '200..=299,403' [default: 200..=299]."),
-        click.option("--insecure", "-k", is_flag=True, envvar="LINKKEEPER_INSECURE",
+        click.option("--insecure", "-k", "-i", "insecure", is_flag=True,
+                     envvar="LINKKEEPER_INSECURE",
                      help="Do not verify TLS certificates (recorded in the run)."),
         click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      envvar="LINKKEEPER_CA_BUNDLE",
@@ -342,7 +403,7 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
     try:
         accept = AcceptRanges.parse(p["accept"]) if p["accept"] else AcceptRanges.default()
         parse_connect_to(p["connect_to"])  # validate early: exit 3 on a bad spec
-        for pattern in (*p["include"], *p["exclude"]):
+        for pattern in (*p["include"], *p["exclude"], *ignore_patterns(p)):
             re.compile(pattern)
     except (ValueError, re.error) as exc:
         raise ConfigError(str(exc)) from None
@@ -357,7 +418,7 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
         "host_concurrency": p["host_concurrency"],
         "host_rate": p["host_rate"],
         "max_redirects": p["max_redirects"],
-        "attempts": p["attempts"],
+        "attempts": attempts_from(p),
         "retry_after_cap": p["retry_after_cap"],
         "connect_timeout": p["connect_timeout"],
         "read_timeout": p["read_timeout"],
@@ -370,7 +431,7 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
         "connect_to": list(p["connect_to"]),
         "offline_dns": p["offline_dns"],
         "include": list(p["include"]),
-        "exclude": list(p["exclude"]),
+        "exclude": [*p["exclude"], *ignore_patterns(p)],
         "exclude_private": p["exclude_private"],
         "hosts": host_policies(config.hosts, config.path),
     }
@@ -380,6 +441,29 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
     if p["user_agent"]:
         kwargs["user_agent"] = p["user_agent"]
     return CheckOptions(**kwargs)
+
+
+def attempts_from(p: dict[str, Any]) -> int:
+    """--attempts, or lychee's --max-retries N (N retries: N + 1 attempts); not both."""
+    retries = p.get("max_retries")
+    if retries is None:
+        return int(p["attempts"])
+    if p["attempts"] != option_default(CheckOptions, "attempts") and p["attempts"] != retries + 1:
+        raise ConfigError(f"--max-retries {retries} and --attempts {p['attempts']} disagree "
+                          "(attempts = retries + 1): give one of them")
+    return int(retries) + 1
+
+
+def ignore_patterns(p: dict[str, Any]) -> list[str]:
+    """Exclude regexes from .linkkeeperignore / .lycheeignore in the site folder and cwd."""
+    if "_ignore" not in p:
+        site_args: tuple[Path, ...] = p.get("site") or ()
+        folders = [Path.cwd()]
+        if site_args:
+            first = Path(site_args[0])
+            folders.append(first if first.is_dir() else first.parent)
+        p["_ignore"] = read_ignore_files(folders)
+    return list(p["_ignore"])
 
 
 # -- the archiving options (check, snapshot) ----------------------------------------------------
@@ -455,3 +539,37 @@ def archive_options_from(
         operator=operator,
         user_agent=user_agent,
     )
+
+
+# -- what every command gets: --debug anywhere, its LINKKEEPER_* variables in --help -------------
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["debug"] = True
+
+
+def envvar_for(option: click.Option) -> str:
+    """LINKKEEPER_ + the long option name in capitals (the README's rule)."""
+    long_names = [o for o in option.opts if o.startswith("--")]
+    return "LINKKEEPER_" + long_names[0][2:].replace("-", "_").upper()
+
+
+def finish_commands(group: click.Group) -> None:
+    """Give every command `--debug` (so `linkkeeper report --debug` works) and show each
+    option's environment variable in `--help`; options declared without one get
+    LINKKEEPER_<LONG NAME>. Called once, after the command modules registered."""
+    for command in group.commands.values():
+        if not any(p.name == "debug" for p in command.params):
+            command.params.append(click.Option(
+                ["--debug"], is_flag=True, expose_value=False, is_eager=True,
+                envvar="LINKKEEPER_DEBUG", callback=_set_debug,
+                help="Show tracebacks on errors."))
+        for param in command.params:
+            if isinstance(param, click.Option) and any(o.startswith("--") for o in param.opts):
+                if param.envvar is None:
+                    param.envvar = envvar_for(param)
+                param.show_envvar = True
+    for param in group.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True

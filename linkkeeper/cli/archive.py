@@ -25,6 +25,7 @@ from linkkeeper.cli.app import (  # noqa: F401  (parse_size, human_bytes: names 
     human_bytes,
     load_params,
     parse_size,
+    plural,
 )
 from linkkeeper.db import connect
 
@@ -42,6 +43,9 @@ def _is_url(target: str) -> bool:
 @db_option
 @click.option(
     "--site-url",
+    "--base-url",
+    "-b",
+    "site_url",
     envvar="LINKKEEPER_SITE_URL",
     help="The site's own URL, to resolve relative links [default: from _config.yml].",
 )
@@ -114,7 +118,7 @@ def snapshot(ctx: click.Context, **params: Any) -> int:
 
 def _summary(outcome: SnapshotOutcome) -> str:
     """The text summary: what was due, what could not be archived and why, the counts."""
-    lines = [f"{len(outcome.due)} URLs due for a snapshot (of {outcome.asked} asked)"]
+    lines = [f"{plural(len(outcome.due), 'URL')} due for a snapshot (of {outcome.asked} asked)"]
     for url in outcome.failed:
         result = outcome.results.get(url)
         why = f"{result.status}: {result.reason}" if result else "not fetched"

@@ -27,17 +27,24 @@ from linkkeeper.cli.app import (
     config_option,
     db_option,
     db_path_for,
+    existing_db_path,
     format_archive_summary,
     load_params,
+    merge_site_option,
     open_db_for,
     option_default,
     parse_confirm,
     parse_duration,
     parse_shard,
+    plural,
+    site_argument,
+    site_option,
+    warc_dir_for,
+    warc_dir_option,
 )
 from linkkeeper.progress import ProgressReporter
-from linkkeeper.settings import ConfigError
-from linkkeeper.site import open_site
+from linkkeeper.settings import ConfigError, remember_db
+from linkkeeper.site import Site, open_site
 
 
 @cli.command(context_settings=CONTEXT)
@@ -45,6 +52,8 @@ from linkkeeper.site import open_site
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               envvar="LINKKEEPER_FORMAT", show_default=True, help="Summary format.")
 @click.option("--force", is_flag=True, help="Re-parse every post, even unchanged ones.")
+@click.option("--verbose", "-v", count=True, help="List every post with problems (not only the "
+              "first few).")
 @click.pass_context
 def scan(ctx: click.Context, **params: Any) -> None:
     """Record every link of the site's posts in the SQLite inventory.
@@ -64,20 +73,49 @@ def scan(ctx: click.Context, **params: Any) -> None:
 
     p = load_params(ctx, params)
     site = open_site(list(p["site"]), p["site_url"])
+    require_posts(site)
     if site.config_problem:
         click.echo(f"warning: {site.config_problem}", err=True)
-    summary = scan_site(
-        open_db_for(p["site"], p["db"]),
-        site,
-        source_keys=p["source_keys"] or DEFAULT_SOURCE_KEYS,
-        force=p["force"],
-        on_problem=lambda prob: click.echo(f"{prob}", err=True),
-        jobs=p["jobs"],
-    )
+    db = open_db_for(p["site"], p["db"])
+    summary = scan_site(db, site, source_keys=p["source_keys"] or DEFAULT_SOURCE_KEYS,
+                        force=p["force"], jobs=p["jobs"])
+    for line in inventory_notes(db, verbose=bool(p["verbose"]), command="scan"):
+        click.echo(line, err=True)
     if p["fmt"] == "json":
         click.echo(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
     else:
         click.echo(format_scan_summary(summary))
+
+
+def require_posts(site: Site) -> None:
+    """A folder without a single post is a wrong SITE (exit 3), not an empty site: say so
+    before a database is created there."""
+    if next(iter(site.posts()), None) is None:
+        raise ConfigError(f"no posts found under {site.root} (is this a Jekyll site?)")
+
+
+PROBLEMS_SHOWN = 5
+
+
+def inventory_notes(db: Any, *, verbose: bool, command: str) -> list[str]:
+    """What the inventory holds that needs the user, after every scan (not only the one
+    that parsed it): posts with problems (count, the first few, how to list all) and the
+    relative links left unchecked for want of the site's URL (one line, not N)."""
+    from linkkeeper.scan import problem_posts, unresolved_relative_links
+
+    lines: list[str] = []
+    count, problems = problem_posts(db, None if verbose else PROBLEMS_SHOWN)
+    if count:
+        lines.append(f"{plural(count, 'post')} with problems (recorded, the scan went on):")
+        lines.extend(f"  {problem}" for problem in problems)
+        if count > len(problems):
+            lines.append(f"  ... and {count - len(problems)} more (`linkkeeper {command} -v` "
+                         "lists them all)")
+    relative = unresolved_relative_links(db)
+    if relative:
+        lines.append(f"set `--site-url` (or `url` in `_config.yml`) to check "
+                     f"{plural(relative, 'relative link')}")
+    return lines
 
 
 def format_scan_summary(s: Any) -> str:
@@ -134,13 +172,20 @@ def format_scan_summary(s: Any) -> str:
               show_default=True, envvar="LINKKEEPER_FAIL_ON",
               help="Which failures make the exit code 2: links broken since the previous run, "
               "any failing link, or never.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, envvar="LINKKEEPER_FORMAT",
-              help="json: the run's results on stdout (or -o FILE), messages on stderr.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True, envvar="LINKKEEPER_FORMAT",
+              help="json: the run's results on stdout (or -o FILE), messages on stderr; "
+              "markdown: the run's summary as Markdown tables (for $GITHUB_STEP_SUMMARY).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the --format json document to this file.")
+              help="Write the --format json or markdown document to this file.")
 @click.option("--quiet", "-q", is_flag=True, envvar="LINKKEEPER_QUIET",
               help="No progress, no summary (exit code only; JSON still written).")
+@click.option("--no-progress", "-n", is_flag=True, envvar="LINKKEEPER_NO_PROGRESS",
+              help="No progress bar or lines (the summary is still printed).")
+@click.option("--verbose", "-v", count=True, envvar="LINKKEEPER_VERBOSE",
+              help="List every new failure and every post with problems (not the first few).")
+@click.option("--dump", is_flag=True, help="Print the URLs this run would check, one per line, "
+              "and check nothing (lychee's --dump; the scan still updates the inventory).")
 @click.pass_context
 def check(ctx: click.Context, **params: Any) -> int:
     """Scan the site, then check every distinct link and record the results.
@@ -167,18 +212,27 @@ def check(ctx: click.Context, **params: Any) -> int:
     opts = check_options_from(p)
     audit_opts = _audit_options(p, opts.user_agent)
     site = open_site(list(p["site"]), p["site_url"])
+    require_posts(site)
     db = open_db_for(p["site"], p["db"])
     say = (lambda msg: None) if p["quiet"] else (lambda msg: click.echo(msg, err=True))
     if site.config_problem:
         say(f"warning: {site.config_problem}")
-    progress = ProgressReporter(quiet=p["quiet"])
+    if p["dump"]:
+        from linkkeeper.audit import plan_audit
+
+        for url in plan_audit(db, site, opts, audit_opts):
+            click.echo(url)
+        return EXIT_OK
+
+    def scanned(summary: Any) -> None:
+        say(scan_line(summary))
+        for line in inventory_notes(db, verbose=bool(p["verbose"]), command="check"):
+            say(line)
+
+    progress = ProgressReporter(quiet=p["quiet"] or p["no_progress"])
     try:
-        result = run_audit(
-            db, site, opts, audit_opts, on_problem=lambda prob: say(str(prob)),
-            on_scan=lambda s: say(f"scanned {s.posts} posts: {s.distinct_urls} distinct URLs "
-                                  f"({s.parsed} posts parsed)"),
-            on_progress=progress.update,
-        )
+        result = run_audit(db, site, opts, audit_opts, on_scan=scanned,
+                           on_progress=progress.update)
     except RunBusy as exc:
         progress.close()
         raise click.ClickException(str(exc)) from None
@@ -189,11 +243,18 @@ def check(ctx: click.Context, **params: Any) -> int:
     progress.close()
     for message in result.archive_messages:
         say(message)
-    if p["fmt"] == "json":
-        _write_results(db, result.run.id, p["output"])
+    if p["fmt"] != "text":
+        _write_results(db, result.run.id, p["output"], p["fmt"])
     if not p["quiet"]:
-        click.echo(format_check_summary(db, result), err=p["fmt"] == "json" and not p["output"])
+        click.echo(format_check_summary(db, result, verbose=bool(p["verbose"])),
+                   err=p["fmt"] != "text" and not p["output"])
     return exit_code_for(db, result, p["fail_on"])
+
+
+def scan_line(s: Any) -> str:
+    """The line after the scan: what the inventory holds, what this scan parsed."""
+    return (f"scanned {plural(s.posts, 'post')}: {s.distinct_urls:,} distinct URLs "
+            f"({s.parsed:,} parsed now, {s.unchanged:,} unchanged)")
 
 
 def _audit_options(p: dict[str, Any], user_agent: str) -> Any:
@@ -216,16 +277,25 @@ def _audit_options(p: dict[str, Any], user_agent: str) -> Any:
                         source_keys=tuple(p["source_keys"] or DEFAULT_SOURCE_KEYS))
 
 
-def _write_results(db: Any, run_id: int, output: Path | None) -> None:
-    """The run's JSON document to stdout, or to OUTPUT through a temporary file."""
+def _write_results(db: Any, run_id: int, output: Path | None, fmt: str) -> None:
+    """The run's JSON document (or Markdown summary) to stdout, or to OUTPUT through a
+    temporary file."""
+    from linkkeeper.report import build_report
+    from linkkeeper.report.formats import write_markdown
     from linkkeeper.report.results import write_json
 
+    def write(fh: Any) -> None:
+        if fmt == "json":
+            write_json(db, run_id, fh)
+        else:
+            write_markdown(build_report(db), fh)
+
     if output is None:
-        write_json(db, run_id, sys.stdout)
+        write(sys.stdout)
         return
     tmp = output.with_name(output.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        write_json(db, run_id, fh)
+        write(fh)
     tmp.replace(output)
 
 
@@ -239,23 +309,33 @@ def exit_code_for(db: Any, result: Any, fail_on: str) -> int:
     return EXIT_FAILURES if failing_link_count(db) else EXIT_OK
 
 
-def format_check_summary(db: Any, r: Any) -> str:
-    from linkkeeper.history.runs import new_failures_of
+NEW_FAILURES_SHOWN = 20
 
-    lines = [f"run {r.run.id}{' (resumed)' if r.run.resumed else ''}: {r.checked} URLs, "
-             f"{r.requests} requests in {r.elapsed_s:.1f}s"]
+
+def format_check_summary(db: Any, r: Any, *, verbose: bool = False) -> str:
+    """The summary: every number is one the run recorded (the last progress line's too)."""
+    from linkkeeper.history.runs import new_failures_of
+    from linkkeeper.urls import NO_SITE_URL
+
+    lines = [f"run {r.run.id}{' (resumed)' if r.run.resumed else ''}: "
+             f"{plural(r.checked, 'URL')}, {plural(r.requests, 'request')} in {r.elapsed_s:.1f}s"]
     for status, n in sorted(r.counts.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  {status:<14} {n:>7}")
     if r.new_failures:
-        lines.append(f"new failures since the previous run: {len(r.new_failures)}")
-        for url, status, reason in new_failures_of(db, r.run.id, limit=20):
-            lines.append(f"  {status:<13} {url}  ({reason})")
-        if len(r.new_failures) > 20:
-            lines.append(f"  ... and {len(r.new_failures) - 20} more")
-    slow = sorted(((ms / n, h, n) for h, (n, ms) in r.host_times.items() if n), reverse=True)[:5]
+        limit = len(r.new_failures) if verbose else NEW_FAILURES_SHOWN
+        rows = new_failures_of(db, r.run.id, limit=len(r.new_failures))
+        listed = [row for row in rows if row[2] != NO_SITE_URL]  # said once, after the scan
+        lines.append(f"new failures since the previous run: {len(listed)}"
+                     + (f" (and {len(rows) - len(listed)} relative links without a site URL)"
+                        if len(rows) > len(listed) else ""))
+        lines.extend(f"  {status:<13} {url}  ({reason})" for url, status, reason in listed[:limit])
+        if len(listed) > limit:
+            lines.append(f"  ... and {len(listed) - limit} more (`-v` lists them all)")
+    slow = sorted(((ms / n, h, n) for h, (n, ms) in r.host_times.items() if n and ms > 0),
+                  reverse=True)[:5]
     if slow:
         lines.append("slowest hosts (mean ms per URL)")
-        lines.extend(f"  {avg:>8.0f}  {h} ({n} URLs)" for avg, h, n in slow)
+        lines.extend(f"  {avg:>8.0f}  {h} ({plural(n, 'URL')})" for avg, h, n in slow)
     if r.archive is not None:
         lines.append(format_archive_summary(r.archive))
     return "\n".join(lines)
@@ -263,30 +343,33 @@ def format_check_summary(db: Any, r: Any) -> str:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("url")
+@site_argument
+@site_option
 @config_option
-@db_option(must_exist=True)
+@db_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.pass_context
 def history(ctx: click.Context, **params: Any) -> None:
     """Print a URL's status timeline, oldest first.
 
-    URL is matched after normalisation, as the inventory stores it.
+    URL is matched after normalisation, as the inventory stores it. The database
+    is found the way `check` chose it: --db, SITE or --site (its linkkeeper.db),
+    the config file's `db`, ./linkkeeper.db, or the last site `check` or `scan`
+    wrote (remembered in $XDG_STATE_HOME/linkkeeper/last-site).
 
     \b
-    Example:
+    Examples:
+      linkkeeper check ~/blog && linkkeeper history 'https://www.rfa.org/mandarin/a.html'
+      linkkeeper history 'https://www.rfa.org/mandarin/a.html' ~/blog
       linkkeeper history 'https://www.rfa.org/mandarin/a.html' --db ~/blog/linkkeeper.db
     """
     from linkkeeper.db import connect
     from linkkeeper.history.runs import link_state_of, url_history
     from linkkeeper.urls import normalize_url
 
-    p = load_params(ctx, params)
-    db_path = db_path_for((), p["db"])
-    if not db_path.exists():  # a missing default reads as a missing --db, as it always has
-        raise click.BadParameter(f"Path {str(db_path)!r} does not exist.", ctx=ctx,
-                                 param_hint="'--db'")
-    database = connect(db_path)
+    p = load_params(ctx, merge_site_option(params))
+    database = connect(existing_db_path(p))
     key = normalize_url(p["url"]).url
     rows = list(url_history(database, key))
     state = link_state_of(database, key)
@@ -298,9 +381,9 @@ def history(ctx: click.Context, **params: Any) -> None:
         raise click.ClickException(f"{key}: never checked (not in this database's history)")
     click.echo(key)
     if state:
+        failures = state["consecutive_failures"]
         click.echo(f"state: {state['state']} since {state['since']}"
-                   + (f", {state['consecutive_failures']} consecutive failures"
-                      if state["consecutive_failures"] else ""))
+                   + (f", {plural(failures, 'consecutive failure')}" if failures else ""))
     for r in rows:
         code = r["http_status"] if r["http_status"] is not None else "-"
         click.echo(f"  {r['checked_at']}  run {r['run_id']:<4} {r['status']:<13} {code!s:<4} "
@@ -308,11 +391,43 @@ def history(ctx: click.Context, **params: Any) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
+@site_argument
+@config_option
+@db_option
+@warc_dir_option
+@click.option("--format", "fmt", type=click.Choice(["lines", "json"]), default="lines",
+              show_default=True, help="lines: NAME=PATH, ready for $GITHUB_OUTPUT or `eval`.")
+@click.pass_context
+def paths(ctx: click.Context, **params: Any) -> None:
+    """Print where `check SITE` keeps its files: database, WARC folder, reports, config.
+
+    Resolved exactly as `check` resolves them (--db, the config file, SITE), as
+    absolute paths; nothing is created.
+
+    \b
+    Examples:
+      linkkeeper paths ~/blog
+      linkkeeper paths ~/blog >> "$GITHUB_OUTPUT"     # db=..., warc-dir=..., ...
+    """
+    p = load_params(ctx, params)
+    db_path = db_path_for(p["site"], p["db"])
+    found = {"db": db_path, "warc-dir": warc_dir_for(db_path, p["warc_dir"]),
+             "reports": db_path.parent / "reports", "config": p["_config"].path}
+    shown = {k: str(Path(v).resolve()) if v is not None else "" for k, v in found.items()}
+    if p["fmt"] == "json":
+        click.echo(json.dumps(shown, indent=2))
+    else:
+        click.echo("\n".join(f"{k}={v}" for k, v in shown.items()))
+
+
+@cli.command(context_settings=CONTEXT)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("linkkeeper-demo"), show_default=True,
               help="Where the example site is copied and its database written.")
 @click.option("--quiet", "-q", is_flag=True)
-def demo(workdir: Path, quiet: bool) -> int:
+@click.option("--no-progress", "-n", is_flag=True, help="No progress bar or lines.")
+@click.option("--verbose", "-v", count=True, help="List every post with problems.")
+def demo(workdir: Path, quiet: bool, no_progress: bool, verbose: int) -> int:
     """Run the nightly audit on the bundled example site, against the local fault-injection web.
 
     Copies examples/site to WORKDIR, starts linkkeeper's fault-injection web on
@@ -323,27 +438,26 @@ def demo(workdir: Path, quiet: bool) -> int:
 
     \b
     Example:
-      linkkeeper demo && linkkeeper history https://www.rfa.example/status/404/mandarin/Xinwen/kw5-nato-eu-11142024134841.html --db linkkeeper-demo/site/linkkeeper.db
+      linkkeeper demo && linkkeeper history https://www.rfa.example/status/404/mandarin/Xinwen/kw5-nato-eu-11142024134841.html linkkeeper-demo/site
     """
     from linkkeeper.demo import DemoError, run_demo
 
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    progress = ProgressReporter(quiet=quiet)
+    progress = ProgressReporter(quiet=quiet or no_progress)
+    notes: list[str] = []
     try:
-        done = run_demo(
-            workdir, on_problem=lambda prob: say(str(prob)),
-            on_scan=lambda s: say(f"scanned {s.posts} posts: {s.distinct_urls} distinct URLs "
-                                  f"({s.parsed} posts parsed)"),
-            on_progress=progress.update,
-        )
+        done = run_demo(workdir, on_scan=lambda s: notes.append(scan_line(s)),
+                        on_progress=progress.update)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         progress.close()
-    for message in done.audit.archive_messages:
+    remember_db(done.db_path)  # `linkkeeper history URL` now reads the demo's history
+    for message in [*notes, *inventory_notes(done.db, verbose=bool(verbose), command="demo"),
+                    *done.audit.archive_messages]:
         say(message)
     if not quiet:
-        click.echo(format_check_summary(done.db, done.audit))
+        click.echo(format_check_summary(done.db, done.audit, verbose=bool(verbose)))
     s = done.report.summary
     click.echo(f"{done.report_path}: {s.links} links, {s.newly_broken} newly broken, "
                f"{s.recovered} recovered, {s.failing + s.dead} failing or dead", err=True)

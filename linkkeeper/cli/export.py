@@ -14,28 +14,28 @@ from linkkeeper.cli.app import (
     cli,
     config_option,
     db_option,
-    db_path_for,
+    existing_db_path,
     load_params,
+    merge_site_option,
+    plural,
     site_argument,
+    site_option,
     warc_dir_for,
     warc_dir_option,
 )
-from linkkeeper.db import connect, default_warc_dir
+from linkkeeper.db import connect
 from linkkeeper.progress import TransferProgress
 from linkkeeper.vocab import State
 
 
 def _store_options(fn: Any) -> Any:
-    """SITE, --config, --db and --warc-dir: where the history and the WARC files are."""
-    return site_argument(config_option(db_option(warc_dir_option(fn))))
+    """SITE, --site, --config, --db and --warc-dir: where the history and the WARC files are."""
+    return site_argument(site_option(config_option(db_option(warc_dir_option(fn)))))
 
 
 def _locations(p: dict[str, Any]) -> tuple[Path, Path]:
     """(database, WARC folder), the way `check` chooses them; the database must exist."""
-    db_path = db_path_for(p["site"], p["db"])
-    if not db_path.exists():
-        raise click.ClickException(
-            f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
+    db_path = existing_db_path(p)
     return db_path, warc_dir_for(db_path, p["warc_dir"])
 
 
@@ -96,9 +96,14 @@ def export(ctx: click.Context, **params: Any) -> None:
           --latest -o rfa-2026.wacz
     """
     from linkkeeper.export.run import export as run_export
+    from linkkeeper.export.run import export_format
     from linkkeeper.export.select import ExportError, Selection
 
-    p = load_params(ctx, params)
+    p = load_params(ctx, merge_site_option(params))
+    try:
+        export_format(p["output"])  # a bad name is a bad option value: exit 3, before anything
+    except ExportError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--output'") from None
     db_path, folder = _locations(p)
     selection = Selection(
         posts=tuple(p["posts"]),
@@ -126,24 +131,21 @@ def export(ctx: click.Context, **params: Any) -> None:
         return
     added = []
     if result.originals_added:
-        added.append(f"{result.originals_added} revisit originals")
+        added.append(plural(result.originals_added, "revisit original"))
     if result.redirect_targets_added:
-        added.append(f"{result.redirect_targets_added} redirect targets")
-    pages = f", {result.pages} pages" if result.format == "wacz" else ""
+        added.append(plural(result.redirect_targets_added, "redirect target"))
+    pages = f", {plural(result.pages, 'page')}" if result.format == "wacz" else ""
     click.echo(
-        f"{result.path}: {result.captures} captures ({result.selected} selected"
-        + (f"; added {', '.join(added)}" if added else "") + f"), {result.requests} requests"
+        f"{result.path}: {plural(result.captures, 'capture')} ({result.selected} selected"
+        + (f"; added {', '.join(added)}" if added else "")
+        + f"), {plural(result.requests, 'request')}"
         f"{pages}, {result.bytes_written / 1e6:.1f} MB in {result.elapsed_s:.1f}s"
     )
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("url")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path, exists=True),
-              envvar="LINKKEEPER_DB", default="linkkeeper.db", show_default=True)
-@click.option("--warc-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="LINKKEEPER_WARC_DIR",
-              help="Folder of the WARC files [default: warcs/ next to the database].")
+@_store_options
 @click.option("--at", metavar="DATE", help="Choose the capture closest at or before DATE "
               "(2026-11-26, an ISO time, a 14-digit timestamp) [default: the newest].")
 @click.option("--body", is_flag=True, help="Write the chosen capture's payload instead of the "
@@ -154,21 +156,26 @@ def export(ctx: click.Context, **params: Any) -> None:
               help="With --body: write to this file instead of stdout.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Format of the capture list.")
-def replay(url: str, db: Path, warc_dir: Path | None, at: str | None, body: bool, raw: bool,
-           output: Path | None, fmt: str) -> None:
+@click.pass_context
+def replay(ctx: click.Context, **params: Any) -> None:
     """List the captures of URL, or write one's archived payload (--body).
+
+    The database is found the way `check` chose it: --db, SITE or --site, the config
+    file, ./linkkeeper.db, or the last site checked.
 
     \b
     Examples:
-      linkkeeper replay https://www.rfa.org/a.html --db ~/blog/linkkeeper.db
+      linkkeeper replay https://www.rfa.org/a.html ~/blog
       linkkeeper replay https://www.rfa.org/a.html --at 2026-11-01 --body -o a.html
-      linkkeeper replay https://img.rfa.org/p.jpg --body > p.jpg
+      linkkeeper replay https://img.rfa.org/p.jpg --body --db ~/blog/linkkeeper.db > p.jpg
     """
     from linkkeeper.archive.records import CaptureUnavailable
     from linkkeeper.archive.replay import NothingArchived, describe_capture, replay_url
     from linkkeeper.codings import UnsupportedEncoding  # DecodedTooLarge (a bomb) is one
 
-    folder = warc_dir or default_warc_dir(db)
+    p = load_params(ctx, merge_site_option(params))
+    db, folder = _locations(p)
+    url, at, body, raw, output, fmt = (p[k] for k in ("url", "at", "body", "raw", "output", "fmt"))
     moment = _moment(at, "--at", end=True)
     try:
         answer = replay_url(connect(db), folder, url, at=moment, body=body, raw=raw)
@@ -231,9 +238,9 @@ def serve(ctx: click.Context, **params: Any) -> None:
       linkkeeper serve ~/blog                  # then open http://127.0.0.1:8000/
       linkkeeper serve --db links.db --port 8080 --no-regenerate
     """
-    from linkkeeper.serve import LOOPBACK_HOSTS, create_app, open_read_only, run
+    from linkkeeper.serve import LOOPBACK_HOSTS, BindError, create_app, open_read_only, run
 
-    p = load_params(ctx, params)
+    p = load_params(ctx, merge_site_option(params))
     db_path, folder = _locations(p)
     reports = p["reports_dir"] or db_path.parent / "reports"
     if not p["no_regenerate"]:
@@ -242,7 +249,10 @@ def serve(ctx: click.Context, **params: Any) -> None:
         click.echo(f"warning: listening on {p['host']}: other machines can read the report "
                    "and the archive", err=True)
     app = create_app(open_read_only(db_path), folder, reports)
-    run(app, p["host"], p["port"], say=lambda msg: click.echo(msg, err=True))
+    try:
+        run(app, p["host"], p["port"], say=lambda msg: click.echo(msg, err=True))
+    except BindError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _regenerate_report(db_path: Path, reports: Path) -> None:

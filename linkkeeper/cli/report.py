@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from linkkeeper.cli.app import CONTEXT, cli, db_path_for, load_params, store_options
+from linkkeeper.cli.app import (
+    CONTEXT,
+    cli,
+    existing_db_path,
+    load_params,
+    merge_site_option,
+    store_options,
+)
 from linkkeeper.cli.lookups import archive_lookup_options, refresh_copies, serve_url_option
 from linkkeeper.db import connect
 
@@ -62,18 +69,16 @@ def report(ctx: click.Context, **params: Any) -> None:
         write_report_folder,
     )
 
-    p = load_params(ctx, params)
-    db_path = db_path_for(p["site"], p["db"])
-    if not db_path.exists():
-        raise click.ClickException(
-            f"no history database at {db_path}: run `linkkeeper check` first (or pass --db)")
+    p = load_params(ctx, merge_site_option(params))
+    _check_since(p["since"])
+    db_path = existing_db_path(p)
     db = connect(db_path)
     refresh_copies(db, db_path, p)
     try:
         rep = build_report(db, since=p["since"], serve_url=p["serve_url"])
     except ReportError as exc:
         if p["since"] and str(exc).startswith("--since"):
-            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--since") from None
+            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="'--since'") from None
         raise click.ClickException(str(exc)) from None
     if p["fmt"] == "html":
         if p["output"]:
@@ -92,3 +97,15 @@ def report(ctx: click.Context, **params: Any) -> None:
         tmp.replace(p["output"])
     else:
         write_report(db, rep, p["fmt"], sys.stdout, sarif_prefix=p["sarif_prefix"])
+
+
+def _check_since(since: str | None) -> None:
+    """A --since that is neither a run id nor a date is a bad value (exit 3) whatever the
+    database holds."""
+    from linkkeeper.report.data import ReportError, parse_since_date
+
+    if since and not str(since).strip().isdigit():
+        try:
+            parse_since_date(str(since).strip())
+        except ReportError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="'--since'") from None

@@ -256,12 +256,17 @@ def resolve_since(db: sqlite_utils.Database, since: str | None, run_id: int) -> 
         baseline = int(text)
         if db.execute("SELECT 1 FROM runs WHERE id=?", [baseline]).fetchone() is None:
             raise ReportError(f"--since {text}: there is no run {text} in this database")
-        return baseline
-    when = parse_since_date(text)
-    row = db.execute(
-        "SELECT max(id) FROM runs WHERE started_at < ?", [iso(when)]
-    ).fetchone()
-    return int(row[0]) if row and row[0] is not None else None
+    else:
+        when = parse_since_date(text)
+        row = db.execute(
+            "SELECT max(id) FROM runs WHERE started_at < ?", [iso(when)]
+        ).fetchone()
+        baseline = int(row[0]) if row and row[0] is not None else None
+    if baseline is not None and baseline >= run_id:  # never compare a run with itself
+        started = db.execute("SELECT started_at FROM runs WHERE id=?", [run_id]).fetchone()[0]
+        raise ReportError(f"--since {text}: nothing to compare, the last run (run {run_id}, "
+                          f"started {started}) is not after it; give an earlier run or date")
+    return baseline
 
 
 def parse_since_date(text: str) -> datetime:

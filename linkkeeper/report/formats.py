@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Iterable
 from typing import Any, TextIO
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 import sqlite_utils
@@ -211,7 +212,8 @@ def sarif_document(report: Report, uri_prefix: str = "") -> dict[str, Any]:
                 "level": level,
                 "message": {"text": text},
                 "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": uri_prefix + occ.post, "uriBaseId": "%SRCROOT%"},
+                    "artifactLocation": {"uri": sarif_uri(uri_prefix + occ.post),
+                                         "uriBaseId": "%SRCROOT%"},
                     "region": {"startLine": max(1, occ.line or 1)},
                 }}],
                 "partialFingerprints": {
@@ -233,6 +235,12 @@ def sarif_document(report: Report, uri_prefix: str = "") -> dict[str, Any]:
         run["properties"] = {"truncated": True, "note": f"only the first {SARIF_MAX_RESULTS} "
                              "results are listed"}
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+
+
+def sarif_uri(path: str) -> str:
+    """A post path as the relative URI reference SARIF requires (RFC 3986): spaces, CJK and
+    `%` percent-encoded as UTF-8, `/` kept."""
+    return quote(path, safe="/")
 
 
 def write_sarif(report: Report, out: TextIO, uri_prefix: str = "") -> None:
