@@ -26,7 +26,7 @@ from yarl import URL
 from linkkeeper.check.hosts import HostScheduler
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.policy import HostSettings
-from linkkeeper.check.resolver import ConnectToResolver
+from linkkeeper.check.resolver import ConnectToResolver, GuardedConnector
 from linkkeeper.clock import utcnow
 from linkkeeper.codings import decoded_prefix
 from linkkeeper.exchange import Exchange
@@ -219,7 +219,7 @@ def open_session(
         [options.host_concurrency]
         + [p.concurrency for p in options.hosts.values() if p.concurrency]
     )
-    connector = aiohttp.TCPConnector(
+    connector = GuardedConnector(  # resolver.py: every connection passes its rules
         limit=options.concurrency,
         limit_per_host=per_host,  # a backstop: the scheduler keeps each host to its own limit
         resolver=resolver,
