@@ -308,6 +308,10 @@ def check_options(fn: Any) -> Any:
                      help="Regex: do not check matching URLs; repeatable."),
         click.option("--exclude-private", is_flag=True, envvar="LINKKEEPER_EXCLUDE_PRIVATE",
                      help="Skip hosts resolving to private, loopback or link-local addresses."),
+        click.option("--allow-private", is_flag=True, envvar="LINKKEEPER_ALLOW_PRIVATE",
+                     default=option_default(CheckOptions, "allow_private"),
+                     help="Follow redirects from public addresses into private, loopback or "
+                     "link-local ones (refused by default: such a link is 'excluded')."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -351,6 +355,7 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
         "include": list(p["include"]),
         "exclude": list(p["exclude"]),
         "exclude_private": p["exclude_private"],
+        "allow_private": p["allow_private"],
         "hosts": host_policies(config.hosts, config.path),
     }
     for name in ("soft404", "soft404_threshold", "read_pages"):  # `check` only

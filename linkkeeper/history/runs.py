@@ -36,6 +36,7 @@ class Run:
     resumed: bool
     started_at: str
     planned: int
+    abandoned: int | None = None  # the unfinished run --new-run gave up (to settle: recorder.py)
 
 
 def _run_alive(pid: int | None, host: str | None) -> bool:
@@ -99,7 +100,7 @@ def start_run(
             "INSERT INTO plan (run_id, seq, url) VALUES (?,?,?)",
             ((run_id, i, u) for i, u in enumerate(urls)),
         )
-    return Run(run_id, False, now or "", len(urls))
+    return Run(run_id, False, now or "", len(urls), unfinished["id"] if unfinished else None)
 
 
 def remaining_urls(db: sqlite_utils.Database, run_id: int) -> list[str]:

@@ -206,6 +206,23 @@ class Report:
     post_meta: dict[str, tuple[str, str]]  # every post: path -> (title, date)
 
     @property
+    def degraded(self) -> str | None:
+        """Why the reported run was cut off from the network (its failures not counted)."""
+        return self.run.get("degraded")
+
+    @property
+    def host_failures(self) -> list[dict[str, Any]]:
+        """Hosts down as a whole in the reported run: {host, links, status, reason}."""
+        return list(self.run.get("host_failures") or [])
+
+    def degraded_note(self) -> str | None:
+        """The banner every format shows for a degraded run (None: the run counts)."""
+        if not self.degraded:
+            return None
+        return (f"Run {self.run.get('id')} is degraded: {self.degraded}. Its failures are "
+                "recorded but not counted: the statuses shown are from earlier checks.")
+
+    @property
     def newly_broken(self) -> list[LinkView]:
         return [lnk for lnk in self.links if lnk.change == CHANGE_NEW]
 
