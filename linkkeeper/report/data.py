@@ -152,6 +152,7 @@ class RunPoint:
     started_at: str
     state: str
     counts: dict[str, int]
+    degraded: bool = False  # cut off from the network: its failures were not counted
 
 
 @dataclass(slots=True)
@@ -518,15 +519,17 @@ def _error_label(link: LinkView) -> str:
 
 def _history(db: sqlite_utils.Database, limit: int = 30) -> list[RunPoint]:
     rows = db.execute(
-        "SELECT id, started_at, state, counts FROM runs ORDER BY id DESC LIMIT ?", [limit]
+        "SELECT id, started_at, state, counts, degraded FROM runs ORDER BY id DESC LIMIT ?",
+        [limit],
     ).fetchall()
     points = []
-    for rid, started, state, counts in reversed(rows):
+    for rid, started, state, counts, degraded in reversed(rows):
         try:
             parsed = json.loads(counts) if counts else {}
         except ValueError:
             parsed = {}
-        points.append(RunPoint(rid, started or "", state or "", {k: int(v) for k, v in parsed.items()}))
+        points.append(RunPoint(rid, started or "", state or "",
+                               {k: int(v) for k, v in parsed.items()}, bool(degraded)))
     return points
 
 
