@@ -327,6 +327,9 @@ def test_three_offline_nights_kill_nothing_and_say_so(faultweb: FaultWeb, tmp_pa
     assert after[GONE_URL] == (State.FAILING, 2)  # offline nights did not count
     assert {s for u, (s, _) in after.items() if u != GONE_URL} == {State.ALIVE}
     assert "Degraded run." not in report(site, "html")
+    # compared with the last run that counted, not with the offline one: nothing "recovered"
+    header = json.loads(report(site, "json"))["report"]
+    assert (header["baseline_run"], header["recovered"], header["newly_broken"]) == (1, [], [])
     assert check(site, web=faultweb).returncode == 0
     assert states(site)[GONE_URL] == (State.DEAD, 3)
 

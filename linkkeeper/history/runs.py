@@ -198,8 +198,10 @@ def url_history(db: sqlite_utils.Database, url: str) -> Iterator[dict[str, Any]]
 
 
 def previous_run_id(db: sqlite_utils.Database, run_id: int) -> int | None:
+    """The last complete run before `run_id` whose checks counted (a degraded one says nothing)."""
     row = db.execute(
-        "SELECT max(id) FROM runs WHERE id < ? AND state='complete'", [run_id]
+        "SELECT max(id) FROM runs WHERE id < ? AND state='complete' AND degraded IS NULL",
+        [run_id],
     ).fetchone()
     return row[0] if row else None
 
