@@ -305,6 +305,11 @@ def test_three_offline_nights_kill_nothing_and_say_so(faultweb: FaultWeb, tmp_pa
         assert f"news.example (4 links): {DNS}" in done.stdout
         assert states(site) == healthy
     assert State.DEAD not in {s for s, _ in states(site).values()}
+    history = subprocess.run([sys.executable, "-m", "linkkeeper", "history", GONE_URL, "--db",
+                              str(site / "linkkeeper.db"), "--format", "json"],
+                             capture_output=True, text=True, timeout=60)
+    checks = json.loads(history.stdout)["checks"]
+    assert [c["degraded_run"] for c in checks] == [False, True, True, True]
 
     note = "Run 4 is degraded: 6 of 6 hosts unreachable at the DNS level"
     assert note in report(site, "html") and "Degraded run." in report(site, "html")

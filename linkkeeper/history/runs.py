@@ -190,11 +190,13 @@ def scan_time_statuses(db: sqlite_utils.Database, urls: Iterable[str]) -> dict[s
 
 
 def url_history(db: sqlite_utils.Database, url: str) -> Iterator[dict[str, Any]]:
+    """A URL's checks, oldest first; `degraded_run`: the run was cut off (failures not counted)."""
     cols = ("run_id", "checked_at", "status", "http_status", "reason", "final_url", "elapsed_ms")
     for row in db.execute(
-        f"SELECT {', '.join(cols)} FROM checks WHERE url=? ORDER BY id", [url]
+        f"SELECT {', '.join('c.' + c for c in cols)}, r.degraded IS NOT NULL FROM checks c"
+        " LEFT JOIN runs r ON r.id = c.run_id WHERE c.url=? ORDER BY c.id", [url]
     ):
-        yield dict(zip(cols, row, strict=True))
+        yield {**dict(zip(cols, row[:-1], strict=True)), "degraded_run": bool(row[-1])}
 
 
 def previous_run_id(db: sqlite_utils.Database, run_id: int) -> int | None:
