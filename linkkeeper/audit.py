@@ -5,6 +5,10 @@ prints. The checker yields results as they complete; they are recorded in
 batches while the run goes on, so an interrupted run keeps everything it had
 finished and the next call resumes the same plan. `run_audit_async` is the
 same run without the scan, for callers that already have an event loop.
+
+A run cut off from the network (history/truth.py `run_verdict`: optional
+canary URLs, else most hosts unreachable at the DNS/connect level) ends
+`degraded`: its failures are recorded but not counted, and the result says why.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.result import CheckResult
 from linkkeeper.clock import utcnow
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS
-from linkkeeper.history.recorder import Recorder
+from linkkeeper.history.recorder import Recorder, settle_abandoned
 from linkkeeper.history.runs import Run, plan_urls, remaining_urls, scan_time_statuses, start_run
-from linkkeeper.history.state import ConfirmPolicy
+from linkkeeper.history.state import ConfirmPolicy, StatePolicy
+from linkkeeper.history.truth import CheckRow
 from linkkeeper.scan import ScanProblem, ScanSummary, scan_site
 from linkkeeper.shards import Shard
 from linkkeeper.site import Site
@@ -47,6 +52,9 @@ class AuditOptions:
     source_keys: tuple[str, ...] = DEFAULT_SOURCE_KEYS  # front matter keys naming the source
     jobs: int = 0  # scan: processes parsing posts (0: one per CPU for big scans)
     shard: Shard | None = None  # check only this shard's hosts (--shard I/N)
+    # URLs that answer whenever this machine is online (`canaries`, `--canary`): when the
+    # run has failures and every canary fails at the network level, the run is degraded.
+    canaries: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,6 +69,8 @@ class AuditResult:
     archive: ArchiveCounts | None = None  # what the archiving stage wrote (None: off)
     archive_messages: list[str] = field(default_factory=list)  # repairs, robots, write problems
     scan: ScanSummary | None = None  # the scan `run_audit` did first
+    degraded: str | None = None  # why this run's failures do not count (None: they do)
+    host_failures: list[tuple[str, int, str]] = field(default_factory=list)  # host, links, reason
 
 
 ProgressFn = Callable[[int, int, dict[str, int]], None]
@@ -156,6 +166,8 @@ async def run_audit_async(
         new_run=options.new_run,
         insecure=check_options.insecure,
     )
+    if run.abandoned is not None:  # its failures still wait to be counted (or not)
+        settle_abandoned(db, run.abandoned, StatePolicy(options.confirm))
     todo = remaining_urls(db, run.id) if run.resumed else planned
     recorder = Recorder(db, run.id, confirm=options.confirm)
     host_times: dict[str, tuple[int, float]] = {}
@@ -185,6 +197,7 @@ async def run_audit_async(
         check_options = with_capture(check_options, archiver)
 
     interrupted = False
+    canaries: list[CheckRow] | None = None
     last_flush = time.monotonic()
     try:
         async with Checker(check_options) as checker, _archiving(archiver):
@@ -200,6 +213,8 @@ async def run_audit_async(
             if archiver is not None and (changed := archiver.take_followups()):
                 async for result in checker.run(changed):  # HEAD saw a change: capture it
                     await archiver.submit(result)
+            if options.canaries and _network_failures(recorder):
+                canaries = await _check_canaries(checker, options.canaries)
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
         recorder.finish("interrupted")
@@ -208,7 +223,7 @@ async def run_audit_async(
         if not interrupted:
             with contextlib.suppress(Exception):
                 recorder.flush()
-    recorder.finish("complete")
+    recorder.finish("complete", canaries)
     return AuditResult(
         run=run,
         counts=dict(recorder.counts),
@@ -219,7 +234,25 @@ async def run_audit_async(
         host_times=host_times,
         archive=archiver.counts if archiver else None,
         archive_messages=_archive_messages(archiver),
+        degraded=recorder.degraded,
+        host_failures=[(f.host, f.links, f.reason) for f in recorder.host_failures],
     )
+
+
+def _network_failures(recorder: Recorder) -> bool:
+    """Whether the run has failures the canaries could explain (else they cost nothing)."""
+    recorder.flush()
+    return recorder.db.execute(
+        "SELECT 1 FROM checks WHERE run_id=? AND http_status IS NULL AND status NOT IN"
+        " ('ok', 'redirected', 'excluded', 'invalid', 'blocked', 'rate-limited') LIMIT 1",
+        [recorder.run_id],
+    ).fetchone() is not None
+
+
+async def _check_canaries(checker: Checker, urls: tuple[str, ...]) -> list[CheckRow]:
+    """Each canary checked like a link (same resolver, proxy and limits), never recorded."""
+    results = await asyncio.gather(*(checker.check(url) for url in urls))
+    return [(r.url, str(r.status), r.reason, r.http_status) for r in results]
 
 
 def _archiving(archiver: Archiver | None) -> contextlib.AbstractAsyncContextManager[Any]:

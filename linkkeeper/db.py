@@ -25,7 +25,8 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2  # 1: first versioned schema; 2: link_state.next_check_due dropped
+SCHEMA_VERSION = 3  # 1: first versioned schema; 2: link_state.next_check_due dropped;
+# 3: runs.degraded (why a run's failures do not count: truth.run_verdict)
 
 # Columns in declaration order; sqlite-utils creates the tables from these.
 TABLES: dict[str, dict[str, Any]] = {
@@ -78,7 +79,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "id": int,
             "started_at": str,
             "finished_at": str,
-            "state": str,  # running | complete | interrupted
+            "state": str,  # running | complete | interrupted | abandoned
             "command": str,
             "software": str,
             "options": str,  # JSON
@@ -90,6 +91,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "pid": int,  # process running it, to refuse a second concurrent check
             "host": str,
             "archive": str,  # JSON {captures, revisits, truncations, bytes_written, ...}
+            "degraded": str,  # why the run was cut off from the network (its failures not
+            # counted: history/truth.py run_verdict), NULL for a run whose checks count
         },
         "pk": "id",
     },
@@ -247,8 +250,15 @@ def _v2(db: sqlite_utils.Database) -> list[str]:
     return _drop_columns(db, "link_state", {"next_check_due"})
 
 
+def _v3(db: sqlite_utils.Database) -> list[str]:
+    """`runs.degraded`: a run cut off from the network says why (NULL for older runs)."""
+    if not db["runs"].exists() or "degraded" in {c.name for c in db["runs"].columns}:
+        return []
+    return ["ALTER TABLE runs ADD COLUMN degraded TEXT"]
+
+
 # version reached -> the SQL that reaches it from the version before
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], list[str]]] = {2: _v2}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], list[str]]] = {2: _v2, 3: _v3}
 
 
 def upgrade(db: sqlite_utils.Database) -> None:

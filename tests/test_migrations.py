@@ -8,11 +8,12 @@ from pathlib import Path
 from linkkeeper.db import SCHEMA_VERSION, TABLES, connect, schema_version
 
 FIXTURE = Path(__file__).parent / "fixtures" / "linkkeeper-v1.sql"
+FIXTURE_V2 = Path(__file__).parent / "fixtures" / "linkkeeper-v2-net.sql"
 
 
-def _old_database(path: Path) -> None:
+def _old_database(path: Path, fixture: Path = FIXTURE) -> None:
     conn = sqlite3.connect(path)
-    conn.executescript(FIXTURE.read_text(encoding="utf-8"))
+    conn.executescript(fixture.read_text(encoding="utf-8"))
     conn.close()
 
 
@@ -29,7 +30,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     old.close()
 
     db = connect(path)
-    assert schema_version(db) == SCHEMA_VERSION == 2
+    assert schema_version(db) == SCHEMA_VERSION == 3
     assert "next_check_due" not in _columns(db, "link_state")
     for name, spec in TABLES.items():  # every table is exactly today's, in declaration order
         assert _columns(db, name) == list(spec["columns"]), name
@@ -91,3 +92,22 @@ def test_a_newer_database_keeps_its_version(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")
     assert schema_version(connect(path)) == SCHEMA_VERSION + 5
+
+
+def test_a_version_2_database_gains_runs_degraded(tmp_path: Path) -> None:
+    """Step 3 (issue 12): `runs.degraded`, NULL for every run recorded before it existed."""
+    path = tmp_path / "linkkeeper.db"
+    _old_database(path, FIXTURE_V2)
+    old = sqlite3.connect(path)
+    assert old.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert "degraded" not in [r[1] for r in old.execute("PRAGMA table_info(runs)")]
+    old.close()
+
+    db = connect(path)
+    assert schema_version(db) == SCHEMA_VERSION
+    for name, spec in TABLES.items():
+        assert _columns(db, name) == list(spec["columns"]), name
+    assert db.execute("SELECT count(*), count(degraded) FROM runs").fetchone() == (2, 0)
+    assert db["link_state"].get("https://gone.example/b")["consecutive_failures"] == 2
+    db.conn.close()
+    assert schema_version(connect(path)) == SCHEMA_VERSION  # nothing left to do

@@ -12,6 +12,7 @@ from linkkeeper.check.resolver import (
     ConnectTo,
     ConnectToError,
     ConnectToResolver,
+    OfflineUnmapped,
     PrivateAddressError,
     is_private_address,
     parse_connect_to,
@@ -102,8 +103,23 @@ async def test_offline_unmapped_name_fails_like_nxdomain() -> None:
         await resolver.resolve("a.example", 443)  # rule is for port 80 only
 
 
-async def test_offline_still_knows_literals_and_localhost() -> None:
+@pytest.mark.parametrize(
+    "host", ["127.0.0.2", "136.23.63.44", "::1", "[::1]", "::ffff:127.0.0.1", "localhost",
+             "LocalHost.", "app.localhost"],
+)
+async def test_offline_contacts_no_literal_or_local_name_unless_mapped(host: str) -> None:
+    """Issue 12: under --offline-dns nothing is reached that --connect-to does not map."""
     resolver = ConnectToResolver(offline=True)
+    with pytest.raises(OfflineUnmapped) as caught:
+        await resolver.resolve(host, 80)
+    assert caught.value.reason.startswith("not contacted: --offline-dns and no --connect-to rule")
+    rule_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    mapped = ConnectToResolver(parse_connect_to([f"{rule_host}:80:127.0.0.1:8080"]), offline=True)
+    assert [r["port"] for r in await mapped.resolve(host, 80)] == [8080]
+
+
+async def test_online_still_knows_literals_and_localhost() -> None:
+    resolver = ConnectToResolver()
     assert [r["host"] for r in await resolver.resolve("127.0.0.2", 80)] == ["127.0.0.2"]
     assert [r["host"] for r in await resolver.resolve("localhost", 80)] == ["127.0.0.1", "::1"]
 

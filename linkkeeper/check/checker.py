@@ -68,7 +68,12 @@ from linkkeeper.check.hosts import (
 )
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.policy import HeadHabits, HostSettings, HostSettingsBook
-from linkkeeper.check.resolver import ConnectToResolver, parse_connect_to
+from linkkeeper.check.resolver import (
+    ConnectToResolver,
+    forbid_private,
+    parse_connect_to,
+    proxy_addresses,
+)
 from linkkeeper.check.result import CheckResult, Hop
 from linkkeeper.check.soft404 import Soft404Detector, applies
 from linkkeeper.clock import utcnow
@@ -96,6 +101,7 @@ class _Walk:
     capture: bool
     want_content: bool  # GET, not HEAD: the page's content is evidence
     began: float = field(default_factory=time.perf_counter)
+    forbid_private: bool = False  # a public address redirected here (resolver.py)
     tries: int = 1
     head_code: int | None = None  # the HEAD answer GET is now checking
     use_get: bool = False
@@ -128,6 +134,7 @@ class Checker:
         self._settings = HostSettingsBook(self.options)
         self._head = HeadHabits()
         self._fetcher: Fetcher | None = None
+        self._resolver = ConnectToResolver()  # replaced by the run's in __aenter__
         self._scheduler: HostScheduler | None = None
         self._runs: set[asyncio.Task[None]] = set()
         self._soft404 = (
@@ -148,8 +155,10 @@ class Checker:
         options = self.options
         tls = False if options.insecure else ssl_context(options.ca_bundle)
         resolver = ConnectToResolver(
-            self._connect_to, offline=options.offline_dns, exclude_private=options.exclude_private
+            self._connect_to, offline=options.offline_dns, exclude_private=options.exclude_private,
+            exempt=proxy_addresses(options.proxy, options.trust_env),
         )
+        self._resolver = resolver
         self._scheduler = HostScheduler(lambda host: self._settings(host).limits)
         self._fetcher = Fetcher(
             options=options,
@@ -290,9 +299,10 @@ class Checker:
             slot_taken, token.pending = token.pending, False  # fetch owns the slot now
             assert self._fetcher is not None
             try:
-                answer = await self._fetcher.fetch(
-                    walk.current, method, settings, walk.capture, slot_taken
-                )
+                with forbid_private(walk.forbid_private):
+                    answer = await self._fetcher.fetch(
+                        walk.current, method, settings, walk.capture, slot_taken
+                    )
             except FETCH_ERRORS as error:
                 done = await self._after_error(walk, error, method, settings)
             else:
@@ -380,6 +390,14 @@ class Checker:
         except Excluded as excluded:
             result.final_url = str(target)
             return walk.finish(excluded.status, f"redirects to {target}: {excluded.reason}")
+        if not self.options.allow_private and self._resolver.counts_as_public(
+            walk.current, answer.ip
+        ):
+            walk.forbid_private = True  # for every later hop of this check
+        refused = self._resolver.refused_redirect(target) if walk.forbid_private else None
+        if refused is not None:
+            result.final_url = str(target)
+            return walk.finish(Status.EXCLUDED, f"redirects to {target}: {refused}")
         walk.visited.add(key)
         walk.current = target
         walk.head_code = None

@@ -21,7 +21,7 @@ from http import HTTPStatus
 import aiohttp
 
 from linkkeeper.check.accept import AcceptRanges
-from linkkeeper.check.resolver import PrivateAddressError
+from linkkeeper.check.resolver import NotContacted
 from linkkeeper.vocab import Status
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -106,10 +106,9 @@ def classify_response(
 def classify_error(exc: BaseException, timeouts: Timeouts) -> Outcome:
     """Meaning of a failure without a (complete) HTTP answer."""
     os_error = getattr(exc, "os_error", None)
-    if isinstance(exc, PrivateAddressError) or isinstance(os_error, PrivateAddressError):
-        private = exc if isinstance(exc, PrivateAddressError) else os_error
-        assert isinstance(private, PrivateAddressError)
-        return Outcome(Status.EXCLUDED, f"private address {private.address} (--exclude-private)")
+    refused = exc if isinstance(exc, NotContacted) else os_error
+    if isinstance(refused, NotContacted):  # resolver.py refused it before connecting
+        return Outcome(refused.status, refused.reason)
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return _dns(os_error)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

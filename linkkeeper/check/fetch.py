@@ -28,7 +28,7 @@ from linkkeeper.check.bodies import ByteBudget, read_capture
 from linkkeeper.check.hosts import HostScheduler
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.policy import HostSettings
-from linkkeeper.check.resolver import ConnectToResolver
+from linkkeeper.check.resolver import ConnectToResolver, GuardedConnector
 from linkkeeper.clock import utcnow
 from linkkeeper.codings import decoded_prefix
 from linkkeeper.exchange import Body, CapturedBody, Exchange, body_head
@@ -235,7 +235,7 @@ def open_session(
         [options.host_concurrency]
         + [p.concurrency for p in options.hosts.values() if p.concurrency]
     )
-    connector = aiohttp.TCPConnector(
+    connector = GuardedConnector(  # resolver.py: every connection passes its rules
         limit=options.concurrency,
         limit_per_host=per_host,  # a backstop: the scheduler keeps each host to its own limit
         resolver=resolver,

@@ -64,6 +64,9 @@ class CheckOptions:
     include: list[str] = field(default_factory=list)  # regexes; include overrides exclude
     exclude: list[str] = field(default_factory=list)
     exclude_private: bool = False
+    # Follow a public page's redirect into loopback/private/link-local addresses (resolver.py);
+    # off by default: such a redirect is `excluded`, its target never contacted.
+    allow_private: bool = False
     hosts: dict[str, HostPolicy] = field(default_factory=dict)
     get_bytes: int = 65536
     capture: Callable[[str], bool] | None = None

@@ -385,6 +385,10 @@ def check_options(fn: Any) -> Any:
                      envvar="LINKKEEPER_MEMORY_BUDGET",
                      help="Memory for captured bodies, all in flight together; longer bodies "
                      "and the rest wait in temporary files in the WARC folder."),
+        click.option("--allow-private", is_flag=True, envvar="LINKKEEPER_ALLOW_PRIVATE",
+                     default=option_default(CheckOptions, "allow_private"),
+                     help="Follow redirects from public addresses into private, loopback or "
+                     "link-local ones (refused by default: such a link is 'excluded')."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -433,6 +437,7 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
         "include": list(p["include"]),
         "exclude": [*p["exclude"], *ignore_patterns(p)],
         "exclude_private": p["exclude_private"],
+        "allow_private": p["allow_private"],
         "hosts": host_policies(config.hosts, config.path),
     }
     for name in ("soft404", "soft404_threshold", "read_pages"):  # `check` only

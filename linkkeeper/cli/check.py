@@ -7,6 +7,7 @@ history.runs, demo.run_demo) and prints what it returns.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from linkkeeper.cli.app import (
     CONTEXT,
     EXIT_FAILURES,
     EXIT_OK,
+    EXIT_RUNTIME,
     archive_options,
     archive_options_from,
     check_options,
@@ -186,6 +188,10 @@ def format_scan_summary(s: Any) -> str:
               help="List every new failure and every post with problems (not the first few).")
 @click.option("--dump", is_flag=True, help="Print the URLs this run would check, one per line, "
               "and check nothing (lychee's --dump; the scan still updates the inventory).")
+@click.option("--canary", "canaries", multiple=True, envvar="LINKKEEPER_CANARY", metavar="URL",
+              help="A URL that answers whenever this machine is online; repeatable (config: "
+              "canaries = [...]). If every canary fails at the network level, the run is "
+              "degraded: its failures are not counted [default: judged from the hosts].")
 @click.pass_context
 def check(ctx: click.Context, **params: Any) -> int:
     """Scan the site, then check every distinct link and record the results.
@@ -196,7 +202,8 @@ def check(ctx: click.Context, **params: Any) -> int:
     An interrupted run (Ctrl-C, kill -9) is resumed by the next `check`.
 
     Exit codes: 0 nothing to report, 2 link failures (see --fail-on),
-    1 runtime error, 3 configuration error.
+    1 runtime error (also a degraded run: the checker was cut off from the
+    network, its failures are not counted), 3 configuration error.
 
     \b
     Examples:
@@ -248,6 +255,9 @@ def check(ctx: click.Context, **params: Any) -> int:
     if not p["quiet"]:
         click.echo(format_check_summary(db, result, verbose=bool(p["verbose"])),
                    err=p["fmt"] != "text" and not p["output"])
+    if result.degraded:
+        click.echo(degraded_line(result.run.id, result.degraded), err=True)
+        return EXIT_RUNTIME
     return exit_code_for(db, result, p["fail_on"])
 
 
@@ -255,6 +265,11 @@ def scan_line(s: Any) -> str:
     """The line after the scan: what the inventory holds, what this scan parsed."""
     return (f"scanned {plural(s.posts, 'post')}: {s.distinct_urls:,} distinct URLs "
             f"({s.parsed:,} parsed now, {s.unchanged:,} unchanged)")
+
+
+def degraded_line(run_id: int, reason: str) -> str:
+    return (f"run {run_id} is degraded: {reason}; its failures are not counted — "
+            "is this machine offline?")
 
 
 def _audit_options(p: dict[str, Any], user_agent: str) -> Any:
@@ -271,9 +286,13 @@ def _audit_options(p: dict[str, Any], user_agent: str) -> Any:
     archive = archive_options_from(p, db_path_for(p["site"], p["db"]), user_agent)
     record_opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in p.items()
                    if not k.startswith("_") and k not in ("site",)}
+    bad = [u for u in p["canaries"] if not re.match(r"(?i)https?://[^/?#]", u)]
+    if bad:
+        raise ConfigError(f"canary {bad[0]!r}: expected an http(s) URL")
     return AuditOptions(max_age=max_age, failing_only=p["failing_only"], budget=p["budget"],
                         new_run=p["new_run"], confirm=confirm, record_options=record_opts,
                         archive=archive, jobs=p["jobs"], shard=shard,
+                        canaries=tuple(p["canaries"]),
                         source_keys=tuple(p["source_keys"] or DEFAULT_SOURCE_KEYS))
 
 
@@ -331,6 +350,11 @@ def format_check_summary(db: Any, r: Any, *, verbose: bool = False) -> str:
         lines.extend(f"  {status:<13} {url}  ({reason})" for url, status, reason in listed[:limit])
         if len(listed) > limit:
             lines.append(f"  ... and {len(listed) - limit} more (`-v` lists them all)")
+    if r.host_failures:
+        lines.append(f"hosts down this run: {len(r.host_failures)}")
+        lines.extend(f"  {host} ({n} links): {reason}" for host, n, reason in r.host_failures[:10])
+        if len(r.host_failures) > 10:
+            lines.append(f"  ... and {len(r.host_failures) - 10} more")
     slow = sorted(((ms / n, h, n) for h, (n, ms) in r.host_times.items() if n and ms > 0),
                   reverse=True)[:5]
     if slow:

@@ -5,6 +5,14 @@ previous rows, asks it, and writes the answers in batched transactions, each
 committed before the next batch starts, so a kill -9 loses at most the batch in
 flight and never duplicates a row (`checks` is unique on run and URL).
 
+A failure's check row is written at once, but what it does to its link waits
+for the end of the run (`settle`): only then is it known whether the run was
+cut off from the network (truth.py `run_verdict`), in which case its failures
+count for nothing (state.py). A failure is settled when its link's row names
+this run (`last_run`), so a settle cut short by a crash is finished, never
+repeated, when the run is resumed; a run given up by `--new-run` is settled
+when it is abandoned (`settle_abandoned`).
+
 Raw SQL rather than sqlite-utils' insert/upsert here: those wrap every call in
 ``with conn:``, which would commit the batch transaction midway, and the
 rowcount of ``INSERT OR IGNORE`` is what tells a resumed run's overlap apart.
@@ -14,15 +22,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from typing import Any
 
 import sqlite_utils
 
 from linkkeeper.check.result import CheckResult, Hop
-from linkkeeper.clock import iso, utcnow
+from linkkeeper.clock import iso, parse_iso, utcnow
 from linkkeeper.db import Transaction
 from linkkeeper.history.state import (
     ConfirmPolicy,
@@ -31,7 +39,14 @@ from linkkeeper.history.state import (
     Transition,
     next_state,
 )
-from linkkeeper.history.truth import DRIFT_THRESHOLD, HostFailure, host_failures
+from linkkeeper.history.truth import (
+    DRIFT_THRESHOLD,
+    CheckRow,
+    HostFailure,
+    host_failures,
+    run_verdict,
+)
+from linkkeeper.vocab import FAILURES, Status
 
 _STATE_COLS = tuple(f.name for f in fields(LinkState))
 _state_values = attrgetter(*_STATE_COLS)  # a LinkState as a row, in column order
@@ -67,6 +82,7 @@ class Recorder:
     new_failures: list[str] = field(default_factory=list)
     drift_threshold: float = DRIFT_THRESHOLD
     host_failures: list[HostFailure] = field(default_factory=list)  # set by finish()
+    degraded: str | None = None  # set by finish(): why the run's failures do not count
     _batch: list[CheckResult] = field(default_factory=list)
     _done: int = 0
 
@@ -105,11 +121,15 @@ class Recorder:
         policy = self.policy
         with Transaction(self.db) as conn:
             for result in batch:
-                change = next_state(previous.get(result.url), result, policy)
+                pending = result.status in FAILURES  # its link waits for the verdict: settle()
+                change = (
+                    _PENDING if pending else next_state(previous.get(result.url), result, policy)
+                )
                 cur = conn.execute(_INSERT_CHECK, self._check_row(result, change))
                 if cur.rowcount == 0:  # already recorded in this run (resume overlap)
                     continue
-                conn.execute(_UPSERT_LINK_STATE, self._link_state_row(result, change))
+                if not pending:
+                    conn.execute(_UPSERT_LINK_STATE, self._link_state_row(result, change))
                 self.counts[str(result.status)] += 1
                 self.requests += result.requests
                 self._done += 1
@@ -152,10 +172,15 @@ class Recorder:
     def done(self) -> int:
         return self._done + len(self._batch)
 
-    def finish(self, state: str = "complete") -> None:
-        """Write what is pending and close the run (host failures only for a complete run)."""
+    def finish(self, state: str = "complete", canaries: Iterable[CheckRow] | None = None) -> None:
+        """Write what is pending and close the run.
+
+        A complete run gets its verdict (degraded or not, `canaries` deciding when
+        given), its failures settled and its host failures recorded.
+        """
         self.flush()
         if state == "complete":
+            self.judge(canaries)
             self.record_host_failures()
         with Transaction(self.db) as conn:
             conn.execute(
@@ -171,12 +196,55 @@ class Recorder:
                 ),
             )
 
-    def record_host_failures(self) -> list[HostFailure]:
-        """Hosts whose every link failed at the host level this run: one row each (truth.py)."""
+    def judge(self, canaries: Iterable[CheckRow] | None = None) -> str | None:
+        """Decide whether the run was cut off (truth.py), record why, and settle its failures."""
+        self.flush()
+        self.degraded = run_verdict(self._rows(), canaries)
+        with Transaction(self.db) as conn:
+            conn.execute("UPDATE runs SET degraded=? WHERE id=?", (self.degraded, self.run_id))
+        self.settle()
+        return self.degraded
+
+    def settle(self) -> None:
+        """Apply the run's failures to their links, counted or not as the verdict says."""
+        policy = replace(self.policy, degraded=self.degraded is not None)
+        marks = ",".join("?" * len(FAILURES))
         rows = self.db.execute(
+            "SELECT c.url, c.status, c.reason, c.checked_at, c.fingerprint FROM checks c"
+            f" WHERE c.run_id=? AND c.status IN ({marks}) AND NOT EXISTS (SELECT 1 FROM"
+            " link_state s WHERE s.url = c.url AND s.last_run = c.run_id) ORDER BY c.id",
+            [self.run_id, *sorted(FAILURES)],
+        ).fetchall()
+        for start in range(0, len(rows), self.batch_size):
+            self._settle_batch(rows[start : start + self.batch_size], policy)
+
+    def _settle_batch(self, rows: list[tuple[str, str, str, str, str | None]],
+                      policy: StatePolicy) -> None:
+        previous = self._previous_states([row[0] for row in rows])
+        with Transaction(self.db) as conn:
+            for url, status, reason, checked_at, fingerprint in rows:
+                result = CheckResult(url, Status(status), reason or "",
+                                     started_at=parse_iso(checked_at) or utcnow(),
+                                     fingerprint=fingerprint)
+                change = next_state(previous.get(url), result, policy)
+                if change.counted:
+                    conn.execute(_UPSERT_LINK_STATE, self._link_state_row(result, change))
+                if change.evidence:
+                    conn.execute(_SETTLE_WITH_EVIDENCE, (
+                        int(change.new_failure), json.dumps(change.evidence), self.run_id, url))
+                else:
+                    conn.execute(_SETTLE, (int(change.new_failure), self.run_id, url))
+                if change.new_failure:  # unsettled rows were never in the list
+                    self.new_failures.append(url)
+
+    def _rows(self) -> list[CheckRow]:
+        return self.db.execute(
             "SELECT url, status, reason, http_status FROM checks WHERE run_id=?", [self.run_id]
         ).fetchall()
-        self.host_failures = host_failures(rows)
+
+    def record_host_failures(self) -> list[HostFailure]:
+        """Hosts whose every link failed at the host level this run: one row each (truth.py)."""
+        self.host_failures = host_failures(self._rows())
         with Transaction(self.db) as conn:
             conn.execute("DELETE FROM host_failures WHERE run_id=?", (self.run_id,))
             for failure in self.host_failures:
@@ -198,6 +266,20 @@ class Recorder:
                     ((failure.host, self.run_id, url) for url in failure.urls),
                 )
         return self.host_failures
+
+
+def settle_abandoned(db: sqlite_utils.Database, run_id: int, policy: StatePolicy) -> None:
+    """A run given up by --new-run: judge what it checked and settle its failures."""
+    recorder = Recorder(db, run_id, confirm=policy.confirm, drift_threshold=policy.drift_threshold)
+    recorder.judge()
+
+
+_SETTLE = "UPDATE checks SET new_failure=? WHERE run_id=? AND url=?"
+_SETTLE_WITH_EVIDENCE = (
+    "UPDATE checks SET new_failure=?, evidence=json_patch(coalesce(evidence, '{}'), ?)"
+    " WHERE run_id=? AND url=?"
+)
+_PENDING = Transition(LinkState(""), False, {})  # a failure's row before settle() decides
 
 
 def _hop(hop: Hop) -> dict[str, Any]:

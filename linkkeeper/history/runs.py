@@ -37,6 +37,7 @@ class Run:
     resumed: bool
     started_at: str
     planned: int
+    abandoned: int | None = None  # the unfinished run --new-run gave up (to settle: recorder.py)
 
 
 def _run_alive(pid: int | None, host: str | None) -> bool:
@@ -100,7 +101,7 @@ def start_run(
             "INSERT INTO plan (run_id, seq, url) VALUES (?,?,?)",
             ((run_id, i, u) for i, u in enumerate(urls)),
         )
-    return Run(run_id, False, now or "", len(urls))
+    return Run(run_id, False, now or "", len(urls), unfinished["id"] if unfinished else None)
 
 
 def remaining_urls(db: sqlite_utils.Database, run_id: int) -> list[str]:
@@ -193,16 +194,20 @@ def scan_time_statuses(db: sqlite_utils.Database, urls: Iterable[str]) -> dict[s
 
 
 def url_history(db: sqlite_utils.Database, url: str) -> Iterator[dict[str, Any]]:
+    """A URL's checks, oldest first; `degraded_run`: the run was cut off (failures not counted)."""
     cols = ("run_id", "checked_at", "status", "http_status", "reason", "final_url", "elapsed_ms")
     for row in db.execute(
-        f"SELECT {', '.join(cols)} FROM checks WHERE url=? ORDER BY id", [url]
+        f"SELECT {', '.join('c.' + c for c in cols)}, r.degraded IS NOT NULL FROM checks c"
+        " LEFT JOIN runs r ON r.id = c.run_id WHERE c.url=? ORDER BY c.id", [url]
     ):
-        yield dict(zip(cols, row, strict=True))
+        yield {**dict(zip(cols, row[:-1], strict=True)), "degraded_run": bool(row[-1])}
 
 
 def previous_run_id(db: sqlite_utils.Database, run_id: int) -> int | None:
+    """The last complete run before `run_id` whose checks counted (a degraded one says nothing)."""
     row = db.execute(
-        "SELECT max(id) FROM runs WHERE id < ? AND state='complete'", [run_id]
+        "SELECT max(id) FROM runs WHERE id < ? AND state='complete' AND degraded IS NULL",
+        [run_id],
     ).fetchone()
     return row[0] if row else None
 

@@ -10,6 +10,10 @@ The rules (ARCHITECTURE.md, "link states"):
 * `blocked`/`rate-limited` never count towards death: the state stays what it
   was (`blocked` for a link never seen otherwise);
 * `excluded`/`invalid` leave the state alone (`unchecked` for a new link);
+* a failure seen in a *degraded* run (the checker itself was cut off from the
+  network: truth.py `run_verdict`) is no evidence at all: the link's row stays
+  exactly as it was (no failure counted, no new failure, an alive link stays
+  alive) and the transition says ``counted=False``; successes count as ever;
 * a link whose recent outcomes switch between success and failure three times
   or more is `flaky`;
 * an alive link whose main-text fingerprint moved `drift_threshold` or more
@@ -50,6 +54,7 @@ class StatePolicy:
 
     confirm: ConfirmPolicy = field(default_factory=ConfirmPolicy)
     drift_threshold: float = DRIFT_THRESHOLD
+    degraded: bool = False  # the run was cut off from the network: its failures do not count
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class Transition:
     state: LinkState
     new_failure: bool  # a failure right after a non-failure: "broke since last time"
     evidence: dict[str, Any]  # to merge into the check's evidence ({"drift": ...})
+    counted: bool = True  # False: the check is no evidence; `state` is the row as it was
 
 
 def next_state(
@@ -87,6 +93,8 @@ def next_state(
     policy = policy or _DEFAULT_POLICY
     prev = prev or LinkState(result.url)
     status = Status(result.status)
+    if policy.degraded and status in FAILURES:
+        return Transition(prev, False, {"not_counted": "degraded run"}, counted=False)
     checked_at = result.started_at
     now = iso(checked_at) or ""
     consecutive, first_failed, last_ok = _counters(prev, status, now)

@@ -19,6 +19,20 @@ host, how many links it took down and why, and each of those checks carries
 with it), but a report can say "news.example is down (10,000 links)" once,
 instead of listing 10,000 independent deaths. Honest 404s are not host
 failures: a host that answers is alive even if the pages are gone.
+
+Degraded runs: when the checker itself is cut off (no network, a broken
+resolver), every link fails at once and the run says nothing about the links.
+`run_verdict` decides it from the run alone. With canary URLs configured
+(`canaries` / `--canary`), they decide: the run is degraded when every canary
+failed at the network level (DNS, refused, unreachable, connect timeout) and
+no canary got any HTTP answer. Without canaries, hosts decide: the run is
+degraded when at least `DEGRADED_MIN_HOSTS` hosts and at least
+`DEGRADED_SHARE` of all hosts contacted got no answer at all, only
+network-level failures. A nightly run on a working machine sees a few percent
+of its hosts gone (dead domains); an offline one sees all of them; a single
+dead host among answering hosts, or a tiny site with fewer than five hosts,
+fails as it always has (canaries settle those). A degraded run's failures are
+recorded but not counted (state.py).
 """
 
 from __future__ import annotations
@@ -34,6 +48,11 @@ from linkkeeper.vocab import FAILURES, Status
 
 DRIFT_THRESHOLD = 0.5  # drift score vs the first fingerprint that makes a link `drifted`
 HOST_FAILURE_MIN_LINKS = 3  # a host with fewer links checked in a run is never "down as a whole"
+DEGRADED_MIN_HOSTS = 5  # fewer unreachable hosts never make a run degraded (without canaries)
+DEGRADED_SHARE = 0.9  # share of the contacted hosts that must be unreachable
+# Reasons (classify.py, resolver.py) of a failure that never reached any server.
+NETWORK_LEVEL_REASONS = ("DNS:", "connection refused", "cannot connect", "connect timeout",
+                         "not contacted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +128,39 @@ def host_failures(
             )
         )
     return failures
+
+
+CheckRow = tuple[str, str, str | None, int | None]  # url, status, reason, http_status
+
+
+def network_level(status: str, reason: str | None, http_status: int | None) -> bool:
+    """A failure that never reached a server: what a machine cut off from the network sees."""
+    return (
+        status in FAILURES
+        and http_status is None
+        and (reason or "").startswith(NETWORK_LEVEL_REASONS)
+    )
+
+
+def run_verdict(rows: Iterable[CheckRow], canaries: Iterable[CheckRow] | None = None
+                ) -> str | None:
+    """Why the run is degraded (one line), or None when its checks count as evidence."""
+    checked = [r for r in rows if r[1] not in (Status.EXCLUDED, Status.INVALID)]
+    if not any(r[1] in FAILURES for r in checked):
+        return None  # nothing to discount
+    canary_rows = list(canaries or ())
+    if canary_rows:
+        if all(network_level(s, why, code) for _, s, why, code in canary_rows):
+            reason = Counter(why or "" for _, _, why, _ in canary_rows).most_common(1)[0][0]
+            n = len(canary_rows)
+            return f"{'the canary URL' if n == 1 else f'all {n} canary URLs'} unreachable ({reason})"
+        return None
+    by_host: dict[str, list[CheckRow]] = defaultdict(list)
+    for row in checked:
+        by_host[host_key(row[0])].append(row)
+    down = [rs for rs in by_host.values() if all(network_level(s, w, c) for _, s, w, c in rs)]
+    if len(down) < DEGRADED_MIN_HOSTS or len(down) < DEGRADED_SHARE * len(by_host):
+        return None
+    reasons = Counter(why or "" for rs in down for _, _, why, _ in rs)
+    level = "DNS" if reasons.most_common(1)[0][0].startswith("DNS") else "network"
+    return f"{len(down)} of {len(by_host)} hosts unreachable at the {level} level"

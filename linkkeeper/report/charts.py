@@ -91,6 +91,9 @@ def _nice_max(value: float) -> float:
     return value
 
 
+_DEGRADED = " (degraded run: failures not counted)"
+
+
 def history_chart(points: Sequence[RunPoint]) -> Markup:
     """Stacked bars of check statuses per run, oldest run on the left."""
     width, left, bottom, plot_h = WIDTH, 48, 36, 170
@@ -112,6 +115,7 @@ def history_chart(points: Sequence[RunPoint]) -> Markup:
         x = left + i * slot + (slot - bar) / 2
         y = top + plot_h
         tip = [f"run {point.id} ({point.started_at[:16].replace('T', ' ')})"]
+        note = _DEGRADED if point.degraded else ""
         for label, statuses, color in HISTORY_GROUPS:
             n = sum(point.counts.get(s, 0) for s in statuses)
             if not n:
@@ -121,7 +125,7 @@ def history_chart(points: Sequence[RunPoint]) -> Markup:
             tip.append(f"{label}: {n}")
             body.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
-                f"<title>{escape(f'run {point.id}: {label}: {n}')}</title></rect>"
+                f"<title>{escape(f'run {point.id}: {label}: {n}{note}')}</title></rect>"
             )
         if (len(points) - 1 - i) % label_every == 0:
             body.append(

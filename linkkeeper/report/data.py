@@ -163,6 +163,7 @@ class RunPoint:
     started_at: str
     state: str
     counts: dict[str, int]
+    degraded: bool = False  # cut off from the network: its failures were not counted
 
 
 @dataclass(slots=True)
@@ -216,6 +217,23 @@ class Report:
     rot: list[YearRot]
     post_meta: dict[str, tuple[str, str]]  # every post: path -> (title, date)
     serve_url: str | None = None  # where `linkkeeper serve` runs, for our copies' links
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the reported run was cut off from the network (its failures not counted)."""
+        return self.run.get("degraded")
+
+    @property
+    def host_failures(self) -> list[dict[str, Any]]:
+        """Hosts down as a whole in the reported run: {host, links, status, reason}."""
+        return list(self.run.get("host_failures") or [])
+
+    def degraded_note(self) -> str | None:
+        """The banner every format shows for a degraded run (None: the run counts)."""
+        if not self.degraded:
+            return None
+        return (f"Run {self.run.get('id')} is degraded: {self.degraded}. Its failures are "
+                "recorded but not counted: the statuses shown are from earlier checks.")
 
     @property
     def newly_broken(self) -> list[LinkView]:
@@ -509,15 +527,17 @@ def _error_label(link: LinkView) -> str:
 
 def _history(db: sqlite_utils.Database, limit: int = 30) -> list[RunPoint]:
     rows = db.execute(
-        "SELECT id, started_at, state, counts FROM runs ORDER BY id DESC LIMIT ?", [limit]
+        "SELECT id, started_at, state, counts, degraded FROM runs ORDER BY id DESC LIMIT ?",
+        [limit],
     ).fetchall()
     points = []
-    for rid, started, state, counts in reversed(rows):
+    for rid, started, state, counts, degraded in reversed(rows):
         try:
             parsed = json.loads(counts) if counts else {}
         except ValueError:
             parsed = {}
-        points.append(RunPoint(rid, started or "", state or "", {k: int(v) for k, v in parsed.items()}))
+        points.append(RunPoint(rid, started or "", state or "",
+                               {k: int(v) for k, v in parsed.items()}, bool(degraded)))
     return points
 
 

@@ -76,6 +76,7 @@ def report_header(report: Report) -> dict[str, Any]:
         "generated_at": report.generated_at,
         "since": report.since,
         "baseline_run": report.baseline.get("id") if report.baseline else None,
+        "degraded": report.degraded,  # why the run's failures do not count, or null
         "summary": {
             "links": s.links, "checked": s.checked, "alive": s.alive, "failing": s.failing,
             "dead": s.dead, "soft-404": s.soft_404, "drifted": s.drifted, "blocked": s.blocked,
@@ -147,6 +148,10 @@ def write_junit(report: Report, out: TextIO) -> None:
     """One test case per link (classname: host); broken/failing links fail, blocked ones skip."""
     suite = ET.Element("testsuite", name="linkkeeper links",
                        timestamp=_x(report.run.get("started_at")), hostname="linkkeeper")
+    if (note := report.degraded_note()) is not None:
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="degraded", value=_x(report.degraded))
+        ET.SubElement(suite, "system-out").text = _x(note)
     tests = failures = skipped = 0
     for link in report.shown:
         tests += 1
@@ -234,6 +239,10 @@ def sarif_document(report: Report, uri_prefix: str = "") -> dict[str, Any]:
     if truncated:
         run["properties"] = {"truncated": True, "note": f"only the first {SARIF_MAX_RESULTS} "
                              "results are listed"}
+    if (note := report.degraded_note()) is not None:
+        run.setdefault("properties", {})["degraded"] = report.degraded
+        run["invocations"] = [{"executionSuccessful": False, "toolExecutionNotifications": [
+            {"level": "warning", "message": {"text": note}}]}]
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
@@ -294,6 +303,14 @@ def write_markdown(report: Report, out: TextIO) -> None:
         f"{s.drifted:,} | {s.blocked:,} | {_coverage(s.archive_coverage)} |",
         "",
     ]
+    if (note := report.degraded_note()) is not None:
+        lines[1:1] = ["", f"> **Warning:** {md_text(note)}"]
+    if report.host_failures:
+        lines += [f"Hosts down in run {report.run.get('id')}: " + "; ".join(
+            f"{md_text(h['host'])} ({h['links']} links, {md_text(h['reason'])})"
+            for h in report.host_failures[:20]) + (
+            f"; and {len(report.host_failures) - 20} more" if len(report.host_failures) > 20
+            else "") + ".", ""]
     if report.since:
         lines += [f"Only links whose status changed since {md_text(report.since)}.", ""]
     budget = _Budget(MARKDOWN_BUDGET - sum(len(x) + 1 for x in lines))

@@ -4,7 +4,7 @@
 documented in the README; keep it stable (add keys, never rename):
 
     {"run": {id, started_at, finished_at, state, counts, requests, archive,
-             host_failures, ...},
+             host_failures, degraded, ...},
      "links": [{url, status, http_status, final_url, reason, kinds, posts,
                 redirects, method, attempts, elapsed_ms, checked_at, run_id,
                 checked_this_run, new_failure, evidence, state, state_since,
@@ -14,7 +14,8 @@ documented in the README; keep it stable (add keys, never rename):
 `evidence` says why: ``{"soft404": {signals, probe, similarity, text},
 "drift": {vs_first, vs_previous, threshold}, "host_failure": host}``;
 `run.host_failures` lists hosts down as a whole in the run (one entry each,
-with the number of links they took down); `drift` is the latest drift score
+with the number of links they took down); `run.degraded` says why the run was
+cut off from the network (its failures not counted), null when it was not; `drift` is the latest drift score
 against the first fingerprint (truth.py).
 """
 
@@ -37,7 +38,10 @@ def run_record(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     for key in ("options", "counts"):
         rec[key] = json.loads(rec[key]) if rec[key] else {}
     rec["insecure"] = bool(rec["insecure"])
-    archive = db.execute("SELECT archive FROM runs WHERE id=?", [run_id]).fetchone()[0]
+    archive, degraded = db.execute(
+        "SELECT archive, degraded FROM runs WHERE id=?", [run_id]
+    ).fetchone()
+    rec["degraded"] = degraded  # why its failures do not count (history/truth.py), or None
     # what the archiving stage wrote: captures, revisits, truncations, bytes_written, ...
     rec["archive"] = json.loads(archive) if archive else None
     rec["host_failures"] = [
