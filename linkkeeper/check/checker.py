@@ -152,7 +152,9 @@ class Checker:
         self._scheduler = HostScheduler(lambda host: self._settings(host).limits)
         self._fetcher = Fetcher(
             options=options,
-            session=open_session(options, resolver, tls),
+            session=open_session(
+                options, resolver, tls, lambda host: self._settings(host).limits.concurrency
+            ),
             scheduler=self._scheduler,
             resolver=resolver,
             ssl=tls,

@@ -1,0 +1,115 @@
+"""Politeness promises under load, counted by the server: connections per host name.
+
+The world: one main host served on two ports (http and https), many URLs, latency,
+keep-alive, redirects between the schemes and to another host, answers that close
+their connection. The fault web counts every TCP connection by the name it serves
+(TLS SNI, else the Host of its first request), idle keep-alive ones included, from
+open to close: that count must never exceed ``host_concurrency``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from linkkeeper.check.checker import Checker
+from linkkeeper.check.options import CheckOptions
+from linkkeeper.check.result import CheckResult
+from linkkeeper.faultweb import FaultWeb
+from linkkeeper.vocab import Status
+
+MAIN = "news.example"
+OTHER = "blog.example"
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[FaultWeb]:
+    with FaultWeb(latency={MAIN: (2, 25), OTHER: (2, 10)}, seed=15) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log(web: FaultWeb, monkeypatch: pytest.MonkeyPatch) -> None:
+    web.reset_log()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
+    settings: dict[str, Any] = {
+        "connect_to": web.connect_to_args(wildcard=False),
+        "offline_dns": True,
+        "ca_bundle": web.ca_pem,
+        "trust_env": False,
+        "backoff_base": 0.02,
+        "backoff_cap": 0.1,
+        "connect_timeout": 2,
+        "read_timeout": 1,
+        "total_timeout": 5,
+        "host_rate": 0,
+        "soft404": False,
+        "read_pages": True,
+    }
+    settings.update(overrides)
+    return CheckOptions(**settings)
+
+
+def mixed_world(tag: str, size: int) -> list[str]:
+    """`size` URLs on the main host over both schemes, with cross-scheme and cross-host hops."""
+    rng = random.Random(f"{tag}:{size}")
+    urls = []
+    for i in range(size):
+        scheme = "https" if i % 2 else "http"
+        other = "http" if scheme == "https" else "https"
+        base = f"{scheme}://{MAIN}"
+        kind = rng.random()
+        if kind < 0.55:
+            urls.append(f"{base}/ok/{tag}-{i}")
+        elif kind < 0.70:
+            target = quote(f"{other}://{MAIN}/ok/{tag}-to-{i}", safe="")
+            urls.append(f"{base}/redirect-to?url={target}&code=301")
+        elif kind < 0.75:
+            target = quote(f"{other}://{OTHER}/ok/{tag}-away-{i}", safe="")
+            urls.append(f"{base}/redirect-to?url={target}&code=302")
+        elif kind < 0.80:
+            back = quote(f"{scheme}://{MAIN}/ok/{tag}-back-{i}", safe="")
+            urls.append(f"{other}://{OTHER}/redirect-to?url={back}&code=301")
+        elif kind < 0.86:
+            urls.append(f"{base}/status/404/{tag}-{i}")
+        elif kind < 0.90:
+            urls.append(f"{base}/reset/{tag}-{i}")  # the connection dies mid-body
+        elif kind < 0.94:
+            urls.append(f"{base}/flaky/1/{tag}-{i}")
+        else:
+            urls.append(f"{base}/slow/60/{tag}-{i}")
+    return urls
+
+
+async def check_all(web: FaultWeb, urls: list[str], **overrides: Any) -> list[CheckResult]:
+    async with Checker(options(web, **overrides)) as checker:
+        return [result async for result in checker.run(urls)]
+
+
+@pytest.mark.parametrize("limit", [2, 8])
+def test_connections_per_host_name_never_exceed_the_limit(web: FaultWeb, limit: int) -> None:
+    urls = mixed_world(f"load{limit}", 240 if limit == 2 else 600)
+    results = asyncio.run(check_all(web, urls, host_concurrency=limit))
+    assert len(results) == len(urls)
+    assert all(r.status is not Status.NETWORK_ERROR or "reset" in r.url for r in results), [
+        (r.url, r.reason) for r in results if r.status is Status.NETWORK_ERROR
+    ][:5]
+    # both schemes of the main host were used, on keep-alive connections
+    ports = {entry.port for entry in web.requests(host=MAIN)}
+    assert {web.http_port, web.https_port} <= ports
+    main_connections = [c for c in web.connections if c.host == MAIN]
+    assert len(web.requests(host=MAIN)) > len(main_connections)
+    for host in (MAIN, OTHER):
+        assert web.max_concurrent_connections(host) <= limit, host
+        assert web.peak_connections(host) <= limit, host
+        assert web.max_concurrent_requests(host) <= limit, host
+    assert web.max_concurrent_connections(MAIN) == limit  # the limit was used, not undershot
