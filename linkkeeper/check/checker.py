@@ -21,9 +21,10 @@ each answer means):
   ``CheckResult.fingerprint``, for drift detection in the history, and the
   digest of what was read in ``CheckResult.digest``.
 * Retryable failures (timeouts, resets, 5xx, 429) are retried up to
-  ``attempts`` tries with exponential back-off and jitter; a 429/503 slows the
-  whole host (hosts.py), and Retry-After is honoured up to ``retry_after_cap``
-  (a longer one is not waited for: the URL is reported rate-limited).
+  ``attempts`` tries with exponential back-off and jitter; 429/503s of several
+  URLs together slow the whole host (hosts.py), a lone one makes only its URL
+  wait; Retry-After is honoured up to ``retry_after_cap`` (a longer one is not
+  waited for: the URL is reported rate-limited).
 """
 
 from __future__ import annotations
