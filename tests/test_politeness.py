@@ -113,3 +113,63 @@ def test_connections_per_host_name_never_exceed_the_limit(web: FaultWeb, limit: 
         assert web.peak_connections(host) <= limit, host
         assert web.max_concurrent_requests(host) <= limit, host
     assert web.max_concurrent_connections(MAIN) == limit  # the limit was used, not undershot
+
+
+# -- the same answer within a run is fetched once --------------------------------------------
+
+
+def test_links_redirecting_home_fetch_the_home_page_once(web: FaultWeb) -> None:
+    home = quote(f"http://{MAIN}/", safe="")
+    urls = [f"http://{MAIN}/redirect-to?url={home}&code=301&from={i}" for i in range(60)]
+    results = asyncio.run(check_all(web, urls, host_concurrency=8))
+    assert {r.status for r in results} == {Status.REDIRECTED}
+    assert all(r.final_url == f"http://{MAIN}/" for r in results)
+    assert len(web.requests(host=MAIN, path="/")) == 1  # not once per link
+    # the request count of each result is what it cost: one hop of its own
+    assert sum(r.requests for r in results) == len(urls) + 1
+
+
+class _Answer:
+    def __init__(self, status: int, sample: bytes = b"x") -> None:
+        self.status, self.sample = status, sample
+
+
+def test_answer_cache_shares_in_flight_and_keeps_only_lasting_answers() -> None:
+    from linkkeeper.check.answers import AnswerCache
+
+    async def scenario() -> None:
+        cache: AnswerCache[_Answer] = AnswerCache(max_entries=2)
+        sent: list[str] = []
+
+        def sender(url: str, status: int) -> Any:
+            async def send() -> _Answer:
+                sent.append(url)
+                await asyncio.sleep(0.01)
+                return _Answer(status)
+
+            return send
+
+        together = await asyncio.gather(
+            *(cache.ask("GET", "http://a/", sender("http://a/", 200)) for _ in range(5))
+        )
+        assert sent == ["http://a/"] and [shared for _, shared in together].count(False) == 1
+        assert (await cache.ask("GET", "http://a/", sender("http://a/", 200)))[1] is True
+        assert (await cache.ask("HEAD", "http://a/", sender("http://a/", 200)))[1] is False
+        await cache.ask("GET", "http://b/", sender("http://b/", 503))
+        await cache.ask("GET", "http://b/", sender("http://b/", 503))
+        assert sent.count("http://b/") == 2  # a 503 is asked again
+        for url in ("http://c/", "http://d/", "http://e/"):
+            await cache.ask("GET", url, sender(url, 404))
+        await cache.ask("GET", "http://a/", sender("http://a/", 200))
+        assert sent.count("http://a/") == 3  # GET, HEAD, GET again: bounded, the oldest left
+
+        async def failing() -> _Answer:
+            await asyncio.sleep(0.01)
+            raise TimeoutError("slow")
+
+        outcomes = await asyncio.gather(
+            *(cache.ask("GET", "http://f/", failing) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(o, TimeoutError) for o in outcomes)  # shared while in flight
+
+    asyncio.run(scenario())

@@ -33,12 +33,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 
 from yarl import URL
 
 from linkkeeper.check.admit import Admission, Excluded
+from linkkeeper.check.answers import AnswerCache
 from linkkeeper.check.classify import (
     PERMANENT_REDIRECT_CODES,
     REDIRECT_CODES,
@@ -127,6 +128,7 @@ class Checker:
         self._connect_to = parse_connect_to(self.options.connect_to)
         self._settings = HostSettingsBook(self.options)
         self._head = HeadHabits()
+        self._answers: AnswerCache[Answer] = AnswerCache()
         self._fetcher: Fetcher | None = None
         self._scheduler: HostScheduler | None = None
         self._runs: set[asyncio.Task[None]] = set()
@@ -289,18 +291,45 @@ class Checker:
             settings = self._settings(host)
             method = "GET" if walk.use_get or self._head.prefers_get(host) else "HEAD"
             walk.result.final_url = str(walk.current)
-            slot_taken, token.pending = token.pending, False  # fetch owns the slot now
-            assert self._fetcher is not None
             try:
-                answer = await self._fetcher.fetch(
-                    walk.current, method, settings, walk.capture, slot_taken
-                )
+                answer, shared = await self._ask(walk, method, settings)
             except FETCH_ERRORS as error:
                 done = await self._after_error(walk, error, method, settings)
             else:
-                done = await self._after_answer(walk, answer, method, settings)
+                done = await self._after_answer(walk, answer, method, settings, shared)
             if done is not None:
                 return done
+
+    async def _ask(
+        self, walk: _Walk, method: str, settings: HostSettings
+    ) -> tuple[Answer, bool]:
+        """One request of the walk, or the same request's answer shared within the run.
+
+        Captured requests are always sent (each capture records its own exchange).
+        A shared answer gives the dispatcher's unused slot back at once.
+        """
+        token = walk.token
+        slot_taken, token.pending = token.pending, False  # fetch owns the slot now
+        fetcher = self._fetcher
+        assert fetcher is not None
+
+        def send() -> Awaitable[Answer]:
+            nonlocal slot_taken
+            taken, slot_taken = slot_taken, False
+            return fetcher.fetch(walk.current, method, settings, walk.capture, taken)
+
+        if walk.capture:
+            return await send(), False
+        try:
+            return await self._answers.ask(method, str(walk.current), send)
+        finally:
+            if slot_taken:  # answered without sending: the slot was never used
+                self._return_slot(host_key(walk.current))
+
+    def _return_slot(self, host: str) -> None:
+        assert self._scheduler is not None
+        self._scheduler.gate(host).stats.requests -= 1  # counted when taken, never sent
+        self._scheduler.release(host)
 
     def _starts_with_get(self, walk: _Walk) -> bool:
         return walk.capture or self.options.always_get or walk.want_content
@@ -332,11 +361,14 @@ class Checker:
         return walk.done(outcome)
 
     async def _after_answer(
-        self, walk: _Walk, answer: Answer, method: str, settings: HostSettings
+        self, walk: _Walk, answer: Answer, method: str, settings: HostSettings, shared: bool
     ) -> CheckResult | None:
-        """An HTTP answer: GET after HEAD, follow a redirect, retry, or conclude (None: go on)."""
+        """An HTTP answer: GET after HEAD, follow a redirect, retry, or conclude (None: go on).
+
+        `shared`: the answer of the same request made for another check (no request here).
+        """
         result, host = walk.result, host_key(walk.current)
-        result.requests += 1
+        result.requests += 0 if shared else 1
         walk.methods.append(method)
         result.error = None
         self._head.note(host, method, answer.status)
