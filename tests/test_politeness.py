@@ -173,3 +173,37 @@ def test_answer_cache_shares_in_flight_and_keeps_only_lasting_answers() -> None:
         assert all(isinstance(o, TimeoutError) for o in outcomes)  # shared while in flight
 
     asyncio.run(scenario())
+
+
+# -- the tail: retries rest without holding anything ------------------------------------------
+
+
+def test_urls_waiting_to_retry_leave_their_places_to_others(web: FaultWeb) -> None:
+    # one slot, so HOST_TASKS_PER_SLOT = 2 places: two URLs resting before their retry
+    # used to fill them, and the host stood idle while they slept
+    flaky = [f"http://{OTHER}/flaky/1/rest{i}" for i in range(2)]
+    urls = flaky + [f"http://{OTHER}/ok/rest{i}" for i in range(20)]
+    results = asyncio.run(
+        check_all(web, urls, host_concurrency=1, backoff_base=0.6, backoff_cap=0.6)
+    )
+    assert {r.status for r in results} == {Status.OK}
+    first_503 = max(
+        e.t_end or 0 for e in web.requests(host=OTHER) if "/flaky/" in e.path and e.status == 503
+    )
+    retried = min(
+        e.t_start for e in web.requests(host=OTHER) if e.status == 200 and "/flaky/" in e.path
+    )
+    during = [
+        e
+        for e in web.requests(host=OTHER, method="GET")
+        if "/ok/" in e.path and first_503 < e.t_start < retried
+    ]
+    assert during, "the host stood idle while two URLs rested"
+
+
+def test_a_timeout_is_retried_once(web: FaultWeb) -> None:
+    [result] = asyncio.run(
+        check_all(web, [f"http://{MAIN}/hang/once"], attempts=3, read_timeout=0.2)
+    )
+    assert result.status is Status.TIMEOUT and result.attempts == 2
+    assert len(web.requests(host=MAIN, path="/hang/once")) == 2

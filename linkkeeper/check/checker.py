@@ -21,7 +21,8 @@ each answer means):
   ``CheckResult.fingerprint``, for drift detection in the history, and the
   digest of what was read in ``CheckResult.digest``.
 * Retryable failures (timeouts, resets, 5xx, 429) are retried up to
-  ``attempts`` tries with exponential back-off and jitter; 429/503s of several
+  ``attempts`` tries (timeouts: TIMEOUT_ATTEMPTS) with exponential back-off and
+  jitter, the wait holding no slot (`HostScheduler.rest`); 429/503s of several
   URLs together slow the whole host (hosts.py), a lone one makes only its URL
   wait; Retry-After is honoured up to ``retry_after_cap`` (a longer one is not
   waited for: the URL is reported rate-limited).
@@ -78,6 +79,11 @@ from linkkeeper.urls import host_key
 from linkkeeper.vocab import Status
 
 logger = logging.getLogger(__name__)
+
+# Tries for a request that timed out: one retry at most. A server silent for a whole
+# read timeout rarely answers the next time, and each try costs that timeout again
+# (three tries of a hanging link were a run's last minute); the next run tries again.
+TIMEOUT_ATTEMPTS = 2
 
 @dataclass(slots=True)
 class _SlotToken:
@@ -350,15 +356,24 @@ class Checker:
             walk.use_get = True  # some servers drop HEAD on the floor; GET is the real test
             walk.head_code = None
             return None
-        if outcome.retryable and walk.tries < walk.attempts:
+        allowed = walk.attempts
+        if outcome.status is Status.TIMEOUT:
+            allowed = min(allowed, TIMEOUT_ATTEMPTS)
+        if outcome.retryable and walk.tries < allowed:
             walk.tries += 1
             self._gate(walk.current).stats.retries += 1
             options = self.options
-            await asyncio.sleep(
-                backoff_delay(walk.tries - 1, options.backoff_base, options.backoff_cap)
+            await self._rest(
+                walk.current,
+                backoff_delay(walk.tries - 1, options.backoff_base, options.backoff_cap),
             )
             return None
         return walk.done(outcome)
+
+    async def _rest(self, url: URL, delay: float) -> None:
+        """Wait before a retry, holding no slot and no place in the dispatcher (hosts.py)."""
+        assert self._scheduler is not None
+        await self._scheduler.rest(host_key(url), delay)
 
     async def _after_answer(
         self, walk: _Walk, answer: Answer, method: str, settings: HostSettings, shared: bool
@@ -453,7 +468,7 @@ class Checker:
                 if retry_after is not None
                 else backoff_delay(walk.tries - 1, options.backoff_base, options.backoff_cap)
             )
-            await asyncio.sleep(min(delay, options.retry_after_cap))
+            await self._rest(walk.current, min(delay, options.retry_after_cap))
         return None
 
     def _throttle(

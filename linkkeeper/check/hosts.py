@@ -239,6 +239,25 @@ class HostScheduler:
         self.gates: dict[str, HostGate] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self.any_change = asyncio.Event()  # wakes the dispatcher
+        self.resting: dict[str, int] = {}  # checks waiting out a back-off, per host
+        self.total_resting = 0
+
+    async def rest(self, host: str, delay: float) -> None:
+        """Wait before a retry, holding nothing: no slot, and not counted as work in progress.
+
+        The dispatcher starts other URLs meanwhile (dispatch.py); when the wait is over
+        the retry asks for a slot like any request, ahead of URLs not yet started.
+        """
+        self.resting[host] = self.resting.get(host, 0) + 1
+        self.total_resting += 1
+        self.any_change.set()
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.total_resting -= 1
+            self.resting[host] -= 1
+            if not self.resting[host]:
+                del self.resting[host]
 
     def gate(self, host: str) -> HostGate:
         gate = self.gates.get(host)
