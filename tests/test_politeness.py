@@ -207,3 +207,27 @@ def test_a_timeout_is_retried_once(web: FaultWeb) -> None:
     )
     assert result.status is Status.TIMEOUT and result.attempts == 2
     assert len(web.requests(host=MAIN, path="/hang/once")) == 2
+
+
+def test_the_fault_web_counts_tls_connections_by_their_sni_name_before_any_request(
+    web: FaultWeb,
+) -> None:
+    import socket
+    import ssl
+    import time
+
+    context = ssl.create_default_context(cafile=web.ca_pem)
+    raw = socket.create_connection(("127.0.0.1", web.https_port))
+    tls = context.wrap_socket(raw, server_hostname="secure.example")
+    deadline = time.monotonic() + 2
+    while web.open_connections("secure.example") < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert web.open_connections("secure.example") == 1  # idle, no request sent: still counted
+    [connection] = [c for c in web.connections if c.host == "secure.example"]
+    assert connection.tls and connection.requests == 0
+    tls.close()
+    while web.open_connections("secure.example") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert web.open_connections("secure.example") == 0
+    assert web.peak_connections("secure.example") >= 1
+    assert web.max_concurrent_connections("secure.example") == 1

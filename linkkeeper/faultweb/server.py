@@ -406,10 +406,12 @@ class FaultWeb:
         }
 
     def reset_log(self) -> None:
-        """Forget logged requests and closed connections (open ones stay tracked)."""
+        """Forget logged requests and closed connections (open ones stay tracked, and peaks
+        start again from them)."""
         with self._lock:
             self._log.clear()
             self._connections = [c for c in self._connections if c.closed is None]
+            self._peak_by_host = {h: n for h, n in self._open_by_host.items() if n}
 
     def request_count(self, host: str, path: str) -> int:
         """How many requests (host, path) has had: what /flaky and /ratelimit count."""
