@@ -25,6 +25,14 @@ keep-alive included).
     .venv/bin/python benchmarks/bench_check.py                        # all four, 20,000 URLs
     .venv/bin/python benchmarks/bench_check.py --urls 100000 --tools linkkeeper  # peak RSS
     .venv/bin/python benchmarks/bench_check.py --write-md             # update BENCHMARKS.md
+    .venv/bin/python benchmarks/bench_check.py --world both --urls 3000 --tools linkkeeper,raw \
+        --rounds 2                                                    # gentle and realistic
+
+Worlds (gen_site.WORLDS): ``gentle``, the mix above; ``realistic``, what an archive meets on
+the real web: 66% on the main host, a tenth of the links redirecting to their site's home
+page, 429s and 503s scattered among successes, a few links that never answer (timeouts),
+slow pages, and two slow hosts (SLOW_HOST_LATENCY). ``--rounds N`` repeats the tools,
+alternating their order, and compares each tool with the ceiling of its own round.
 
 Peers need ``benchmarks/peers/setup.sh`` once; a missing peer is skipped with a note.
 """
@@ -48,6 +56,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gen_site import WORLDS, slow_hosts
 from harness import REPO, cached_site, provenance, update_section
 from measure import OUT_DIR, markdown_table, measure, record
 
@@ -58,6 +67,7 @@ LINKKEEPER = REPO / ".venv" / "bin" / "linkkeeper"
 LINKINATOR_CLI = PEERS / "node_modules" / "linkinator" / "build" / "src" / "cli.js"
 LINKCHECKER_PYTHON = BENCH / ".venvs" / "linkchecker" / "bin" / "python"
 MAIN_HOST = "www.news0.example"
+SLOW_HOST_LATENCY = "400-1500"  # ms, the realistic world's slow hosts
 TOOLS = ("linkkeeper", "raw", "linkinator", "linkchecker", "linkchecker-optin")
 COLUMNS = (
     ("label", "tool"),
@@ -406,8 +416,14 @@ def run_tool(
 
 
 def server_limits(args: argparse.Namespace) -> list[str]:
-    """Every benchmark host gets a real server's limits: a worker pool and a rate limiter."""
+    """Every benchmark host gets a real server's limits: a worker pool and a rate limiter.
+
+    In the realistic world the slow hosts answer every request SLOW_HOST_LATENCY late.
+    """
     limits: list[str] = []
+    if args.world == "realistic":
+        for host in slow_hosts(args.hosts):
+            limits += ["--latency", f"{host}={SLOW_HOST_LATENCY}"]
     for i in range(args.hosts):
         host = f"www.news{i}.example"
         if args.capacity:
@@ -445,6 +461,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=240.0, help="per tool, seconds")
     parser.add_argument("--write-md", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument(
+        "--world",
+        choices=(*WORLDS, "both"),
+        default="gentle",
+        help="the site's behaviour mix (gen_site.WORLDS); both: one after the other",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat, alternating tool order")
+    parser.add_argument(
         "--verify-hermetic",
         action="store_true",
         help="run each tool under strace and list any connect() outside loopback (no timings)",
@@ -460,56 +483,102 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tools: {', '.join(sorted(unknown))}")
 
     port = free_port(args.port)
+    worlds = list(WORLDS) if args.world == "both" else [args.world]
+    rows: list[dict[str, Any]] = []
+    for world in worlds:
+        args.world = world
+        rows += run_world(args, tools, port, argv)
+    with contextlib.suppress(OSError):
+        (OUT_DIR / "last-check.json").write_text(
+            json.dumps([{k: v for k, v in r.items() if k != "stdout"} for r in rows], indent=1)
+        )
+    return 0
+
+
+def run_world(
+    args: argparse.Namespace, tools: list[str], port: int, argv: list[str] | None
+) -> list[dict[str, Any]]:
+    """Every tool over one world, `args.rounds` times (tool order alternating per round)."""
+    world = args.world
     needs_html = bool({"linkinator", "linkchecker", "linkchecker-optin"} & set(tools))
     site, manifest = cached_site(
-        f"site-check-{args.urls}-h{args.hosts}-s{args.seed}-p{port}{'-html' if needs_html else ''}",
+        f"site-check-{args.urls}-h{args.hosts}-s{args.seed}-p{port}"
+        f"{'-html' if needs_html else ''}{'' if world == 'gentle' else '-' + world}",
         posts=max(args.urls // 4, 1),
         hosts=args.hosts,
         seed=args.seed,
         port=port,
         distinct_urls=args.urls,
         html=needs_html,
+        world=world,
     )
     print(
-        f"site: {manifest['posts']:,} posts, {manifest['distinct_urls']:,} distinct URLs, "
-        f"{manifest['by_host'].get(MAIN_HOST, 0):,} on {MAIN_HOST}; fault web on port {port}",
+        f"{world} world: {manifest['posts']:,} posts, {manifest['distinct_urls']:,} distinct "
+        f"URLs, {manifest['by_host'].get(MAIN_HOST, 0):,} on {MAIN_HOST}; fault web on port {port}",
         file=sys.stderr,
     )
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    for tool in tools:
-        reason = missing(tool)
-        if reason:
-            notes.append(reason)
-            print(reason, file=sys.stderr)
-            continue
-        print(f"running {tool} ...", file=sys.stderr)
-        result = run_tool(tool, site, manifest, port, args)
-        record(
-            result,
-            benchmark="check",
-            site=manifest["arguments"],
-            latency=args.latency,
-            limit=args.limit,
-            limit_per_host=args.limit_per_host,
-        )
-        rows.append(result)
-        print(
-            f"  {tool}: {result['wall_s']} s, {result['requests']} requests, "
-            f"max {result['main_max_connections']} connections on {MAIN_HOST}",
-            file=sys.stderr,
-        )
-    ceiling = next((r for r in rows if r["label"] == "raw"), None)
-    for row in rows:
-        if ceiling and ceiling["urls_per_s"] and row["urls_per_s"] and not row["timed_out"]:
-            row["of_ceiling"] = round(row["urls_per_s"] / ceiling["urls_per_s"], 2)
+    for reason in filter(None, map(missing, tools)):
+        notes.append(reason)
+        print(reason, file=sys.stderr)
+    available = [tool for tool in tools if missing(tool) is None]
+    for round_ in range(1, args.rounds + 1):
+        order = available if round_ % 2 else available[::-1]
+        round_rows = []
+        for tool in order:
+            print(f"running {tool} (round {round_}) ...", file=sys.stderr)
+            result = run_tool(tool, site, manifest, port, args)
+            record(
+                result,
+                benchmark="check",
+                site=manifest["arguments"],
+                latency=args.latency,
+                limit=args.limit,
+                limit_per_host=args.limit_per_host,
+                world=world,
+                round=round_,
+            )
+            if args.rounds > 1:
+                result["label"] = f"{tool} (round {round_})"
+            round_rows.append(result)
+            print(
+                f"  {tool}: {result['wall_s']} s, {result['requests']} requests, "
+                f"max {result['main_max_connections']} connections on {MAIN_HOST}",
+                file=sys.stderr,
+            )
+        ceiling = next((r for r in round_rows if r["label"].split(" ")[0] == "raw"), None)
+        for row in round_rows:
+            if ceiling and ceiling["urls_per_s"] and row["urls_per_s"] and not row["timed_out"]:
+                row["of_ceiling"] = round(row["urls_per_s"] / ceiling["urls_per_s"], 2)
+        rows += round_rows
+    report_world(args, tools, manifest, rows, notes, argv)
+    return rows
+
+
+def report_world(
+    args: argparse.Namespace,
+    tools: list[str],
+    manifest: dict[str, Any],
+    rows: list[dict[str, Any]],
+    notes: list[str],
+    argv: list[str] | None,
+) -> None:
     table = markdown_table(rows, COLUMNS)
+    ceiling = any(r["label"].split(" ")[0] == "raw" for r in rows)
+    slow = (
+        f"; slow hosts {', '.join(slow_hosts(args.hosts))} at {SLOW_HOST_LATENCY} ms"
+        if args.world == "realistic"
+        else ""
+    )
     detail = (
-        f"{manifest['distinct_urls']:,} distinct URLs in {manifest['posts']:,} posts over "
-        f"{args.hosts} hosts ({manifest['by_host'].get(MAIN_HOST, 0):,} on the main host), "
-        f"fault-web latency {args.latency} ms per request"
+        f"{args.world} world: {manifest['distinct_urls']:,} distinct URLs in "
+        f"{manifest['posts']:,} posts over {args.hosts} hosts "
+        f"({manifest['by_host'].get(MAIN_HOST, 0):,} on the main host), "
+        f"fault-web latency {args.latency} ms per request{slow}"
         + (
-            f"; ceiling = raw aiohttp loop with limit {args.limit}, {args.limit_per_host} per host."
+            f"; ceiling = raw aiohttp loop with limit {args.limit}, {args.limit_per_host} per host"
+            " (same round)."
             if ceiling
             else "."
         )
@@ -524,14 +593,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {note}")
     if args.write_md:
         section = "check" if args.urls == 20_000 and len(tools) > 1 else f"check-{args.urls}"
+        if args.world != "gentle":
+            section += f"-{args.world}"
         body = f"{table}\n\n{detail}\n" + "".join(f"- {n}\n" for n in notes)
         update_section(section, body + provenance(command_line))
         print(f"BENCHMARKS.md updated ({section} section)", file=sys.stderr)
-    with contextlib.suppress(OSError):
-        (OUT_DIR / "last-check.json").write_text(
-            json.dumps([{k: v for k, v in r.items() if k != "stdout"} for r in rows], indent=1)
-        )
-    return 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 # --------------------------------------------------------------------------------------
 # The failure mix. Shares are of distinct URLs; counts are apportioned exactly (largest
@@ -76,6 +77,49 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour("slow", 0.01, "/slow/200/{id}"),
 )
 OK_IMAGE_PATH = "/img/{id}.jpg"
+
+# --------------------------------------------------------------------------------------
+# The realistic world (``--world realistic``): what a news archive meets on the real web.
+# Fewer clean answers, many old article links that now redirect to the site's home page
+# (all ending on the same "/"), 429s and 503s scattered among successes (once each, with
+# Retry-After), a few links that never answer, some slow pages; 66% on the main host, and
+# bench_check.py makes two tail hosts slow as a whole (SLOW_HOSTS).
+#
+# | behaviour     | share | path (fault web)                      | a checker should say    |
+# |---------------|-------|---------------------------------------|-------------------------|
+# | ok            | 71.0% | /ok/<id>, /img/<id>.jpg               | ok                      |
+# | redirect-home | 10.0% | /redirect-to?url=<home>&code=301&...  | redirected (to /)       |
+# | redirect      |  3.0% | /redirect/301/2/<id>                  | redirected              |
+# | gone404       |  6.0% | /status/404/<id>                      | broken                  |
+# | gone410       |  2.0% | /status/410/<id>                      | broken                  |
+# | error500      |  1.0% | /status/500/<id>                      | server-error            |
+# | flaky503      |  1.5% | /flaky/1/<id>                         | ok after one 503        |
+# | ratelimit     |  1.5% | /ratelimit/1/1/<id>                   | ok after one 429        |
+# | head405       |  1.0% | /head/405/<id>                        | ok                      |
+# | block403      |  1.0% | /block/403/<id>                       | blocked                 |
+# | slow          |  0.9% | /slow/1500/<id>                       | ok, 1.5 s late          |
+# | hang          |  0.1% | /hang/<id>                            | timeout                 |
+# --------------------------------------------------------------------------------------
+REALISTIC_BEHAVIOURS: tuple[Behaviour, ...] = (
+    Behaviour("ok", 0.71, "/ok/{id}"),
+    Behaviour("redirect-home", 0.10, "/redirect-to?url={home}&code=301&from={id}"),
+    Behaviour("redirect", 0.03, "/redirect/301/2/{id}"),
+    Behaviour("gone404", 0.06, "/status/404/{id}"),
+    Behaviour("gone410", 0.02, "/status/410/{id}"),
+    Behaviour("error500", 0.01, "/status/500/{id}"),
+    Behaviour("flaky503", 0.015, "/flaky/1/{id}"),
+    Behaviour("ratelimit", 0.015, "/ratelimit/1/1/{id}"),
+    Behaviour("head405", 0.01, "/head/405/{id}"),
+    Behaviour("block403", 0.01, "/block/403/{id}"),
+    Behaviour("slow", 0.009, "/slow/1500/{id}"),
+    Behaviour("hang", 0.001, "/hang/{id}"),
+)
+# world -> (behaviour mix, share of the main host)
+WORLDS: dict[str, tuple[tuple[Behaviour, ...], float]] = {
+    "gentle": (BEHAVIOURS, 0.70),
+    "realistic": (REALISTIC_BEHAVIOURS, 0.66),
+}
+SLOW_HOST_COUNT = 2  # realistic world: the last tail hosts answer slowly (bench_check.py)
 
 # Share of links per host: one main host, a second one, then a long tail (as in a real
 # archive mirroring mostly one or two outlets). The tail share is spread Zipf-like.
@@ -155,23 +199,35 @@ def host_names(hosts: int) -> list[str]:
     return [f"www.news{i}.example" for i in range(hosts)]
 
 
-def host_weights(hosts: int) -> list[float]:
-    """70% on the main host, 15% on the second, the rest over a Zipf-like tail."""
+def host_weights(hosts: int, main_share: float = MAIN_HOST_SHARE) -> list[float]:
+    """70% (`main_share`) on the main host, 15% on the second, a Zipf-like tail."""
     if hosts < 1:
         raise ValueError("need at least one host")
     if hosts == 1:
         return [1.0]
     if hosts == 2:
-        return [MAIN_HOST_SHARE, 1 - MAIN_HOST_SHARE]
+        return [main_share, 1 - main_share]
     tail = [1 / rank for rank in range(1, hosts - 1)]
-    tail_share = 1 - MAIN_HOST_SHARE - SECOND_HOST_SHARE
-    return [MAIN_HOST_SHARE, SECOND_HOST_SHARE] + [tail_share * t / sum(tail) for t in tail]
+    tail_share = 1 - main_share - SECOND_HOST_SHARE
+    return [main_share, SECOND_HOST_SHARE] + [tail_share * t / sum(tail) for t in tail]
+
+
+def slow_hosts(hosts: int) -> list[str]:
+    """The realistic world's slow hosts: the last tail hosts (never the main or second)."""
+    return host_names(hosts)[max(2, hosts - SLOW_HOST_COUNT) :]
 
 
 def make_targets(
-    pages: int, images: int, hosts: int, rng: random.Random, scheme: str, port: int | None
+    pages: int,
+    images: int,
+    hosts: int,
+    rng: random.Random,
+    scheme: str,
+    port: int | None,
+    world: str = "gentle",
 ) -> tuple[list[Target], list[Target]]:
     """Build the distinct page and image URLs with the exact behaviour and host mix."""
+    mix, main_share = WORLDS[world]
     names = host_names(hosts)
     port_part = f":{port}" if port else ""
     result: list[list[Target]] = []
@@ -179,14 +235,12 @@ def make_targets(
     for role, count in (("page", pages), ("image", images)):
         behaviours = [
             b
-            for b, n in zip(
-                BEHAVIOURS, apportion(count, [b.share for b in BEHAVIOURS]), strict=True
-            )
+            for b, n in zip(mix, apportion(count, [b.share for b in mix]), strict=True)
             for _ in range(n)
         ]
         hosts_for = [
             h
-            for h, n in zip(names, apportion(count, host_weights(hosts)), strict=True)
+            for h, n in zip(names, apportion(count, host_weights(hosts, main_share)), strict=True)
             for _ in range(n)
         ]
         rng.shuffle(behaviours)
@@ -198,7 +252,8 @@ def make_targets(
             template = (
                 OK_IMAGE_PATH if role == "image" and behaviour.name == "ok" else behaviour.path
             )
-            url = f"{scheme}://{host}{port_part}{template.format(id=ident)}"
+            home = quote(f"{scheme}://{host}{port_part}/", safe="")
+            url = f"{scheme}://{host}{port_part}{template.format(id=ident, home=home)}"
             targets.append(Target(url, host, behaviour.name, role))
         result.append(targets)
     return result[0], result[1]
@@ -476,6 +531,7 @@ def generate_site(
     port: int | None = None,
     distinct_urls: int | None = None,
     html: bool = False,
+    world: str = "gentle",
 ) -> SiteSummary:
     """Write a site to `out_dir` (replacing `_posts/`, `_site/`, `_benchmark/` there).
 
@@ -486,6 +542,8 @@ def generate_site(
         raise ValueError("need at least one post")
     if scheme not in ("http", "https"):
         raise ValueError("scheme must be http or https")
+    if world not in WORLDS:
+        raise ValueError(f"world must be one of {', '.join(WORLDS)}")
     started = time.perf_counter()
     rng = random.Random(seed)
     plans = [plan_post(i, rng) for i in range(posts)]
@@ -504,7 +562,7 @@ def generate_site(
         n_pages, n_images = n_pages - 1, 1
     if n_pages == 0:
         n_pages, n_images = 1, n_images - 1
-    pages, images = make_targets(n_pages, n_images, hosts, rng, scheme, port)
+    pages, images = make_targets(n_pages, n_images, hosts, rng, scheme, port, world)
     fill_slots(plans, pages, images, rng)
     icon = next((t for t in images if t.behaviour == "ok"), images[0])
 
@@ -585,6 +643,7 @@ def generate_site(
             "distinct_urls": distinct_urls,
             "html": html,
         }
+        | ({"world": world} if world != "gentle" else {})  # gentle sites keep their cache
     }
     (out_dir / "_benchmark" / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
@@ -613,6 +672,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--html", action="store_true", help="also render _site/ (HTML pages and an index)"
     )
+    parser.add_argument(
+        "--world", choices=tuple(WORLDS), default="gentle", help="the behaviour mix (see WORLDS)"
+    )
     args = parser.parse_args(argv)
     try:
         summary = generate_site(
@@ -624,6 +686,7 @@ def main(argv: list[str] | None = None) -> int:
             args.port,
             args.distinct_urls,
             args.html,
+            args.world,
         )
     except ValueError as exc:
         print(f"gen_site: {exc}", file=sys.stderr)

@@ -34,6 +34,8 @@ def cached_site(name: str, **arguments: Any) -> tuple[Path, dict[str, Any]]:
         "distinct_urls": None,
         "html": False,
     } | arguments
+    if wanted.get("world") == "gentle":
+        del wanted["world"]  # the default world is not written into manifests
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if manifest.get("arguments") == wanted:
@@ -47,6 +49,7 @@ def cached_site(name: str, **arguments: Any) -> tuple[Path, dict[str, Any]]:
         port=wanted["port"],
         distinct_urls=wanted["distinct_urls"],
         html=wanted["html"],
+        world=wanted.get("world", "gentle"),
     )
     return site, json.loads(manifest_path.read_text(encoding="utf-8"))
 

@@ -11,6 +11,7 @@ from email.utils import format_datetime
 import pytest
 
 from linkkeeper.check.hosts import (
+    HOST_SIGNAL_THROTTLES,
     HostGate,
     HostLimits,
     HostScheduler,
@@ -56,13 +57,26 @@ def test_unlimited_rate() -> None:
     assert all(gate.try_start(0.0) for _ in range(1000))
 
 
-def test_a_lone_429_halves_the_rate_and_the_url_alone_waits() -> None:
+def test_a_lone_429_leaves_the_host_alone_and_the_url_alone_waits() -> None:
     gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
     for _ in range(10):
         gate.succeed()
     assert gate.throttle(100.0, 2.0, backoff_base=0.5, backoff_cap=30) is None
-    assert gate.rate == 10  # slowed down as a whole
-    assert gate.try_start(100.1)  # but not stopped: the limited URL waits on its own
+    assert gate.rate == 20  # one page's 429 says nothing about the rest of the site
+    assert gate.try_start(100.1)  # not stopped either: the limited URL waits on its own
+
+
+def test_scattered_429s_on_a_big_host_never_slow_it() -> None:
+    # 3% of a busy host's answers are 429/503 of different pages: its rate stays
+    gate = HostGate("a.example", HostLimits(concurrency=8, rate=0))
+    now = 0.0
+    for i in range(1000):
+        now += 0.005
+        if i % 33 == 0:
+            assert gate.throttle(now, 1.0, backoff_base=0.5, backoff_cap=30, url=f"/p{i}") is None
+        else:
+            gate.succeed()
+    assert math.isinf(gate.rate) and gate.ready_in(now) == 0.0
 
 
 def test_throttles_together_pause_the_host_past_retry_after() -> None:
@@ -96,12 +110,13 @@ def test_repeated_throttles_without_retry_after_back_off_exponentially() -> None
     # every third URL throttled makes a pause (a pause answers the throttles before it),
     # each twice as long as the last until a success
     assert delays == [None, None, 0.5, None, None, 1, None, None, 2]
-    assert gate.rate == 0.5  # halving has a floor; the pauses keep growing instead
+    assert gate.rate == 2.5  # halved once per pause
 
 
 def test_rate_recovers_gradually_after_successes() -> None:
     gate = HostGate("a.example", HostLimits(concurrency=8, rate=20))
-    gate.throttle(0.0, 1.0, backoff_base=0.5, backoff_cap=30)
+    for _ in range(HOST_SIGNAL_THROTTLES):  # throttled together: the host slows down
+        gate.throttle(0.0, 1.0, backoff_base=0.5, backoff_cap=30)
     assert gate.rate == 10
     gate.succeed()
     assert gate.rate == pytest.approx(12.5)
@@ -112,7 +127,8 @@ def test_rate_recovers_gradually_after_successes() -> None:
 
 def test_unlimited_host_that_throttles_gets_a_finite_rate_then_unlimited_again() -> None:
     gate = HostGate("a.example", HostLimits(concurrency=8, rate=0))
-    gate.throttle(0.0, None, backoff_base=0.5, backoff_cap=30)
+    for _ in range(HOST_SIGNAL_THROTTLES):
+        gate.throttle(0.0, None, backoff_base=0.5, backoff_cap=30)
     assert math.isfinite(gate.rate)
     for _ in range(100):
         gate.succeed()

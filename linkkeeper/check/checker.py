@@ -21,9 +21,11 @@ each answer means):
   ``CheckResult.fingerprint``, for drift detection in the history, and the
   digest of what was read in ``CheckResult.digest``.
 * Retryable failures (timeouts, resets, 5xx, 429) are retried up to
-  ``attempts`` tries with exponential back-off and jitter; a 429/503 slows the
-  whole host (hosts.py), and Retry-After is honoured up to ``retry_after_cap``
-  (a longer one is not waited for: the URL is reported rate-limited).
+  ``attempts`` tries (timeouts: TIMEOUT_ATTEMPTS) with exponential back-off and
+  jitter, the wait holding no slot (`HostScheduler.rest`); 429/503s of several
+  URLs together slow the whole host (hosts.py), a lone one makes only its URL
+  wait; Retry-After is honoured up to ``retry_after_cap`` (a longer one is not
+  waited for: the URL is reported rate-limited).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
 from yarl import URL
 
 from linkkeeper.check.admit import Admission, Excluded
+from linkkeeper.check.answers import AnswerCache
 from linkkeeper.check.classify import (
     PERMANENT_REDIRECT_CODES,
     REDIRECT_CODES,
@@ -82,6 +85,11 @@ from linkkeeper.urls import host_key
 from linkkeeper.vocab import Status
 
 logger = logging.getLogger(__name__)
+
+# Tries for a request that timed out: one retry at most. A server silent for a whole
+# read timeout rarely answers the next time, and each try costs that timeout again
+# (three tries of a hanging link were a run's last minute); the next run tries again.
+TIMEOUT_ATTEMPTS = 2
 
 @dataclass(slots=True)
 class _SlotToken:
@@ -133,6 +141,7 @@ class Checker:
         self._connect_to = parse_connect_to(self.options.connect_to)
         self._settings = HostSettingsBook(self.options)
         self._head = HeadHabits()
+        self._answers: AnswerCache[Answer] = AnswerCache()
         self._fetcher: Fetcher | None = None
         self._resolver = ConnectToResolver()  # replaced by the run's in __aenter__
         self._scheduler: HostScheduler | None = None
@@ -162,7 +171,9 @@ class Checker:
         self._scheduler = HostScheduler(lambda host: self._settings(host).limits)
         self._fetcher = Fetcher(
             options=options,
-            session=open_session(options, resolver, tls),
+            session=open_session(
+                options, resolver, tls, lambda host: self._settings(host).limits.concurrency
+            ),
             scheduler=self._scheduler,
             resolver=resolver,
             ssl=tls,
@@ -296,19 +307,46 @@ class Checker:
             settings = self._settings(host)
             method = "GET" if walk.use_get or self._head.prefers_get(host) else "HEAD"
             walk.result.final_url = str(walk.current)
-            slot_taken, token.pending = token.pending, False  # fetch owns the slot now
-            assert self._fetcher is not None
             try:
                 with forbid_private(walk.forbid_private):
-                    answer = await self._fetcher.fetch(
-                        walk.current, method, settings, walk.capture, slot_taken
-                    )
+                    answer, shared = await self._ask(walk, method, settings)
             except FETCH_ERRORS as error:
                 done = await self._after_error(walk, error, method, settings)
             else:
-                done = await self._after_answer(walk, answer, method, settings)
+                done = await self._after_answer(walk, answer, method, settings, shared)
             if done is not None:
                 return done
+
+    async def _ask(
+        self, walk: _Walk, method: str, settings: HostSettings
+    ) -> tuple[Answer, bool]:
+        """One request of the walk, or the same request's answer shared within the run.
+
+        Captured requests are always sent (each capture records its own exchange).
+        A shared answer gives the dispatcher's unused slot back at once.
+        """
+        token = walk.token
+        slot_taken, token.pending = token.pending, False  # fetch owns the slot now
+        fetcher = self._fetcher
+        assert fetcher is not None
+
+        def send() -> Awaitable[Answer]:
+            nonlocal slot_taken
+            taken, slot_taken = slot_taken, False
+            return fetcher.fetch(walk.current, method, settings, walk.capture, taken)
+
+        if walk.capture:
+            return await send(), False
+        try:
+            return await self._answers.ask(method, str(walk.current), send)
+        finally:
+            if slot_taken:  # answered without sending: the slot was never used
+                self._return_slot(host_key(walk.current))
+
+    def _return_slot(self, host: str) -> None:
+        assert self._scheduler is not None
+        self._scheduler.gate(host).stats.requests -= 1  # counted when taken, never sent
+        self._scheduler.release(host)
 
     def _starts_with_get(self, walk: _Walk) -> bool:
         return walk.capture or self.options.always_get or walk.want_content
@@ -330,22 +368,34 @@ class Checker:
             walk.use_get = True  # some servers drop HEAD on the floor; GET is the real test
             walk.head_code = None
             return None
-        if outcome.retryable and walk.tries < walk.attempts:
+        allowed = walk.attempts
+        if outcome.status is Status.TIMEOUT:
+            allowed = min(allowed, TIMEOUT_ATTEMPTS)
+        if outcome.retryable and walk.tries < allowed:
             walk.tries += 1
             self._gate(walk.current).stats.retries += 1
             options = self.options
-            await asyncio.sleep(
-                backoff_delay(walk.tries - 1, options.backoff_base, options.backoff_cap)
+            await self._rest(
+                walk.current,
+                backoff_delay(walk.tries - 1, options.backoff_base, options.backoff_cap),
             )
             return None
         return walk.done(outcome)
 
+    async def _rest(self, url: URL, delay: float) -> None:
+        """Wait before a retry, holding no slot and no place in the dispatcher (hosts.py)."""
+        assert self._scheduler is not None
+        await self._scheduler.rest(host_key(url), delay)
+
     async def _after_answer(
-        self, walk: _Walk, answer: Answer, method: str, settings: HostSettings
+        self, walk: _Walk, answer: Answer, method: str, settings: HostSettings, shared: bool
     ) -> CheckResult | None:
-        """An HTTP answer: GET after HEAD, follow a redirect, retry, or conclude (None: go on)."""
+        """An HTTP answer: GET after HEAD, follow a redirect, retry, or conclude (None: go on).
+
+        `shared`: the answer of the same request made for another check (no request here).
+        """
         result, host = walk.result, host_key(walk.current)
-        result.requests += 1
+        result.requests += 0 if shared else 1
         walk.methods.append(method)
         result.error = None
         self._head.note(host, method, answer.status)
@@ -438,7 +488,7 @@ class Checker:
                 if retry_after is not None
                 else backoff_delay(walk.tries - 1, options.backoff_base, options.backoff_cap)
             )
-            await asyncio.sleep(min(delay, options.retry_after_cap))
+            await self._rest(walk.current, min(delay, options.retry_after_cap))
         return None
 
     def _throttle(

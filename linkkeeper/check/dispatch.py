@@ -4,8 +4,10 @@ URLs flow lazily from the caller's iterable into per-host FIFO queues (at most
 ``buffer_size`` buffered); a check starts whenever its host has a free slot and
 its rate and back-off allow it (hosts.py), one start per ready host per pass,
 served hosts going to the back, so a throttled host never holds up the others.
-The number of URLs of one host in progress (in flight or sleeping before a
-retry) is capped too, so one failing host cannot fill the global limit.
+The number of URLs of one host in progress (in flight, or waiting for a slot) is
+capped too, so one failing host cannot fill the global limit. A check waiting out
+a back-off before its retry is not in progress (`HostScheduler.rest`): it holds
+no slot and no place, so retries overlap the bulk instead of stalling it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from linkkeeper.check.hosts import HostScheduler
 from linkkeeper.check.result import CheckResult
 from linkkeeper.urls import host_key
 
-# URLs of one host in progress at once (in flight or waiting to retry), per slot of the host.
+# URLs of one host in progress at once (in flight or waiting for a slot), per slot of the host.
 HOST_TASKS_PER_SLOT = 2
 
 Precheck = Callable[[str], CheckResult | URL]  # a result decided offline, or the parsed URL
@@ -94,16 +96,21 @@ class Dispatcher:
 
     def _startable(self, host: str) -> bool:
         cap = HOST_TASKS_PER_SLOT * self.host_concurrency(host)
-        return self._per_host.get(host, 0) < cap
+        working = self._per_host.get(host, 0) - self.scheduler.resting.get(host, 0)
+        return working < cap
+
+    def _room(self) -> bool:
+        """Below the global limit, not counting checks that rest before a retry."""
+        return len(self._active) - self.scheduler.total_resting < self.concurrency
 
     def _start_ready(self, out: Outbox) -> None:
         """Round-robin: one start per ready host per pass; served hosts go to the back."""
         queues = self._queues
         progress = True
-        while progress and len(self._active) < self.concurrency:
+        while progress and self._room():
             progress = False
             for host in list(queues):
-                if len(self._active) >= self.concurrency:
+                if not self._room():
                     break
                 if not self._startable(host) or not self.scheduler.try_start(host):
                     continue
@@ -131,7 +138,7 @@ class Dispatcher:
         """Sleep until a slot frees, a task ends, or the earliest rate-limited host is due."""
         scheduler = self.scheduler
         timeout: float | None = None
-        if len(self._active) < self.concurrency:
+        if self._room():
             now = scheduler.clock()
             for host in self._queues:
                 gate = scheduler.gate(host)

@@ -16,6 +16,7 @@ import os
 import ssl
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from linkkeeper.check.bodies import ByteBudget, read_capture
+from linkkeeper.check.connections import HostConnector
 from linkkeeper.check.hosts import HostScheduler
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.policy import HostSettings
@@ -227,17 +229,30 @@ def request_headers(response: aiohttp.ClientResponse, url: URL) -> list[tuple[st
     return sent
 
 
+class RunConnector(GuardedConnector, HostConnector):
+    """Every connection of a run passes both: the resolver's rules (offline DNS, literals,
+    private redirects) and the per-host-name count of open sockets (the politeness limit)."""
+
+
 def open_session(
-    options: CheckOptions, resolver: ConnectToResolver, tls: ssl.SSLContext | bool
+    options: CheckOptions,
+    resolver: ConnectToResolver,
+    tls: ssl.SSLContext | bool,
+    host_limit: Callable[[str], int] | None = None,
 ) -> aiohttp.ClientSession:
-    """The run's one session: keep-alive, the global limit, our resolver (--connect-to)."""
+    """The run's one session: keep-alive, the global limit, our resolver (--connect-to).
+
+    `host_limit` gives each host name's connection limit (its settings); the connector
+    keeps the sockets open to that name, idle and closing ones included, within it.
+    """
     per_host = max(
         [options.host_concurrency]
         + [p.concurrency for p in options.hosts.values() if p.concurrency]
     )
-    connector = GuardedConnector(  # resolver.py: every connection passes its rules
+    connector = RunConnector(  # resolver.py's rules and connections.py's per-name count
+        host_limit=host_limit or (lambda host: per_host),
         limit=options.concurrency,
-        limit_per_host=per_host,  # a backstop: the scheduler keeps each host to its own limit
+        limit_per_host=per_host,  # a backstop per (host, port, TLS); HostConnector counts names
         resolver=resolver,
         ssl=tls,
         enable_cleanup_closed=True,

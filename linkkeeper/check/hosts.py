@@ -3,10 +3,11 @@
 Speed comes from many hosts at once, never from hammering one. Each
 host gets a `HostGate`: at most `concurrency` requests in flight, starts spaced by
 a token bucket (`rate` per second, small `burst`), and a back-off that the host
-itself can trigger: a 429 or 503 pushes the host's next start past Retry-After
-(or an exponential delay) and halves its rate; successes bring the rate back
-gradually (x1.25 each), as lychee and linkinator do for the whole host rather
-than for the one URL.
+itself can trigger: when several of its URLs answer 429 or 503 together, its
+next start is pushed past Retry-After (or an exponential delay) and its rate
+halved; successes bring the rate back gradually (x1.25 each), as lychee and
+linkinator do for the whole host. A lone throttled URL among successes only
+waits on its own: one page's 429 says nothing about the rest of a big site.
 
 `HostGate` is plain state driven by an explicit clock value, so it is unit-tested
 with a fake clock; `HostScheduler` adds the asyncio waiting on top.
@@ -38,8 +39,8 @@ RECOVERY_FACTOR = 1.25
 # HOST_SIGNAL_THROTTLES distinct ones among its last THROTTLE_WINDOW answers, making at
 # least THROTTLE_SHARE of them. A host that rate-limits us answers most requests 429
 # and trips this within a few answers; a few flaky pages scattered among successes
-# (a few percent of a big site) do not: each halves the host's rate, and only that
-# URL waits its Retry-After.
+# (a few percent of a big site) do not: the host keeps its rate, and only that URL
+# waits its Retry-After.
 HOST_SIGNAL_THROTTLES = 3
 THROTTLE_WINDOW = 8
 THROTTLE_SHARE = 0.5
@@ -127,33 +128,32 @@ class HostGate:
         backoff_cap: float,
         url: str | None = None,
     ) -> float | None:
-        """The host answered 429/503: slow it down as a whole.
+        """The host answered 429/503: slow it down as a whole if the host, not a page, says so.
 
-        Its rate is halved (from the rate it was actually getting, when unlimited).
-        A lone throttled URL among successes stops there and None is returned: the
-        caller makes that URL wait its Retry-After or back-off (a flaky page answering
-        503 twice is still one URL's trouble). When several URLs are throttled
-        together (HOST_SIGNAL_THROTTLES distinct ones, at least THROTTLE_SHARE of the
-        last THROTTLE_WINDOW answers), the host is overloaded or rate-limiting us: its next start is
-        pushed past Retry-After (or an exponential back-off), and that delay is
-        returned. `url` None counts as a distinct URL each time.
+        A lone throttled URL among successes changes nothing for the host and None
+        is returned: the caller makes that URL wait its Retry-After or back-off (a
+        flaky page answering 503 twice is still one URL's trouble). When several URLs
+        are throttled together (HOST_SIGNAL_THROTTLES distinct ones, at least
+        THROTTLE_SHARE of the last THROTTLE_WINDOW answers), the host is overloaded or
+        rate-limiting us: its rate is halved (from the rate it was actually getting,
+        when unlimited), its next start pushed past Retry-After (or an exponential
+        back-off), and that delay is returned. `url` None counts as a distinct URL.
         """
         self.stats.throttled += 1
         self._recent.append(url if url is not None else object())
-        new_pause = now >= self.blocked_until
-        # Answers to requests sent together arrive together: one slow-down per episode.
-        new_episode = now >= self._episode_until
-        if new_episode:
-            current = self.observed_rate(now) if math.isinf(self.rate) else self.rate
-            self.rate = max(MIN_ADAPTIVE_RATE, current / 2)
-            self._next_token = max(self._next_token, now + self.interval)
-            self._episode_until = now + EPISODE_SECONDS
         throttled = [key for key in self._recent if key is not None]
         if (
             len(set(throttled)) < HOST_SIGNAL_THROTTLES
             or len(throttled) < THROTTLE_SHARE * len(self._recent)
         ):
             return None
+        new_pause = now >= self.blocked_until
+        # Answers to requests sent together arrive together: one slow-down per episode.
+        if now >= self._episode_until:
+            current = self.observed_rate(now) if math.isinf(self.rate) else self.rate
+            self.rate = max(MIN_ADAPTIVE_RATE, current / 2)
+            self._next_token = max(self._next_token, now + self.interval)
+            self._episode_until = now + EPISODE_SECONDS
         if new_pause:
             self.consecutive_throttles += 1
             # the pause answers these throttles; the next one needs fresh evidence
@@ -239,6 +239,25 @@ class HostScheduler:
         self.gates: dict[str, HostGate] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self.any_change = asyncio.Event()  # wakes the dispatcher
+        self.resting: dict[str, int] = {}  # checks waiting out a back-off, per host
+        self.total_resting = 0
+
+    async def rest(self, host: str, delay: float) -> None:
+        """Wait before a retry, holding nothing: no slot, and not counted as work in progress.
+
+        The dispatcher starts other URLs meanwhile (dispatch.py); when the wait is over
+        the retry asks for a slot like any request, ahead of URLs not yet started.
+        """
+        self.resting[host] = self.resting.get(host, 0) + 1
+        self.total_resting += 1
+        self.any_change.set()
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.total_resting -= 1
+            self.resting[host] -= 1
+            if not self.resting[host]:
+                del self.resting[host]
 
     def gate(self, host: str) -> HostGate:
         gate = self.gates.get(host)

@@ -33,7 +33,7 @@ from linkkeeper.faultweb import bodies
 from linkkeeper.faultweb.behaviours import DEFAULT_BEHAVIOURS, BadPath, Behaviour, Hit
 from linkkeeper.faultweb.hostile import HOSTILE_BEHAVIOURS
 from linkkeeper.faultweb.resolver import FaultResolver
-from linkkeeper.faultweb.tls import make_certificates
+from linkkeeper.faultweb.tls import make_certificates, sni_of
 from linkkeeper.faultweb.truthsites import HOST_BEHAVIOURS, TRUTH_BEHAVIOURS, TRUTH_HOSTS
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class Connection:
     tls: bool
     opened: float
     closed: float | None = None
-    host: str | None = None  # Host of its first request
+    host: str | None = None  # the TLS handshake's SNI name, else the Host of its first request
     requests: int = 0
     seq_open: int = field(default=0, repr=False)
     seq_close: int | None = field(default=None, repr=False)
@@ -209,6 +209,9 @@ class FaultWeb:
         self._log: list[LogEntry] = []
         self._connections: list[Connection] = []
         self._open: dict[RequestHandler, Connection] = {}
+        # live count of open connections per host name (from the moment the name is known)
+        self._open_by_host: dict[str, int] = {}
+        self._peak_by_host: dict[str, int] = {}
         self._counts: dict[tuple[str, str], int] = {}
         self._remembered: dict[tuple[str, str], bytes] = {}
         self._seq = itertools.count(1)
@@ -339,8 +342,9 @@ class FaultWeb:
     def max_concurrent_connections(self, host: str | None = None) -> int:
         """Most TCP connections attributed to `host` open at the same moment.
 
-        A connection belongs to the Host of its first request and counts as open
-        from connection_made to connection_lost (for TLS, from the end of the
+        A connection belongs to the name its TLS handshake asked for (SNI), else to
+        the Host of its first request, whatever port or scheme it came on, and counts
+        as open from connection_made to connection_lost (for TLS, from the end of the
         handshake), so idle keep-alive connections count too.
         """
         wanted = virtual_host(host) if host is not None else None
@@ -349,6 +353,31 @@ class FaultWeb:
             for c in self.connections
             if wanted is None or c.host == wanted
         )
+
+    def open_connections(self, host: str) -> int:
+        """Connections to `host` open right now (idle keep-alive ones included)."""
+        with self._lock:
+            return self._open_by_host.get(virtual_host(host), 0)
+
+    def peak_connections(self, host: str | None = None) -> int | dict[str, int]:
+        """Most connections to `host` ever open at once, counted live (all hosts: a dict).
+
+        Kept as connections open and close, so it costs nothing to ask on a long run;
+        a plain-HTTP connection counts from its first request (its name is unknown
+        before), a TLS one from its handshake. `max_concurrent_connections` replays
+        the log instead and counts every connection from its opening.
+        """
+        with self._lock:
+            if host is None:
+                return dict(self._peak_by_host)
+            return self._peak_by_host.get(virtual_host(host), 0)
+
+    def _count_open(self, connection: Connection, host: str) -> None:
+        """The connection now serves `host`: count it (caller holds the lock)."""
+        connection.host = host
+        now_open = self._open_by_host[host] = self._open_by_host.get(host, 0) + 1
+        if now_open > self._peak_by_host.get(host, 0):
+            self._peak_by_host[host] = now_open
 
     def stats(self) -> dict[str, Any]:
         """Politeness per host as the server saw it: requests, peak connections, peak requests."""
@@ -373,14 +402,17 @@ class FaultWeb:
             ),
             "max_concurrent_requests": max_overlap((e.seq_start, e.seq_end) for e in log),
             "shed": self.shed_count,  # 429s answered by the --shed rate limiter
+            "peak_connections": self.peak_connections(),  # live count per host name
             "hosts": per_host,
         }
 
     def reset_log(self) -> None:
-        """Forget logged requests and closed connections (open ones stay tracked)."""
+        """Forget logged requests and closed connections (open ones stay tracked, and peaks
+        start again from them)."""
         with self._lock:
             self._log.clear()
             self._connections = [c for c in self._connections if c.closed is None]
+            self._peak_by_host = {h: n for h, n in self._open_by_host.items() if n}
 
     def request_count(self, host: str, path: str) -> int:
         """How many requests (host, path) has had: what /flaky and /ratelimit count."""
@@ -397,9 +429,12 @@ class FaultWeb:
             opened=time.monotonic(),
             seq_open=next(self._seq),
         )
+        sni = sni_of(transport.get_extra_info("ssl_object"))
         with self._lock:
             self._open[handler] = connection
             self._connections.append(connection)
+            if sni:
+                self._count_open(connection, virtual_host(sni))
 
     def _connection_closed(self, handler: RequestHandler) -> None:
         with self._lock:
@@ -407,6 +442,9 @@ class FaultWeb:
         if connection is not None:
             connection.closed = time.monotonic()
             connection.seq_close = next(self._seq)
+            if connection.host is not None:
+                with self._lock:
+                    self._open_by_host[connection.host] -= 1
 
     def _delay_for(self, host: str) -> float:
         spec = self._latency.get(host, self._default_latency)
@@ -428,7 +466,8 @@ class FaultWeb:
         if connection is not None:
             connection.requests += 1
             if connection.host is None:
-                connection.host = host
+                with self._lock:
+                    self._count_open(connection, host)
         key = (host, path)
         count = self._counts[key] = self._counts.get(key, 0) + 1
         entry = LogEntry(

@@ -35,7 +35,18 @@ class Certificates:
 def _server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
+    context.sni_callback = _remember_sni
     return context
+
+
+def _remember_sni(ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+    """Keep the name the client asked for: connections are counted per host from the handshake."""
+    ssl_object.faultweb_sni = server_name  # type: ignore[attr-defined]
+
+
+def sni_of(ssl_object: object) -> str | None:
+    """The SNI name a TLS connection was opened for (None when the client sent none)."""
+    return getattr(ssl_object, "faultweb_sni", None)
 
 
 def certifiable(name: str) -> bool:
