@@ -488,7 +488,7 @@ def test_any_path_gives_an_escaped_title(path: str) -> None:
     assert html == bodies.article_html("news.example", "/ok/" + path)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)  # large bodies: time depends on the machine's load
 @given(
     size=st.integers(min_value=0, max_value=300_000),
     piece=st.integers(min_value=1, max_value=70_000),

@@ -107,7 +107,11 @@ def test_a_body_starting_otherwise_has_no_front_matter() -> None:
 KEYS = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
     lambda k: k not in DEFAULT_SOURCE_KEYS and k != "title"
 )
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+# YAML folds its line breaks (NEL, LS, PS) in scalars: a written title could not round-trip
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Zl", "Zp"), blacklist_characters="\x85"),
+    max_size=20,
+)
 VALUES = st.one_of(TEXT, st.integers(-(2**53), 2**53), st.booleans(), st.lists(TEXT, max_size=3))
 URLS = st.builds(
     lambda host, path: f"https://{host}.example/{path}",

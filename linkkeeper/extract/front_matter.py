@@ -204,7 +204,7 @@ def _simple_line(line: str) -> tuple[str, Any] | None:
     if raw[0] == "[":
         if not raw.endswith("]") or any(c in raw[1:-1] for c in "[]{}\"'"):
             return None
-        items = [item.strip() for item in raw[1:-1].split(",")]
+        items = [item.strip(" ") for item in raw[1:-1].split(",")]  # YAML spaces only
         if items and not items[-1]:
             items.pop()  # a trailing comma
         values = []
