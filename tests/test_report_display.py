@@ -8,7 +8,7 @@ import re
 from urllib.parse import quote
 
 import idna
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from report_world import CHINESE, CHINESE_SHOWN, PUNY, PUNY_SHOWN, big_report
 
@@ -42,6 +42,7 @@ def test_display_decodes_what_helps_and_keeps_what_changes_meaning() -> None:
     assert display_url("javascript:alert(1)") == "javascript:alert(1)"
 
 
+@settings(deadline=None)  # pure and fast; a loaded machine must not fail it
 @given(st.text())
 def test_display_never_raises_and_never_invents_text(text: str) -> None:
     shown = display_url(text)
@@ -53,6 +54,7 @@ def test_display_never_raises_and_never_invents_text(text: str) -> None:
 SEGMENT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 
 
+@settings(deadline=None)
 @given(st.lists(SEGMENT, min_size=1, max_size=4), SEGMENT,
        st.sampled_from(["example.com", "bücher.example", "中国.example", "xn--zz.example",
                         "пример.рф"]))
@@ -65,6 +67,7 @@ def test_shown_iri_encodes_back_to_the_same_key(segments: list[str], query: str,
     assert normalize_url(shown).url == info.url
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=24))
 def test_invalid_utf8_is_shown_raw_not_as_mojibake(data: bytes) -> None:
     url = "https://x.example/" + quote(data, safe="")
