@@ -9,12 +9,15 @@ The database is cached in benchmarks/out/ per size.
 
 Each report format runs as a subprocess under `measure` (wall time, CPU, peak
 RSS). The HTML page is then opened from disk in headless Chromium (DevTools
-protocol, see tests/test_report_browser.py): time to the load event, time until
+protocol, see tests/test_report_browser.py): first paint and DOMContentLoaded (the
+page's own Performance entries), time to the load event, time until
 the all-links table has rendered its first page, and the time of one text
 search and one sort over all rows, measured inside the page.
 
     .venv/bin/python benchmarks/bench_report.py                 # 10,000 and 100,000 links
     .venv/bin/python benchmarks/bench_report.py --links 10000 --no-write
+    .venv/bin/python benchmarks/bench_report.py --links 100000 --html-only --no-write
+    .venv/bin/python benchmarks/bench_report.py --page out/report-100000/index.html --repeat 5
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import json
 import random
 import sqlite3
+import statistics
 import sys
 import time
 from collections import Counter
@@ -271,6 +275,12 @@ async def page_timings(page: Path) -> dict[str, float]:
     }
 
 
+def median_timings(page: Path, repeat: int) -> dict[str, float]:
+    """Each page timing's median over `repeat` fresh Chromium loads (a loaded machine is noisy)."""
+    runs = [asyncio.run(page_timings(page)) for _ in range(repeat)]
+    return {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
+
+
 def bench(links: int, runs: int, formats: tuple[str, ...] = ("json", "csv", "sarif", "markdown")
           ) -> dict[str, Any]:
     db = cached_history(links, runs)
@@ -330,7 +340,15 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     parser.add_argument("--html-only", action="store_true",
                         help="time only the HTML report and its page (not the other formats)")
+    parser.add_argument("--page", type=Path, action="append",
+                        help="only time this HTML file in Chromium (repeatable), --repeat times")
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    if args.page:
+        for page in args.page:
+            print(json.dumps({"page": str(page), "bytes": page.stat().st_size,
+                              **median_timings(page.resolve(), args.repeat)}))
+        return
     sizes = args.links or [10_000, 100_000]
     rows = []
     for n in sizes:
