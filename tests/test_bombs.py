@@ -75,7 +75,7 @@ def check_and_replay(web: FaultWeb, root: Path, kinds: list[str], mib: int) -> l
         assert peak <= PEAK_RSS_MB, report
         assert code == 1 and out == ""
         problem = err.strip().splitlines()[-1]
-        assert problem.startswith("Error: ") and "--raw" in problem, err
+        assert problem.startswith("error: ") and "--raw" in problem, err
         assert ("compression bomb" if decodable(kind) else "not supported") in problem, err
         raw = root / f"{kind}.raw"
         code, _, err, _ = run_measured("replay", url, "--db", db, "--body", "--raw", "-o", raw)

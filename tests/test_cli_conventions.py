@@ -355,7 +355,7 @@ def test_progress_is_printed_once_at_the_end_when_done() -> None:
 def test_summary_lists_only_timed_hosts_and_counts_right() -> None:
     result = SimpleNamespace(
         run=SimpleNamespace(id=3, resumed=False), checked=1, requests=1, elapsed_s=1.0,
-        counts={"ok": 1}, new_failures=[], archive=None,
+        counts={"ok": 1}, new_failures=[], archive=None, host_failures=[],
         host_times={"zero.example": (4, 0.0), "slow.example": (2, 500.0), "never.example": (0, 0)})
     text = format_check_summary(None, result)
     assert text.splitlines()[0] == "run 3: 1 URL, 1 request in 1.0s"
