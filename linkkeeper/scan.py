@@ -32,7 +32,7 @@ import sqlite_utils
 
 from linkkeeper.db import Transaction, exclusive, indexes_deferred
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
-from linkkeeper.site import PostUnreadable, Site
+from linkkeeper.site import PostUnreadable, Site, stored_name
 
 BATCH = 500  # posts per transaction
 LOCK_WAIT = 120.0  # seconds a scan waits for another one on the same database
@@ -167,6 +167,8 @@ def _changed_posts(
             continue
         seen.add(rel)
         summary.posts += 1
+        if "\\x" in rel and stored_name(str(path)) != str(path):
+            report(ScanProblem(rel, 0, "file name is not UTF-8: recorded with its bytes as \\xNN"))
         try:
             st = path.stat()
         except OSError as exc:
