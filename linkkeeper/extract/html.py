@@ -28,10 +28,32 @@ from linkkeeper.vocab import Kind
 __all__ = ["html_links"]
 
 _POS_ATTR = "data-lk-pos"
-_TAGS_OF_INTEREST = re.compile(
-    r"<(a|area|audio|blockquote|embed|iframe|img|link|meta|object|q|script|source|track|video)(?=[\s/>])",
-    re.IGNORECASE,
+_TAGS_OF_INTEREST = frozenset(
+    "a area audio blockquote embed iframe img link meta object q script source track video".split()
 )
+# What the HTML tokenizer reads at a '<' (a comment, a bogus comment, or a tag with its
+# attributes), so that a '<img' inside an attribute value or a comment is not a tag.
+_MARKUP = re.compile(
+    r"""<(?:
+      !--(?:-?>|.*?--!?>|.*)
+    | [!?][^>]*>?
+    | /(?![A-Za-z])[^>]*>?
+    | (/?)([A-Za-z][^\s/>]*)
+      (?:[\s/]+|(?:=[^\s/>=]*|[^\s/>=]+)(?:\s*=\s*(?:"[^"]*"?|'[^']*'?|[^\s>]*))?)*+
+      >?
+    )""",
+    re.DOTALL | re.VERBOSE,
+)
+_START_OF_INTEREST = re.compile(rf"<({'|'.join(sorted(_TAGS_OF_INTEREST))})(?=[\s/>])", re.I)
+# An attribute value with a '<' in it (or text that looks like one): only then can a
+# start tag of interest sit inside a value, so only then is the tokenizer needed.
+_VALUE_WITH_LT = re.compile(r"""=\s*(?:"[^"<]*<|'[^'<]*<|[^\s"'>]*<)""")
+# Elements whose content is text, not markup (noscript is markup: the parser runs
+# without scripting): their content runs to the matching end tag.
+_RAW_TEXT = {
+    name: re.compile(rf"</{name}(?=[\s/>])", re.IGNORECASE)
+    for name in "script style textarea title xmp iframe noembed noframes".split()
+}
 _TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
 _ATTR_AT = re.compile(
     r"""[\s/]*([^\s/>=][^\s/>=]*|=[^\s/>=]*)?(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?"""
@@ -244,8 +266,7 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
     first = html.find("<")
     if first == -1 or (html.startswith("<!", first) and html.find("<", first + 1) == -1):
         return  # no markup, or only a comment (the "<!--…-->" line most posts start with)
-    marked = _TAGS_OF_INTEREST.sub(lambda m: f'{m.group(0)} {_POS_ATTR}="{m.start()}"', html)
-    tree = LexborHTMLParser(marked)
+    tree = LexborHTMLParser(_mark_positions(html))
     # Comment and related-story sections, by mem_id. The walk is depth-first, so an
     # element's ancestors are all known when it is reached.
     sections: dict[int, str] = {}
@@ -280,6 +301,40 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
             else _NOWHERE
         )
         handler(el)
+
+
+def _mark_positions(html: str) -> str:
+    """The HTML with each start tag of interest given its source offset (``_POS_ATTR``).
+
+    Only real start tags are marked, found as the tokenizer finds them: a ``<img``
+    inside an attribute value (``title="<img src=y>"``), a comment or a script is text,
+    and a marker there would break the quoting and leak into a URL. (In a comment or
+    a script a marker is harmless: the parser makes no element of it.)"""
+    if _VALUE_WITH_LT.search(html) is None:  # the usual case: one regex pass
+        return _START_OF_INTEREST.sub(lambda m: f'{m.group(0)} {_POS_ATTR}="{m.start()}"', html)
+    out: list[str] = []
+    last = 0
+    pos = html.find("<")
+    while pos != -1:
+        m = _MARKUP.match(html, pos)
+        if m is None:
+            pos = html.find("<", pos + 1)
+            continue
+        end = m.end()
+        name = m.group(2)
+        if name is not None and not m.group(1):  # a start tag
+            lower = name.lower()
+            if lower in _TAGS_OF_INTEREST:
+                cut = m.end(2)
+                out += (html[last:cut], f' {_POS_ATTR}="{pos}"')
+                last = cut
+            raw = _RAW_TEXT.get(lower)
+            if raw is not None:
+                close = raw.search(html, end)
+                end = close.start() if close else len(html)
+        pos = html.find("<", end)
+    out.append(html[last:])
+    return "".join(out)
 
 
 def _tag_source(
