@@ -29,7 +29,10 @@ __all__ = ["html_links"]
 
 _POS_ATTR = "data-lk-pos"
 _TAGS_OF_INTEREST = frozenset(
-    "a area audio blockquote embed iframe img link meta object q script source track video".split()
+    [
+        "a", "area", "audio", "blockquote", "embed", "iframe", "img", "link", "meta", "object",
+        "q", "script", "source", "track", "video",
+    ]
 )
 # What the HTML tokenizer reads at a '<' (a comment, a bogus comment, or a tag with its
 # attributes), so that a '<img' inside an attribute value or a comment is not a tag.
@@ -52,7 +55,7 @@ _VALUE_WITH_LT = re.compile(r"""=\s*(?:"[^"<]*<|'[^'<]*<|[^\s"'>]*<)""")
 # without scripting): their content runs to the matching end tag.
 _RAW_TEXT = {
     name: re.compile(rf"</{name}(?=[\s/>])", re.IGNORECASE)
-    for name in "script style textarea title xmp iframe noembed noframes".split()
+    for name in ["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"]
 }
 _TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
 _ATTR_AT = re.compile(

@@ -100,6 +100,7 @@ def _parse(
     collector = Collector(site_url, post_url)
     source_url = _source_keys(collector, front_matter, source_keys)
     _body_links(collector, text[front_matter.body_offset :], front_matter.body_line)
+    problems.extend(collector.problems)
     collector.occurrences.sort(key=lambda o: o.line)
 
     fm = front_matter.data
