@@ -17,6 +17,7 @@ resumable run needs.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import time
@@ -390,12 +391,14 @@ def database_file(db: sqlite_utils.Database) -> str | None:
 @contextmanager
 def exclusive(db: sqlite_utils.Database, *, wait: float = 60.0, doing: str = "scan"
               ) -> Iterator[None]:
-    """Hold the database's writer lock (``linkkeeper.db.lock``, an flock) while loading it.
+    """Hold the database's writer lock (``linkkeeper.db.lock``) while loading it.
 
     Two scans at once on a fresh file each saw an empty inventory and wrote it whole.
-    An flock, not a pid row: the kernel drops it the moment its process dies (kill -9
-    included), so there is never a stale lock to judge, no pid reused by another
-    process and no gap between "is anyone there?" and "now it is me". A second
+    A kernel lock (fcntl), not a pid row: the kernel drops it the moment its process
+    dies (kill -9 included), so there is never a stale lock to judge, no pid reused by
+    another process and no gap between "is anyone there?" and "now it is me". A POSIX
+    record lock rather than flock: the parsing workers a scan forks do not inherit it,
+    so a worker outliving a killed scan cannot keep the database locked. A second
     process waits up to ``wait`` seconds, then `DatabaseBusy`. Re-entrant.
     """
     file = database_file(db)
@@ -428,9 +431,11 @@ def _acquire(fd: int, file: str, wait: float, doing: str) -> None:
     deadline = time.monotonic() + wait
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
-        except BlockingIOError:
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             if time.monotonic() >= deadline:
                 holder = os.pread(fd, 100, 0).decode("ascii", "replace").split()
                 who = f"pid {holder[0]}, {' '.join(holder[1:])}" if holder else "another process"

@@ -126,9 +126,11 @@ def test_the_writer_lock_waits_a_bounded_time_then_refuses(tmp_path: Path) -> No
     db_path = tmp_path / "lk.db"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from linkkeeper.db import connect, exclusive\n"
+         "import os, sys, time; from linkkeeper.db import connect, exclusive\n"
          f"db = connect({str(db_path)!r})\n"
-         "with exclusive(db, doing='test'):\n    print('held', flush=True); time.sleep(30)"],
+         "with exclusive(db, doing='test'):\n"
+         "    if os.fork() == 0:\n        time.sleep(8); os._exit(0)\n"  # a worker outliving it
+         "    print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -137,7 +139,7 @@ def test_the_writer_lock_waits_a_bounded_time_then_refuses(tmp_path: Path) -> No
         with pytest.raises(DatabaseBusy, match=rf"pid {holder.pid}, test"):
             scan_site(db, open_site([site]), lock_wait=0.5)
         assert time.monotonic() - t0 < 5
-        holder.kill()  # kill -9: the kernel drops the lock with the process
+        holder.kill()  # kill -9: the kernel drops the lock with the process (not its child's)
         holder.wait(timeout=10)
         assert scan_site(db, open_site([site]), lock_wait=5).posts == 2
         with exclusive(db), exclusive(db):  # re-entrant within one process
