@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from linkkeeper.extract.links import Collector, collapse
+from linkkeeper.extract.links import Collector, Problem, collapse
 from linkkeeper.urls import UrlInfo, is_image_key, parse_srcset
 from linkkeeper.vocab import Kind
 
@@ -269,6 +269,11 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
     first = html.find("<")
     if first == -1 or (html.startswith("<!", first) and html.find("<", first + 1) == -1):
         return  # no markup, or only a comment (the "<!--…-->" line most posts start with)
+    if html.count("<") > _MANY_TAGS and (depth := _too_deep(html)):
+        collector.problems.append(Problem(
+            first_line, f"HTML nested {depth:,} levels deep: too costly to parse, this block's"
+            " links are not read"))
+        return
     tree = LexborHTMLParser(_mark_positions(html))
     # Comment and related-story sections, by mem_id. The walk is depth-first, so an
     # element's ancestors are all known when it is reached.
@@ -304,6 +309,38 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
             else _NOWHERE
         )
         handler(el)
+
+
+# Lexbor's tree builder walks the stack of open elements at each block start tag (to
+# close a <p>), so 20,000 nested <div>s cost 2 s and a 16 MiB post of them hours. A chunk
+# with few tags cannot get there; one with many is measured first.
+_MANY_TAGS = 10_000
+_TREE_WORK_LIMIT = 50_000_000  # stack steps, ~0.5 s
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
+_VOID = frozenset(
+    "area base br col embed hr img input link meta param source track wbr".split()  # noqa: SIM905
+)
+_BLOCK_START = frozenset(
+    "address article aside blockquote center dd details dialog dir div dl dt fieldset"  # noqa: SIM905
+    " figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup li main menu nav ol p"
+    " pre section summary table ul".split()
+)
+
+
+def _too_deep(html: str) -> int:
+    """The deepest nesting, when walking the stack at every block start tag would take
+    more than `_TREE_WORK_LIMIT` steps; else 0."""
+    depth = deepest = work = 0
+    for m in _TAG.finditer(html):
+        name = m.group(2).lower()
+        if m.group(1):
+            depth -= depth > 0
+        elif name not in _VOID:
+            if name in _BLOCK_START:
+                work += depth
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest if work > _TREE_WORK_LIMIT else 0
 
 
 def _mark_positions(html: str) -> str:
