@@ -1,6 +1,6 @@
 """Links of raw HTML (selectolax's Lexbor parser), with the exact line of each.
 
-Each start tag of interest gets a position attribute before parsing, so the line is
+Each start tag of interest gets a position attribute before parsing (``markup.py``), so the line is
 exact even when the parser moves elements (tables), and an element's raw attribute
 text (``original``) is read back from the source. Each link element has its handler
 in `_HANDLERS` (tag → function); where the element sits (a list of stories, a
@@ -22,41 +22,12 @@ from dataclasses import dataclass, field
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from linkkeeper.extract.links import Collector, Problem, collapse
+from linkkeeper.extract.markup import MANY_TAGS, POS_ATTR, mark_positions, nesting_too_deep
 from linkkeeper.urls import UrlInfo, is_image_key, parse_srcset
 from linkkeeper.vocab import Kind
 
 __all__ = ["html_links"]
 
-_POS_ATTR = "data-lk-pos"
-_TAGS_OF_INTEREST = frozenset(
-    [
-        "a", "area", "audio", "blockquote", "embed", "iframe", "img", "link", "meta", "object",
-        "q", "script", "source", "track", "video",
-    ]
-)
-# What the HTML tokenizer reads at a '<' (a comment, a bogus comment, or a tag with its
-# attributes), so that a '<img' inside an attribute value or a comment is not a tag.
-_MARKUP = re.compile(
-    r"""<(?:
-      !--(?:-?>|.*?--!?>|.*)
-    | [!?][^>]*>?
-    | /(?![A-Za-z])[^>]*>?
-    | (/?)([A-Za-z][^\s/>]*)
-      (?:[\s/]+|(?:=[^\s/>=]*|[^\s/>=]+)(?:\s*=\s*(?:"[^"]*"?|'[^']*'?|[^\s>]*))?)*+
-      >?
-    )""",
-    re.DOTALL | re.VERBOSE,
-)
-_START_OF_INTEREST = re.compile(rf"<({'|'.join(sorted(_TAGS_OF_INTEREST))})(?=[\s/>])", re.I)
-# An attribute value with a '<' in it (or text that looks like one): only then can a
-# start tag of interest sit inside a value, so only then is the tokenizer needed.
-_VALUE_WITH_LT = re.compile(r"""=\s*(?:"[^"<]*<|'[^'<]*<|[^\s"'>]*<)""")
-# Elements whose content is text, not markup (noscript is markup: the parser runs
-# without scripting): their content runs to the matching end tag.
-_RAW_TEXT = {
-    name: re.compile(rf"</{name}(?=[\s/>])", re.IGNORECASE)
-    for name in ["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"]
-}
 _TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
 _ATTR_AT = re.compile(
     r"""[\s/]*([^\s/>=][^\s/>=]*|=[^\s/>=]*)?(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?"""
@@ -269,12 +240,12 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
     first = html.find("<")
     if first == -1 or (html.startswith("<!", first) and html.find("<", first + 1) == -1):
         return  # no markup, or only a comment (the "<!--…-->" line most posts start with)
-    if html.count("<") > _MANY_TAGS and (depth := _too_deep(html)):
+    if html.count("<") > MANY_TAGS and (depth := nesting_too_deep(html)):
         collector.problems.append(Problem(
             first_line, f"HTML nested {depth:,} levels deep: too costly to parse, this block's"
             " links are not read"))
         return
-    tree = LexborHTMLParser(_mark_positions(html))
+    tree = LexborHTMLParser(mark_positions(html))
     # Comment and related-story sections, by mem_id. The walk is depth-first, so an
     # element's ancestors are all known when it is reached.
     sections: dict[int, str] = {}
@@ -311,78 +282,12 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
         handler(el)
 
 
-# Lexbor's tree builder walks the stack of open elements at each block start tag (to
-# close a <p>), so 20,000 nested <div>s cost 2 s and a 16 MiB post of them hours. A chunk
-# with few tags cannot get there; one with many is measured first.
-_MANY_TAGS = 10_000
-_TREE_WORK_LIMIT = 50_000_000  # stack steps, ~0.5 s
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
-_VOID = frozenset(
-    "area base br col embed hr img input link meta param source track wbr".split()  # noqa: SIM905
-)
-_BLOCK_START = frozenset(
-    "address article aside blockquote center dd details dialog dir div dl dt fieldset"  # noqa: SIM905
-    " figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup li main menu nav ol p"
-    " pre section summary table ul".split()
-)
-
-
-def _too_deep(html: str) -> int:
-    """The deepest nesting, when walking the stack at every block start tag would take
-    more than `_TREE_WORK_LIMIT` steps; else 0."""
-    depth = deepest = work = 0
-    for m in _TAG.finditer(html):
-        name = m.group(2).lower()
-        if m.group(1):
-            depth -= depth > 0
-        elif name not in _VOID:
-            if name in _BLOCK_START:
-                work += depth
-            depth += 1
-            deepest = max(deepest, depth)
-    return deepest if work > _TREE_WORK_LIMIT else 0
-
-
-def _mark_positions(html: str) -> str:
-    """The HTML with each start tag of interest given its source offset (``_POS_ATTR``).
-
-    Only real start tags are marked, found as the tokenizer finds them: a ``<img``
-    inside an attribute value (``title="<img src=y>"``), a comment or a script is text,
-    and a marker there would break the quoting and leak into a URL. (In a comment or
-    a script a marker is harmless: the parser makes no element of it.)"""
-    if _VALUE_WITH_LT.search(html) is None:  # the usual case: one regex pass
-        return _START_OF_INTEREST.sub(lambda m: f'{m.group(0)} {_POS_ATTR}="{m.start()}"', html)
-    out: list[str] = []
-    last = 0
-    pos = html.find("<")
-    while pos != -1:
-        m = _MARKUP.match(html, pos)
-        if m is None:
-            pos = html.find("<", pos + 1)
-            continue
-        end = m.end()
-        name = m.group(2)
-        if name is not None and not m.group(1):  # a start tag
-            lower = name.lower()
-            if lower in _TAGS_OF_INTEREST:
-                cut = m.end(2)
-                out += (html[last:cut], f' {_POS_ATTR}="{pos}"')
-                last = cut
-            raw = _RAW_TEXT.get(lower)
-            if raw is not None:
-                close = raw.search(html, end)
-                end = close.start() if close else len(html)
-        pos = html.find("<", end)
-    out.append(html[last:])
-    return "".join(out)
-
-
 def _tag_source(
     html: str, attrs: dict[str, str | None], lines: _LineIndex, first_line: int
 ) -> tuple[int, dict[str, tuple[str, int]] | None]:
     """(line of the start tag, its attributes as written or None when the parser's values
     are exactly what is written)."""
-    pos_text = attrs.get(_POS_ATTR)
+    pos_text = attrs.get(POS_ATTR)
     if pos_text is None or not pos_text.isdigit():
         return first_line, None  # an element the parser made up: no position, no raw text
     pos = int(pos_text)
