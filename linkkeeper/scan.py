@@ -65,6 +65,11 @@ class ScanSummary:
     site_url: str | None = None
     elapsed_s: float = 0.0
 
+    def file_problems(self) -> list[ScanProblem]:
+        """Problems with a file itself (line 0: unreadable, not a regular file, an odd name),
+        which no post row records: the scan that met them is the one to say so."""
+        return [p for p in self.problems if p.line == 0]
+
     def as_dict(self) -> dict[str, object]:
         return {
             "posts": self.posts,
