@@ -9,12 +9,15 @@ The database is cached in benchmarks/out/ per size.
 
 Each report format runs as a subprocess under `measure` (wall time, CPU, peak
 RSS). The HTML page is then opened from disk in headless Chromium (DevTools
-protocol, see tests/test_report_browser.py): time to the load event, time until
+protocol, see tests/test_report_browser.py): first paint and DOMContentLoaded (the
+page's own Performance entries), time to the load event, time until
 the all-links table has rendered its first page, and the time of one text
 search and one sort over all rows, measured inside the page.
 
     .venv/bin/python benchmarks/bench_report.py                 # 10,000 and 100,000 links
     .venv/bin/python benchmarks/bench_report.py --links 10000 --no-write
+    .venv/bin/python benchmarks/bench_report.py --links 100000 --html-only --no-write
+    .venv/bin/python benchmarks/bench_report.py --page out/report-100000/index.html --repeat 5
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import json
 import random
 import sqlite3
+import statistics
 import sys
 import time
 from collections import Counter
@@ -256,17 +260,29 @@ async def page_timings(page: Path) -> dict[str, float]:
             "JSON.stringify(performance.getEntriesByType('navigation')[0].toJSON())"
         )
         timing = json.loads(nav)
+        paints = {p["name"]: p["startTime"] for p in await browser.js(
+            "performance.getEntriesByType('paint').map(p => p.toJSON())")}
         assert not browser.errors, browser.errors
     return {
         "load_s": loaded,
         "table_s": rendered,
         "search_ms": search_ms,
         "sort_ms": sort_ms,
+        "first_paint_ms": paints.get("first-paint", 0.0),
+        "first_contentful_paint_ms": paints.get("first-contentful-paint", 0.0),
         "dom_content_loaded_ms": timing.get("domContentLoadedEventEnd", 0.0),
+        "load_event_ms": timing.get("loadEventEnd", 0.0),
     }
 
 
-def bench(links: int, runs: int) -> dict[str, Any]:
+def median_timings(page: Path, repeat: int) -> dict[str, float]:
+    """Each page timing's median over `repeat` fresh Chromium loads (a loaded machine is noisy)."""
+    runs = [asyncio.run(page_timings(page)) for _ in range(repeat)]
+    return {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
+
+
+def bench(links: int, runs: int, formats: tuple[str, ...] = ("json", "csv", "sarif", "markdown")
+          ) -> dict[str, Any]:
     db = cached_history(links, runs)
     out = OUT_DIR / f"report-{links}"
     row: dict[str, Any] = {"links": links, "runs": runs}
@@ -275,7 +291,7 @@ def bench(links: int, runs: int) -> dict[str, Any]:
     assert html["exit_code"] == 0, html["stderr_tail"]
     row["html"] = html
     row["html_bytes"] = (out / "index.html").stat().st_size
-    for fmt in ("json", "csv", "sarif", "markdown"):
+    for fmt in formats:
         target = out / f"report.{fmt}"
         row[fmt] = measure(
             [*base, "--format", fmt, "-o", str(target)], label=f"report {fmt} {links}"
@@ -293,16 +309,19 @@ def _mb(n: float) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| links × runs | HTML: time, CPU, peak RSS | HTML size | JSON / CSV / SARIF / Markdown "
-        "time | Chromium: load event, table shown | search, sort (in page) |",
+        "time | Chromium: first paint, DOMContentLoaded, load event, table shown "
+        "| search, sort (in page) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
         h = r["html"]
-        fmts = " / ".join(f"{r[f]['wall_s']:.1f} s" for f in ("json", "csv", "sarif", "markdown"))
+        fmts = " / ".join(f"{r[f]['wall_s']:.1f} s" if f in r else "–"
+                          for f in ("json", "csv", "sarif", "markdown"))
         p = r["page"]
         lines.append(
             f"| {r['links']:,} × {r['runs']} | {h['wall_s']:.1f} s, {h['cpu_s']:.1f} s, "
             f"{h['peak_rss_mb']:.0f} MB | {_mb(r['html_bytes'])} | {fmts} | "
+            f"{p['first_paint_ms'] / 1000:.2f} s, {p['dom_content_loaded_ms'] / 1000:.2f} s, "
             f"{p['load_s']:.2f} s, {p['table_s']:.2f} s | {p['search_ms']:.0f} ms, "
             f"{p['sort_ms']:.0f} ms |"
         )
@@ -319,11 +338,21 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--html-only", action="store_true",
+                        help="time only the HTML report and its page (not the other formats)")
+    parser.add_argument("--page", type=Path, action="append",
+                        help="only time this HTML file in Chromium (repeatable), --repeat times")
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    if args.page:
+        for page in args.page:
+            print(json.dumps({"page": str(page), "bytes": page.stat().st_size,
+                              **median_timings(page.resolve(), args.repeat)}))
+        return
     sizes = args.links or [10_000, 100_000]
     rows = []
     for n in sizes:
-        row = bench(n, args.runs)
+        row = bench(n, args.runs, () if args.html_only else ("json", "csv", "sarif", "markdown"))
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items()}, default=str)[:600], file=sys.stderr)
     text = table(rows)

@@ -17,7 +17,10 @@ resumable run needs.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,8 +28,15 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3  # 1: first versioned schema; 2: link_state.next_check_due dropped;
-# 3: runs.degraded (why a run's failures do not count: truth.run_verdict)
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no writer lock
+    fcntl = None  # type: ignore[assignment]
+
+# 1: first versioned schema; 2: link_state.next_check_due dropped;
+# 3: runs.degraded (why a run's failures do not count: truth.run_verdict);
+# 4: occurrences.seq, unique per post (a duplicated inventory cannot be written)
+SCHEMA_VERSION = 4
 
 # Columns in declaration order; sqlite-utils creates the tables from these.
 TABLES: dict[str, dict[str, Any]] = {
@@ -71,6 +81,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "original": str,
             "fragment": str,
             "element": str,
+            "seq": int,  # its place among its post's occurrences (0-based): with post, its identity
         },
         "pk": "id",
     },
@@ -185,7 +196,7 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 
 INDEXES: list[tuple[str, Sequence[str], bool]] = [
-    ("occurrences", ["post"], False),
+    ("occurrences", ["post", "seq"], True),  # one row per occurrence, however many scans
     ("occurrences", ["url", "kind"], False),  # covers "distinct URLs by kind"
     ("links", ["host"], False),
     ("checks", ["run_id", "url"], True),  # exactly once per URL per run
@@ -257,8 +268,44 @@ def _v3(db: sqlite_utils.Database) -> list[str]:
     return ["ALTER TABLE runs ADD COLUMN degraded TEXT"]
 
 
+def _v4(db: sqlite_utils.Database) -> list[str]:
+    """`occurrences.seq` and a unique (post, seq): two scans at once once wrote every
+    occurrence twice. The duplicates go first: a post's rows beyond its recorded
+    `occurrence_count` (each scan wrote a post's rows in one transaction, so the first
+    scan's are the lowest ids), or, without a count, rows identical in every column."""
+    if not db["occurrences"].exists():
+        return []
+    steps = []
+    if "seq" not in {c.name for c in db["occurrences"].columns}:
+        steps.append("ALTER TABLE occurrences ADD COLUMN seq INTEGER")
+    counted = db["posts"].exists()
+    if counted:
+        steps.append(
+            "DELETE FROM occurrences WHERE id IN (SELECT id FROM (SELECT o.id,"
+            " row_number() OVER (PARTITION BY o.post ORDER BY o.id) AS n,"
+            " p.occurrence_count AS c FROM occurrences o JOIN posts p ON p.path = o.post"
+            " WHERE p.occurrence_count IS NOT NULL) WHERE n > c)"
+        )
+    uncounted = (
+        "post NOT IN (SELECT path FROM posts WHERE occurrence_count IS NOT NULL) AND "
+        if counted else ""
+    )
+    steps += [
+        f"DELETE FROM occurrences WHERE {uncounted}id NOT IN (SELECT min(id) FROM occurrences"
+        " GROUP BY post, url, kind, line, text, original, fragment, element)",
+        "CREATE TEMP TABLE _lk_seq (id INTEGER PRIMARY KEY, seq INTEGER)",
+        "INSERT INTO _lk_seq SELECT id, row_number() OVER (PARTITION BY post ORDER BY id) - 1"
+        " FROM occurrences",
+        "UPDATE occurrences SET seq = (SELECT seq FROM _lk_seq WHERE _lk_seq.id = occurrences.id)",
+        "DROP TABLE _lk_seq",
+        "DROP INDEX IF EXISTS idx_occurrences_post",  # the unique (post, seq) serves its queries
+        "CREATE UNIQUE INDEX IF NOT EXISTS idx_occurrences_post_seq ON occurrences (post, seq)",
+    ]
+    return steps
+
+
 # version reached -> the SQL that reaches it from the version before
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], list[str]]] = {2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], list[str]]] = {2: _v2, 3: _v3, 4: _v4}
 
 
 def upgrade(db: sqlite_utils.Database) -> None:
@@ -344,3 +391,75 @@ class Transaction:
 
 def executemany(db: sqlite_utils.Database, sql: str, rows: Iterable[Sequence[Any]]) -> None:
     db.conn.executemany(sql, rows)
+
+
+class DatabaseBusy(Exception):
+    """Another live process holds the database's writer lock (`exclusive`)."""
+
+
+_held: dict[str, int] = {}  # lock files this process holds -> nesting depth
+
+
+def database_file(db: sqlite_utils.Database) -> str | None:
+    """The main database's file, None for an in-memory one."""
+    for _, name, file in db.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or None
+    return None
+
+
+@contextmanager
+def exclusive(db: sqlite_utils.Database, *, wait: float = 60.0, doing: str = "scan"
+              ) -> Iterator[None]:
+    """Hold the database's writer lock (``linkkeeper.db.lock``) while loading it.
+
+    Two scans at once on a fresh file each saw an empty inventory and wrote it whole.
+    A kernel lock (fcntl), not a pid row: the kernel drops it the moment its process
+    dies (kill -9 included), so there is never a stale lock to judge, no pid reused by
+    another process and no gap between "is anyone there?" and "now it is me". A POSIX
+    record lock rather than flock: the parsing workers a scan forks do not inherit it,
+    so a worker outliving a killed scan cannot keep the database locked. A second
+    process waits up to ``wait`` seconds, then `DatabaseBusy`. Re-entrant.
+    """
+    file = database_file(db)
+    if file is None or fcntl is None:
+        yield
+        return
+    lock_path = file + ".lock"
+    if lock_path in _held:
+        _held[lock_path] += 1
+        try:
+            yield
+        finally:
+            _held[lock_path] -= 1
+        return
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        _acquire(fd, file, wait, doing)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {doing}\n".encode(), 0)
+        _held[lock_path] = 1
+        try:
+            yield
+        finally:
+            del _held[lock_path]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _acquire(fd: int, file: str, wait: float, doing: str) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 100, 0).decode("ascii", "replace").split()
+                who = f"pid {holder[0]}, {' '.join(holder[1:])}" if holder else "another process"
+                raise DatabaseBusy(
+                    f"{file} is busy ({who}); waited {wait:.0f}s, not starting a second {doing}"
+                ) from None
+            time.sleep(0.05)

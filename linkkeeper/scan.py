@@ -26,17 +26,17 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import sqlite_utils
 
 from linkkeeper.clock import iso, utcnow
-from linkkeeper.db import Transaction, indexes_deferred
+from linkkeeper.db import Transaction, exclusive, indexes_deferred
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
-from linkkeeper.site import Site
+from linkkeeper.site import PostUnreadable, Site, stored_name
 from linkkeeper.urls import NO_SITE_URL
 
 BATCH = 500  # posts per transaction
+LOCK_WAIT = 120.0  # seconds a scan waits for another one on the same database
 
 
 @dataclass
@@ -65,6 +65,11 @@ class ScanSummary:
     site_url: str | None = None
     elapsed_s: float = 0.0
 
+    def file_problems(self) -> list[ScanProblem]:
+        """Problems with a file itself (line 0: unreadable, not a regular file, an odd name),
+        which no post row records: the scan that met them is the one to say so."""
+        return [p for p in self.problems if p.line == 0]
+
     def as_dict(self) -> dict[str, object]:
         return {
             "posts": self.posts,
@@ -91,14 +96,29 @@ def scan_site(
     force: bool = False,
     on_problem: Callable[[ScanProblem], None] | None = None,
     jobs: int = 0,
+    lock_wait: float = LOCK_WAIT,
 ) -> ScanSummary:
     """Bring the inventory tables up to date with the site's files.
 
     Parsing is the CPU cost: with `jobs` > 1 posts are parsed in that many
     worker processes (SQLite writes stay here, in order); `jobs=0` means one
     per CPU once a scan has a full batch to parse, so small rescans never pay
-    for starting processes.
+    for starting processes. One scan at a time per database: a second one waits
+    for the writer lock (`db.exclusive`) up to ``lock_wait`` seconds, then
+    raises `DatabaseBusy`.
     """
+    with exclusive(db, wait=lock_wait, doing="scan"):
+        return _scan(db, site, source_keys, force, on_problem, jobs)
+
+
+def _scan(
+    db: sqlite_utils.Database,
+    site: Site,
+    source_keys: Sequence[str],
+    force: bool,
+    on_problem: Callable[[ScanProblem], None] | None,
+    jobs: int,
+) -> ScanSummary:
     t0 = time.perf_counter()
     summary = ScanSummary(site_url=site.url)
 
@@ -149,6 +169,8 @@ def _changed_posts(
             continue
         seen.add(rel)
         summary.posts += 1
+        if "\\x" in rel and stored_name(str(path)) != str(path):
+            report(ScanProblem(rel, 0, "file name is not UTF-8: recorded with its bytes as \\xNN"))
         try:
             st = path.stat()
         except OSError as exc:
@@ -159,9 +181,9 @@ def _changed_posts(
             summary.unchanged += 1
             continue
         try:
-            data = _read(path, st.st_size)
-        except OSError as exc:
-            report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
+            data, st = site.read_post(path)
+        except PostUnreadable as exc:
+            report(ScanProblem(rel, 0, str(exc)))
             continue
         digest = hashlib.sha256(data).hexdigest()
         if not force and old and old[2] == digest:
@@ -278,9 +300,9 @@ class _Writer:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 post_rows,
             )
-            conn.executemany(
-                "INSERT INTO occurrences (post, url, kind, line, text, original, fragment,"
-                " element) VALUES (?,?,?,?,?,?,?,?)",
+            conn.executemany(  # (post, seq) is unique: a row written twice is one row
+                "INSERT OR REPLACE INTO occurrences (post, url, kind, line, text, original,"
+                " fragment, element, seq) VALUES (?,?,?,?,?,?,?,?,?)",
                 occurrence_rows,
             )
             conn.executemany(
@@ -321,22 +343,6 @@ def _bulk_load(
     return indexes_deferred(db, *bulk) if bulk else nullcontext()
 
 
-def _read(path: Path, size: int) -> bytes:
-    """The file's bytes: one read of the size stat gave (plus one byte to see the end),
-    without the buffered file object `Path.read_bytes` builds."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        data = os.read(fd, size + 1)
-        if len(data) <= size:
-            return data
-        chunks = [data]  # the file grew since stat
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
     """Parsing makes millions of short-lived objects and no cycles to speak of; the default
@@ -372,8 +378,8 @@ def _parse_one(
     return (
         _post_row(rel, parsed, digest, size, mtime_ns, now),
         [
-            (rel, o.url, o.kind, o.line, o.text, o.original, o.fragment, o.element)
-            for o in occurrences
+            (rel, o.url, o.kind, o.line, o.text, o.original, o.fragment, o.element, seq)
+            for seq, o in enumerate(occurrences)
         ],
         [(o.url, o.host, o.status, o.reason or None, o.wraps) for o in occurrences],
         [(p.line, p.message) for p in parsed.problems],

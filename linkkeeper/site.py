@@ -4,11 +4,20 @@ A *site* is a Jekyll root (it has `_config.yml` or `_posts/`), any folder of
 `.md`/`.markdown`/`.html` files, or a list of such files. Hidden folders,
 `_site/` (Jekyll's output) and `node_modules/` are skipped: they hold copies or
 vendored files, not posts.
+
+A folder many people edit holds odd things: `read_post` reads only regular files
+(a FIFO would block forever, ``x.md -> /dev/zero`` never ends), only inside the site
+when a symlink points away, and at most `MAX_POST_BYTES`; anything else is a
+`PostUnreadable` with a one-line reason, and the scan goes on. A file name that is
+not UTF-8 is stored with each undecodable byte as ``\\xNN`` (`stored_name`);
+`Site.locate` turns the stored name back into the file.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +28,15 @@ POST_SUFFIXES = (".md", ".markdown", ".html", ".htm")
 SKIPPED_DIRS = frozenset({"_site", "node_modules", "vendor", "__pycache__"})
 # `linkkeeper report` marks its output folder: a report is full of links, not a post
 REPORT_MARKER = ".linkkeeper-report"
+MAX_POST_BYTES = 16 << 20  # a post bigger than this is not read (a problem line instead)
 
 
 class SiteError(Exception):
     """A site that cannot be read at all (missing folder, unreadable config)."""
+
+
+class PostUnreadable(Exception):
+    """One post file that is not read: a FIFO, a device, too big, outside the site."""
 
 
 @dataclass
@@ -31,12 +45,13 @@ class Site:
     url: str | None  # `url` + `baseurl` from _config.yml, ending with '/'
     files: list[Path] = field(default_factory=list)  # explicit files, else discovered
     config_problem: str | None = None
+    max_post_bytes: int = MAX_POST_BYTES
 
     def posts(self) -> Iterator[tuple[str, Path]]:
         """(relative path with '/', absolute path) for every post file, sorted."""
         if self.files:
             for f in self.files:
-                yield rel_path(f, self.root), f
+                yield stored_name(rel_path(f, self.root)), f
             return
         found: list[tuple[str, Path]] = []
         root = str(self.root)
@@ -54,9 +69,92 @@ class Site:
             for name in filenames:
                 if name.startswith(".") or not name.lower().endswith(POST_SUFFIXES):
                     continue
-                found.append((prefix + name, Path(dirpath, name)))
+                found.append((stored_name(prefix + name), Path(dirpath, name)))
         found.sort()
         yield from found
+
+    def locate(self, stored: str) -> Path:
+        """The file a stored post path names (the inverse of `stored_name`)."""
+        plain = self.root / stored
+        if not _ESCAPED_BYTE.search(stored) or os.path.lexists(plain):
+            return plain
+        raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), stored)
+        return self.root / raw
+
+    def read_post(self, path: Path) -> tuple[bytes, os.stat_result]:
+        """A post's bytes and stat, or `PostUnreadable` (see the module docstring)."""
+        return read_post(path, self.root, self.max_post_bytes)
+
+
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def stored_name(name: str) -> str:
+    """A path as SQLite can store it: bytes that are not UTF-8 (``os.walk`` hands them
+    over as lone surrogates, which cannot be encoded) become ``\\xNN``."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def read_post(path: Path, root: Path, max_bytes: int = MAX_POST_BYTES
+              ) -> tuple[bytes, os.stat_result]:
+    """Read one post file safely: only a regular file, at most ``max_bytes``.
+
+    Opened non-blocking (a FIFO must not wait for a writer) and checked again on the
+    open descriptor, so a file swapped for something else after the look is caught."""
+    try:
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            if not _inside(target, root):
+                raise PostUnreadable(f"symlink to {target}, outside the site: not read")
+        mode = os.stat(path).st_mode  # a device is not even opened (a tape would rewind)
+        if not stat.S_ISREG(mode):
+            raise PostUnreadable(f"not a regular file ({_file_type(mode)}): not read")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise PostUnreadable(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PostUnreadable(f"not a regular file ({_file_type(st.st_mode)}): not read")
+        if st.st_size > max_bytes:
+            raise PostUnreadable(_too_big(st.st_size, max_bytes))
+        data = os.read(fd, st.st_size + 1)
+        if len(data) > st.st_size:  # the file grew since stat
+            chunks = [data]
+            while (got := sum(map(len, chunks))) <= max_bytes and (chunk := os.read(fd, 1 << 16)):
+                chunks.append(chunk)
+            if got > max_bytes:
+                raise PostUnreadable(_too_big(got, max_bytes))
+            data = b"".join(chunks)
+        return data, st
+    except OSError as exc:
+        raise PostUnreadable(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _inside(target: str, root: Path) -> bool:
+    base = os.path.realpath(root)
+    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return f"{size:,} bytes, over the {max_bytes:,}-byte limit for a post: not read"
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def rel_path(path: Path, root: Path) -> str:

@@ -30,7 +30,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     old.close()
 
     db = connect(path)
-    assert schema_version(db) == SCHEMA_VERSION == 3
+    assert schema_version(db) == SCHEMA_VERSION == 4
     assert "next_check_due" not in _columns(db, "link_state")
     for name, spec in TABLES.items():  # every table is exactly today's, in declaration order
         assert _columns(db, name) == list(spec["columns"]), name

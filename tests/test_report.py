@@ -149,10 +149,15 @@ def test_model_counts_changes_and_groupings(history: History) -> None:
     assert {b.occurrence.kind for b in titles["Beta story"].bad} == {"source", "inline"}
     assert GONE in {b.link.url for b in titles["Alpha story"].bad}
     assert all(b.link.failing_since for p in rep.posts for b in p.bad)
-    # by host: news.example has links and failures; the typical error is its commonest one
+    # by host: news.example has links and failures; the typical error is its commonest
+    # reason (what helps), with the status it led to
     hosts = {h.host: h for h in rep.hosts}
     news = hosts["news.example"]
-    assert news.failures >= 4 and news.blocked == 1 and news.typical_error.startswith("broken")
+    assert news.failures >= 4 and news.blocked == 1
+    assert (news.typical_reason, news.typical_status) == ("HTTP 404 Not Found", "broken")
+    assert news.typical_error == "HTTP 404 Not Found (broken)" and news.typical_count >= 3
+    nowhere = hosts["does-not-resolve.invalid"]
+    assert nowhere.typical_error == "DNS: name does not resolve (broken)"
     assert 0 < news.failure_rate < 0.2
     # rot by year of post: 2019 (alpha), 2021 (beta), 2022 (xss), 2023 (gamma)
     assert [y.year for y in rep.rot] == ["2019", "2021", "2022", "2023"]
@@ -204,9 +209,14 @@ def test_html_report_file_and_content(history: History, tmp_path: Path) -> None:
     # the table data holds every link; archived copies are relative links for `serve`
     data = json.loads(re.search(r'id="links-data">(.*?)</script>', page, re.S).group(1))
     assert len(data["rows"]) == len(rep.links)
+    # (a copy at the usual archive/<timestamp>/<url> is stored as its timestamp alone)
     archived = [row[10] for row in data["rows"] if row[10]]
     assert archived, "check captured live pages: some rows link to an archived copy"
-    assert all(re.fullmatch(r"archive/\d{14}/https?://\S+", a) for a in archived)
+    assert all(re.fullmatch(r"\d{14}", a) for a in archived)
+    # worst first: the table opens on the failures, the uncheckable links come last
+    statuses = [data["statuses"][row[2]] for row in data["rows"]]
+    assert statuses[0] in ("soft-404", "broken") and statuses[-1] in ("excluded", "invalid")
+    assert statuses.index("ok") > max(i for i, s in enumerate(statuses) if s == "broken")
     assert "linkkeeper serve" in page
     # -o and --output-dir
     assert lk("report", history.site, "--output-dir", tmp_path / "out").returncode == 0

@@ -259,3 +259,69 @@ async def test_report_in_chromium(faultweb_session: FaultWeb, tmp_path: Path) ->
         assert await phone.js("document.documentElement.scrollWidth") <= 390 + 1
         shot = await phone.screenshot(tmp_path / "report-phone.png")
         keep_screenshot(shot)
+
+
+async def test_large_report_pages_filters_and_copies_exact_urls(tmp_path: Path) -> None:
+    """20,000 links: only a page of each list is in the DOM at load, yet filter, sort and
+    paging see every row; "Show more" brings in the next page; readable IRIs copy exact."""
+    from report_world import CHINESE, CHINESE_SHOWN, big_report, url_of
+
+    from linkkeeper.report.html import PAGE, POST_PAGE
+
+    rep = big_report(20_000)
+    page = write_html(rep, tmp_path / "big" / "index.html")
+    async with Chromium() as browser:
+        await browser.open(page.as_uri())
+        assert browser.errors == []
+        paint = await browser.js("performance.getEntriesByType('paint').length")
+        assert paint >= 1
+        assert await browser.js(ROWS) == 100
+        assert "of 20000" in (await browser.js(INFO)).replace(",", "")
+        assert await browser.js("document.querySelectorAll('tr').length") < 400
+        # the default order is worst first: dead links open the table
+        assert await browser.js("document.querySelector('#links-body tr td:nth-child(3)')"
+                                ".textContent") == "dead"
+        # a row far beyond the first page, found by search over all rows
+        target = url_of(19_990)
+        assert target in {lnk.url for lnk in rep.links}
+        await set_value(browser, "f-text", "article-19990", "input")
+        assert await browser.js(ROWS) == 1
+        assert await browser.js("document.querySelector('#links-body a').href") == target
+        await set_value(browser, "f-text", "", "input")
+        # the status filter counts every row; invalid links exist but come last by default
+        invalid = sum(1 for lnk in rep.links if lnk.status == "invalid")
+        index = await browser.js("[...document.querySelectorAll('#f-status option')].find(o =>"
+                                 " o.textContent === 'invalid').value")
+        await set_value(browser, "f-status", index, "change")
+        assert f"of {invalid}" in await browser.js(INFO)
+        await set_value(browser, "f-status", "", "change")
+        # sort by URL descending reaches the last URL of all
+        await browser.js("document.querySelector('th[data-key=\"0\"] button').click()")
+        await browser.js("document.querySelector('th[data-key=\"0\"] button').click()")
+        last = max(lnk.url for lnk in rep.links)
+        assert last == CHINESE  # a web URL, shown decoded
+        assert await browser.js("document.querySelector('#links-body td.url a')"
+                                ".getAttribute('href')") == last
+        # "Show more": posts and hosts come in a page at a time
+        posts = "document.querySelectorAll('#posts-list > article').length"
+        assert await browser.js(posts) == POST_PAGE
+        await browser.js("document.querySelector('button[data-list=\"posts-list\"]').click()")
+        assert await browser.js(posts) == 2 * POST_PAGE
+        assert await browser.js("document.querySelectorAll('#hosts-list > tr').length") == PAGE
+        await browser.js("document.querySelector('button[data-list=\"hosts-list\"]').click()")
+        assert await browser.js("document.querySelectorAll('#hosts-list > tr').length") == \
+            min(2 * PAGE, len(rep.hosts))
+        # a readable IRI: decoded text, exact URL in href and title, and on copy
+        await set_value(browser, "f-text", "中文", "input")
+        assert await browser.js(ROWS) == 1
+        link = "document.querySelector('#links-body td.url a')"
+        assert await browser.js(f"{link}.textContent") == CHINESE_SHOWN
+        assert await browser.js(f"{link}.getAttribute('href')") == CHINESE
+        assert await browser.js(f"{link}.title") == CHINESE
+        copied = await browser.js(
+            f"(() => {{ const a = {link}; getSelection().selectAllChildren(a);"
+            " const e = new ClipboardEvent('copy', {clipboardData: new DataTransfer(),"
+            " bubbles: true, cancelable: true}); a.dispatchEvent(e);"
+            " return e.clipboardData.getData('text/plain'); })()")
+        assert copied == CHINESE
+        assert browser.errors == []

@@ -218,6 +218,7 @@ def test_report_archive_links_open_what_the_server_sent(faultweb, tmp_path: Path
     """check against the fault web, then `serve` regenerates the report and every
     archived-copy link in it opens the captured bytes."""
     import http.client
+    import json
     import re
 
     from test_archive import make_site, path_of, run, web_args
@@ -248,6 +249,11 @@ def test_report_archive_links_open_what_the_server_sent(faultweb, tmp_path: Path
                 time.sleep(0.1)
         assert index.status == 200
         links = set(re.findall(r'archive/\d{14}/[^"\'\s<>\\]+', report))
+        # the links table keeps a copy at archive/<timestamp>/<url> as its timestamp alone;
+        # report.js builds the link from it
+        table = json.loads(re.search(r'id="links-data">(.*?)</script>', report, re.S).group(1))
+        links |= {f"archive/{row[10]}/{row[0]}" for row in table["rows"]
+                  if re.fullmatch(r"\d{14}", row[10])}
         urls = {link.split("/", 2)[2] for link in links}
         assert urls == {"https://news.example/chunked/a-story", "https://images.example/img/a.png",
                         "https://news.example/gzip/b"}  # the 404 was never archived

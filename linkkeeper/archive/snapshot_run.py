@@ -30,7 +30,7 @@ from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.result import CheckResult
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, parse_post
 from linkkeeper.scan import scan_site
-from linkkeeper.site import open_site
+from linkkeeper.site import PostUnreadable, open_site
 from linkkeeper.urls import normalize_url
 
 Say = Callable[[str], None]
@@ -171,7 +171,12 @@ def urls_to_snapshot(
     # post files: parsed, not scanned (scanning a few files would drop the others' rows)
     found: list[str] = []
     for rel, path in site.posts():
-        parsed = parse_post(path.read_bytes(), path=rel, site_url=site.url, source_keys=keys)
+        try:
+            data, _ = site.read_post(path)
+        except PostUnreadable as exc:
+            say(f"{rel}:0: {exc}")
+            continue
+        parsed = parse_post(data, path=rel, site_url=site.url, source_keys=keys)
         for problem in parsed.problems:
             say(f"{rel}:{problem.line}: {problem.message}")
         found += [o.url for o in parsed.occurrences if o.status is None and o.kind in kinds]

@@ -24,7 +24,7 @@ from linkkeeper.cli import (  # noqa: F401  (register the commands)
     report,
 )
 from linkkeeper.cli.app import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, cli, finish_commands
-from linkkeeper.db import opened_databases
+from linkkeeper.db import DatabaseBusy, opened_databases
 from linkkeeper.site import SiteError
 
 __all__ = ["cli", "main"]
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     except SiteError as exc:
         _error(str(exc))
         sys.exit(EXIT_CONFIG)
+    except DatabaseBusy as exc:  # another scan holds the database: say who, not a traceback
+        _error(str(exc))
+        sys.exit(EXIT_RUNTIME)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -81,7 +81,7 @@ def scan(ctx: click.Context, **params: Any) -> None:
     db = open_db_for(p["site"], p["db"])
     summary = scan_site(db, site, source_keys=p["source_keys"] or DEFAULT_SOURCE_KEYS,
                         force=p["force"], jobs=p["jobs"])
-    for line in inventory_notes(db, verbose=bool(p["verbose"]), command="scan"):
+    for line in inventory_notes(db, verbose=bool(p["verbose"]), command="scan", summary=summary):
         click.echo(line, err=True)
     if p["fmt"] == "json":
         click.echo(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
@@ -99,13 +99,14 @@ def require_posts(site: Site) -> None:
 PROBLEMS_SHOWN = 5
 
 
-def inventory_notes(db: Any, *, verbose: bool, command: str) -> list[str]:
+def inventory_notes(db: Any, *, verbose: bool, command: str, summary: Any = None) -> list[str]:
     """What the inventory holds that needs the user, after every scan (not only the one
-    that parsed it): posts with problems (count, the first few, how to list all) and the
-    relative links left unchecked for want of the site's URL (one line, not N)."""
+    that parsed it): files this scan could not read or name (one line each: a FIFO, a link
+    to a device, a name that is not UTF-8), posts with problems (count, the first few, how
+    to list all) and the relative links left unchecked for want of the site's URL (one line)."""
     from linkkeeper.scan import problem_posts, unresolved_relative_links
 
-    lines: list[str] = []
+    lines = [str(problem) for problem in (summary.file_problems() if summary else [])]
     count, problems = problem_posts(db, None if verbose else PROBLEMS_SHOWN)
     if count:
         lines.append(f"{plural(count, 'post')} with problems (recorded, the scan went on):")
@@ -233,7 +234,8 @@ def check(ctx: click.Context, **params: Any) -> int:
 
     def scanned(summary: Any) -> None:
         say(scan_line(summary))
-        for line in inventory_notes(db, verbose=bool(p["verbose"]), command="check"):
+        for line in inventory_notes(db, verbose=bool(p["verbose"]), command="check",
+                                    summary=summary):
             say(line)
 
     progress = ProgressReporter(quiet=p["quiet"] or p["no_progress"])

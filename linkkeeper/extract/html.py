@@ -1,6 +1,6 @@
 """Links of raw HTML (selectolax's Lexbor parser), with the exact line of each.
 
-Each start tag of interest gets a position attribute before parsing, so the line is
+Each start tag of interest gets a position attribute before parsing (``markup.py``), so the line is
 exact even when the parser moves elements (tables), and an element's raw attribute
 text (``original``) is read back from the source. Each link element has its handler
 in `_HANDLERS` (tag → function); where the element sits (a list of stories, a
@@ -21,17 +21,13 @@ from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from linkkeeper.extract.links import Collector, collapse
+from linkkeeper.extract.links import Collector, Problem, collapse
+from linkkeeper.extract.markup import MANY_TAGS, POS_ATTR, mark_positions, nesting_too_deep
 from linkkeeper.urls import UrlInfo, is_image_key, parse_srcset
 from linkkeeper.vocab import Kind
 
 __all__ = ["html_links"]
 
-_POS_ATTR = "data-lk-pos"
-_TAGS_OF_INTEREST = re.compile(
-    r"<(a|area|audio|blockquote|embed|iframe|img|link|meta|object|q|script|source|track|video)(?=[\s/>])",
-    re.IGNORECASE,
-)
 _TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
 _ATTR_AT = re.compile(
     r"""[\s/]*([^\s/>=][^\s/>=]*|=[^\s/>=]*)?(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?"""
@@ -244,8 +240,12 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
     first = html.find("<")
     if first == -1 or (html.startswith("<!", first) and html.find("<", first + 1) == -1):
         return  # no markup, or only a comment (the "<!--…-->" line most posts start with)
-    marked = _TAGS_OF_INTEREST.sub(lambda m: f'{m.group(0)} {_POS_ATTR}="{m.start()}"', html)
-    tree = LexborHTMLParser(marked)
+    if html.count("<") > MANY_TAGS and (depth := nesting_too_deep(html)):
+        collector.problems.append(Problem(
+            first_line, f"HTML nested {depth:,} levels deep: too costly to parse, this block's"
+            " links are not read"))
+        return
+    tree = LexborHTMLParser(mark_positions(html))
     # Comment and related-story sections, by mem_id. The walk is depth-first, so an
     # element's ancestors are all known when it is reached.
     sections: dict[int, str] = {}
@@ -287,7 +287,7 @@ def _tag_source(
 ) -> tuple[int, dict[str, tuple[str, int]] | None]:
     """(line of the start tag, its attributes as written or None when the parser's values
     are exactly what is written)."""
-    pos_text = attrs.get(_POS_ATTR)
+    pos_text = attrs.get(POS_ATTR)
     if pos_text is None or not pos_text.isdigit():
         return first_line, None  # an element the parser made up: no position, no raw text
     pos = int(pos_text)

@@ -41,12 +41,14 @@ def collapse(text: str) -> str:
 
 
 class Collector:
-    """Turns raw links into Occurrences, resolving them against the post's bases."""
+    """Turns raw links into Occurrences, resolving them against the post's bases; the
+    readers leave here the Problems of what they could not read."""
 
     def __init__(self, site_url: str | None, post_url: str | None) -> None:
         self.site_url = site_url
         self.post_url = post_url
         self.occurrences: list[Occurrence] = []
+        self.problems: list[Problem] = []  # what a reader could not read (said, not dropped)
 
     def resolve(self, raw: str) -> UrlInfo:
         """Root-relative links resolve against the site, document-relative ones only against

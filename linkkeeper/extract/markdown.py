@@ -15,7 +15,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from linkkeeper.extract.html import html_links
-from linkkeeper.extract.links import Collector, collapse
+from linkkeeper.extract.links import Collector, Problem, collapse
 from linkkeeper.urls import is_image_key
 from linkkeeper.vocab import Kind
 
@@ -74,6 +74,7 @@ def markdown_links(collector: Collector, markdown: str, first_line: int, title_f
         collector.add(m.group(2), kind=Kind.SOURCE.value, line=line, text=text, element="md-link")
         return
     tokens = _MARKDOWN.parse(markdown)
+    _too_deep(collector, tokens, first_line)
     first_block_seen = False
     in_list_item = 0
     for token in tokens:
@@ -94,10 +95,49 @@ def markdown_links(collector: Collector, markdown: str, first_line: int, title_f
             )
 
 
+_MAX_NESTING = _MARKDOWN.options.maxNesting
+_CONTAINERS = frozenset(
+    {"blockquote_open", "bullet_list_open", "ordered_list_open", "list_item_open"}
+)
+
+
+def _too_deep(collector: Collector, tokens: list[Token], first_line: int) -> None:
+    """markdown-it stops reading inside containers nested `_MAX_NESTING` deep (its guard
+    against a 100,000-level blockquote): say so instead of losing the links silently."""
+    for token in tokens:
+        if token.type in _CONTAINERS and token.level >= _MAX_NESTING - 1 and token.map:
+            collector.problems.append(Problem(
+                first_line + token.map[0],
+                f"Markdown nested more than {_MAX_NESTING - 1} levels deep (blockquotes or"
+                " lists): links inside are not read",
+            ))
+            return
+
+
+def _bracket_depth(text: str) -> int:
+    depth = deepest = 0
+    escaped = False
+    for c in text:
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == "[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == "]" and depth:
+            depth -= 1
+    return deepest
+
+
 def _inline_links(
     collector: Collector, token: Token, line: int, is_title_block: bool, in_list_item: bool
 ) -> None:
     children = token.children or []
+    if token.content.count("[") >= _MAX_NESTING and _bracket_depth(token.content) >= _MAX_NESTING:
+        collector.problems.append(Problem(
+            line, f"brackets nested {_MAX_NESTING} or more deep: links of this paragraph"
+            " after them may not be read"))
     html_parts: list[str] = []
     has_html = False
     current = line

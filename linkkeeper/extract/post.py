@@ -8,6 +8,7 @@ How a post is read (one module per job)
     ``front_matter.py``  the keys (YAML fast path; TOML and JSON through python-frontmatter)
     ``blocks.py``        the raw HTML blocks of the body, found the way kramdown finds them
     ``html.py``          links of HTML (selectolax), one handler per tag
+    ``markup.py``        where its real start tags are (source offsets), and nesting cost
     ``markdown.py``      links of the Markdown around them (markdown-it-py)
     ``links.py``         `Occurrence`, `Problem` and the `Collector` that resolves URLs
     this module          a post → its links: the order of the steps above
@@ -100,6 +101,7 @@ def _parse(
     collector = Collector(site_url, post_url)
     source_url = _source_keys(collector, front_matter, source_keys)
     _body_links(collector, text[front_matter.body_offset :], front_matter.body_line)
+    problems.extend(collector.problems)
     collector.occurrences.sort(key=lambda o: o.line)
 
     fm = front_matter.data

@@ -64,22 +64,26 @@ def start_run(
     new_run: bool = False,
     insecure: bool = False,
 ) -> Run:
-    """Resume the last unfinished run, or start a new one planning `urls`."""
-    unfinished = latest_unfinished_run(db)
-    if unfinished and _run_alive(unfinished["pid"], unfinished["host"]):
-        raise RunBusy(f"run {unfinished['id']} is still running (pid {unfinished['pid']})")
+    """Resume the last unfinished run, or start a new one planning `urls`.
+
+    The look for a live run and the claim are one write transaction, so of two
+    `check`s started together exactly one gets the run and the other `RunBusy`."""
     now = iso(utcnow())
-    if unfinished and not new_run:
-        run_id = unfinished["id"]
-        with Transaction(db) as conn:
+    with Transaction(db) as conn:
+        unfinished = latest_unfinished_run(db)
+        if unfinished and _run_alive(unfinished["pid"], unfinished["host"]):
+            raise RunBusy(f"run {unfinished['id']} is still running (pid {unfinished['pid']})")
+        if unfinished and not new_run:
+            run_id = unfinished["id"]
             conn.execute(
                 "UPDATE runs SET state='running', pid=?, host=? WHERE id=?",
                 (os.getpid(), socket.gethostname(), run_id),
             )
-        planned = db.execute("SELECT count(*) FROM plan WHERE run_id=?", [run_id]).fetchone()[0]
-        started = db.execute("SELECT started_at FROM runs WHERE id=?", [run_id]).fetchone()[0]
-        return Run(run_id, True, started, planned)
-    with Transaction(db) as conn:
+            planned = conn.execute("SELECT count(*) FROM plan WHERE run_id=?", [run_id]
+                                   ).fetchone()[0]
+            started = conn.execute("SELECT started_at FROM runs WHERE id=?", [run_id]
+                                   ).fetchone()[0]
+            return Run(run_id, True, started, planned)
         if unfinished:  # given up by --new-run: keep its rows, never resume it
             conn.execute("UPDATE runs SET state='abandoned' WHERE id=?", (unfinished["id"],))
         cur = conn.execute(

@@ -8,11 +8,12 @@ a viewBox, so the charts scale to the page width on a phone or a laptop.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
 from linkkeeper.report.data import HostView, RunPoint, YearRot
+from linkkeeper.report.iri import display_host
 
 # Status groups of the history chart, bottom to top, with their colours.
 HISTORY_GROUPS: list[tuple[str, tuple[str, ...], str]] = [
@@ -33,15 +34,37 @@ FONT = 'font-family="system-ui, sans-serif" font-size="12" fill="currentColor"'
 WIDTH = 560
 
 
-def _y_axis(left: float, top: float, width: float, plot_h: float, top_label: str,
-            zero_label: str) -> list[str]:
-    """The baseline of a bar chart and its two value labels (top of scale, zero)."""
-    return [
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
-        'stroke="currentColor" stroke-opacity="0.4"/>',
-        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{top_label}</text>',
-        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {FONT}>{zero_label}</text>',
-    ]
+def nice_ticks(top: float, most: int = 5, *, whole: bool = True) -> list[float]:
+    """Axis ticks from 0 to just above `top` in round steps (1, 2, 2.5 or 5 × 10^k), at most
+    `most` intervals: the scale follows the data instead of jumping to the next power of ten.
+    `whole` keeps steps integral (counts of links)."""
+    if not top > 0 or not math.isfinite(top):
+        return [0.0, 1.0]
+    power = 10.0 ** math.floor(math.log10(top / most))
+    step = 10 * power
+    for factor in (1, 2, 2.5, 5, 10):
+        candidate = factor * power
+        if whole and (candidate < 1 or candidate != int(candidate)):
+            continue
+        if candidate * most >= top:
+            step = candidate
+            break
+    count = math.ceil(top / step - 1e-9)
+    return [round(i * step, 10) for i in range(count + 1)]
+
+
+def _y_axis(left: float, top: float, width: float, plot_h: float, ticks: Sequence[float],
+            label: Callable[[float], str]) -> list[str]:
+    """Gridlines and value labels at each tick; the baseline stronger than the rest."""
+    out = []
+    for value in ticks:
+        y = top + plot_h - plot_h * value / ticks[-1]
+        opacity = "0.4" if value == 0 else "0.12"
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" '
+                   f'stroke="currentColor" stroke-opacity="{opacity}"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" {FONT}>'
+                   f"{label(value)}</text>")
+    return out
 
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
@@ -80,17 +103,6 @@ def _every(slot: float, label_width: float) -> int:
     return max(1, math.ceil(label_width / slot))
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    for step in (1, 2, 5):
-        for power in range(0, 9):
-            candidate = step * 10**power
-            if candidate >= value:
-                return float(candidate)
-    return value
-
-
 _DEGRADED = " (degraded run: failures not counted)"
 
 
@@ -102,14 +114,11 @@ def history_chart(points: Sequence[RunPoint]) -> Markup:
     if not points:
         return _svg(WIDTH, 60, "No runs yet", [f'<text x="10" y="30" {FONT}>No runs yet.</text>'])
     totals = [sum(p.counts.get(s, 0) for _, ss, _ in HISTORY_GROUPS for s in ss) for p in points]
-    ymax = _nice_max(max(totals))
+    ticks = nice_ticks(max(totals))
+    ymax = ticks[-1]
     slot = (width - left - 10) / len(points)
     bar = max(2.0, min(28.0, slot * 0.7))
-    body = [
-        *_y_axis(left, top, width, plot_h, _compact(ymax), "0"),
-        f'<line x1="{left}" y1="{top}" x2="{width - 10}" y2="{top}" stroke="currentColor" '
-        'stroke-opacity="0.1"/>',
-    ]
+    body = _y_axis(left, top, width, plot_h, ticks, _compact)
     label_every = _every(slot, 8 + 7 * len(str(points[-1].id)))
     for i, point in enumerate(points):
         x = left + i * slot + (slot - bar) / 2
@@ -147,12 +156,11 @@ def rot_chart(years: Sequence[YearRot]) -> Markup:
         return _svg(WIDTH, 60, "No dated posts with checked links",
                     [f'<text x="10" y="30" {FONT}>No dated posts with checked links yet.</text>'])
     shares = [(y.dead + y.soft_404 + y.broken) / y.links if y.links else 0 for y in years]
-    ymax = min(1.0, max(0.1, -(-max(shares) * 10 // 1) / 10))
+    ticks = nice_ticks(max(0.05, max(shares)), 4, whole=False)
+    ymax = ticks[-1]
     slot = (width - left - 10) / len(years)
     bar = max(3.0, min(40.0, slot * 0.7))
-    body = [
-        *_y_axis(left, top, width, plot_h, f"{ymax:.0%}", "0%"),
-    ]
+    body = _y_axis(left, top, width, plot_h, ticks, lambda v: f"{v * 100:.3g}%")
     label_every = _every(slot, 36)
     for i, year in enumerate(years):
         x = left + i * slot + (slot - bar) / 2
@@ -195,7 +203,8 @@ def host_chart(hosts: Sequence[HostView], limit: int = 12) -> Markup:
     body = []
     for i, host in enumerate(worst):
         y = 5 + i * row
-        name = host.host if len(host.host) <= 30 else host.host[:29] + "…"
+        shown = display_host(host.host)
+        name = shown if len(shown) <= 30 else shown[:29] + "…"
         body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" {FONT}>'
                     f"{escape(name)}</text>")
         body.append(f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="14" '

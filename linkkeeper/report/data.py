@@ -148,11 +148,21 @@ class HostView:
     links: int
     failures: int
     blocked: int
-    typical_error: str
+    typical_reason: str = ""  # the commonest reason among its failing/blocked links
+    typical_status: str = ""  # the status that goes with it ("broken", "network-error")
+    typical_count: int = 0  # how many of its links fail for that reason
 
     @property
     def failure_rate(self) -> float:
         return self.failures / self.links if self.links else 0.0
+
+    @property
+    def typical_error(self) -> str:
+        """'DNS: name does not resolve (broken)': the reason is what helps, the status names it."""
+        if not self.typical_reason:
+            return self.typical_status
+        return f"{self.typical_reason} ({self.typical_status})" if self.typical_status else \
+            self.typical_reason
 
 
 @dataclass(slots=True)
@@ -237,7 +247,7 @@ class Report:
 
     @property
     def newly_broken(self) -> list[LinkView]:
-        return [lnk for lnk in self.links if lnk.change == CHANGE_NEW]
+        return sorted((lnk for lnk in self.links if lnk.change == CHANGE_NEW), key=severity)
 
     @property
     def recovered(self) -> list[LinkView]:
@@ -483,7 +493,8 @@ def _posts(links: list[LinkView], meta: dict[str, tuple[str, str]]) -> list[Post
             post.bad.append(BadLink(link, occ))
     out = list(posts.values())
     for post in out:
-        post.bad.sort(key=lambda b: (b.link.change != CHANGE_NEW, b.occurrence.line or 0))
+        post.bad.sort(key=lambda b: (b.link.change != CHANGE_NEW, severity(b.link),
+                                     b.occurrence.line or 0))
     out.sort(key=lambda p: p.path)
     out.sort(key=lambda p: p.date, reverse=True)
     out.sort(key=lambda p: not p.has_new)
@@ -495,34 +506,61 @@ def _hosts(links: list[LinkView]) -> list[HostView]:
     total: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     blocked: Counter[str] = Counter()
-    errors: dict[str, Counter[str]] = defaultdict(Counter)
+    errors: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     for link in links:
         if link.status in UNCHECKABLE or not link.host:
             continue
         total[link.host] += 1
         if link.is_failure:
             failures[link.host] += 1
-            errors[link.host][_error_label(link)] += 1
+            errors[link.host][(link.reason, link.status)] += 1
         elif link.is_blocked:
             blocked[link.host] += 1
-            errors[link.host][_error_label(link)] += 1
-    hosts = [
-        HostView(
-            host=h,
-            links=n,
-            failures=failures[h],
-            blocked=blocked[h],
-            typical_error=errors[h].most_common(1)[0][0] if errors[h] else "",
-        )
-        for h, n in total.items()
-    ]
+            errors[link.host][(link.reason, link.status)] += 1
+    hosts = []
+    for h, n in total.items():
+        (reason, status), count = errors[h].most_common(1)[0] if errors[h] else (("", ""), 0)
+        hosts.append(HostView(h, n, failures[h], blocked[h], reason, status, count))
     hosts.sort(key=lambda v: (-v.failures, -v.failure_rate, -v.links, v.host))
     return hosts
 
 
-def _error_label(link: LinkView) -> str:
-    code = f" {link.http_status}" if link.http_status else ""
-    return f"{link.status}{code}"
+# Most severe first: what a reader should fix first heads every list of failing links.
+STATUS_SEVERITY: tuple[str, ...] = (
+    Status.SOFT_404, Status.BROKEN, Status.TLS_ERROR, Status.NETWORK_ERROR,
+    Status.SERVER_ERROR, Status.TIMEOUT, Status.BLOCKED, Status.RATE_LIMITED,
+    Status.REDIRECTED, Status.OK, "unchecked", Status.EXCLUDED, Status.INVALID,
+)
+_STATUS_RANK = {status: rank for rank, status in enumerate(STATUS_SEVERITY)}
+
+
+def status_rank(status: str) -> int:
+    """Position of a status in STATUS_SEVERITY (an unknown status ranks with `unchecked`)."""
+    return _STATUS_RANK.get(status, _STATUS_RANK["unchecked"])
+
+
+def severity(link: LinkView) -> tuple[int, int]:
+    """Sort key, worst first: dead, soft-404, other failures (broken before timeouts),
+    blocked, drifted, flaky, alive, unchecked, and excluded and invalid last."""
+    if link.state == State.DEAD:
+        group = 0
+    elif link.status == Status.SOFT_404:
+        group = 1
+    elif link.is_failure:
+        group = 2
+    elif link.is_blocked:
+        group = 3
+    elif link.state == State.DRIFTED:
+        group = 4
+    elif link.state == State.FLAKY:
+        group = 5
+    elif link.status in UNCHECKABLE:
+        group = 8
+    elif link.run_id is None:
+        group = 7
+    else:
+        group = 6
+    return group, status_rank(link.status)
 
 
 def _history(db: sqlite_utils.Database, limit: int = 30) -> list[RunPoint]:

@@ -25,11 +25,16 @@ from markupsafe import Markup
 
 from linkkeeper import __version__
 from linkkeeper.report import charts
-from linkkeeper.report.data import Report, is_web_url
+from linkkeeper.report.data import STATUS_SEVERITY, LinkView, Report, is_web_url, severity
+from linkkeeper.report.iri import display_host, display_url
 
-POST_LIMIT = 1000  # posts rendered in "by post"; the table and CSV carry the rest
+POST_LIMIT = 1000  # posts in "by post"; the table and CSV carry the rest
 HOST_LIMIT = 300
 CHANGE_LIMIT = 500
+# Rendered at load; the rest of each list waits in <template>s for "Show more" (first paint
+# stays fast with 100,000 links: the browser never styles or lays out what is not shown).
+PAGE = 50
+POST_PAGE = 25
 
 
 def safe_json(value: Any) -> Markup:
@@ -55,7 +60,8 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.globals.update(is_web_url=is_web_url, pct=_pct, num=_num, short_date=_short_date,
-                       short_time=_short_time)
+                       short_time=_short_time, display_url=display_url,
+                       display_host=display_host)
     return env
 
 
@@ -79,18 +85,32 @@ def _short_time(value: str | None) -> str:
     return (value or "")[:16].replace("T", " ") + (" UTC" if value else "")
 
 
+# Columns of a row of the all-links table (report.js reads them by these positions).
+COLUMNS = ("url", "host", "status", "state", "kinds", "http_status", "reason", "posts", "post",
+           "checked", "archive", "change", "shown")
+
+
 def table_data(report: Report) -> dict[str, Any]:
-    """The all-links table as compact arrays: hosts, statuses, states and kinds by index."""
-    statuses: dict[str, int] = {}
+    """The all-links table as compact arrays, worst links first (see `data.severity`).
+
+    Hosts, statuses, states, kinds, post paths and check times (to the minute) are stored
+    once and referred to by index; statuses are listed in severity order, so sorting by status sorts by severity.
+    `archive` is only the 14-digit timestamp when the copy's link is the usual
+    ``archive/<timestamp>/<url>``; `shown` is the decoded URL when it differs from `url`.
+    """
+    statuses = {name: i for i, name in enumerate(STATUS_SEVERITY)}
     states: dict[str, int] = {}
     kinds: dict[str, int] = {}
     hosts: dict[str, int] = {}
+    posts: dict[str, int] = {}
+    times: dict[str, int] = {}
     rows = []
-    for link in report.shown:
+    for link in sorted(report.shown, key=severity):
         mask = 0
         for kind in link.kinds:
             mask |= 1 << kinds.setdefault(kind, len(kinds))
-        first = link.occurrences[0].post if link.occurrences else ""
+        first = link.occurrences[0].post if link.occurrences else None
+        shown = display_url(link.url)
         rows.append([
             link.url,
             hosts.setdefault(link.host, len(hosts)),
@@ -100,13 +120,23 @@ def table_data(report: Report) -> dict[str, Any]:
             link.http_status,
             "" if link.status == "ok" else link.reason,
             len(link.occurrences),
-            first,
-            (link.checked_at or "")[:16].replace("T", " "),
-            link.archive.href(link.url) if link.archive and is_web_url(link.url) else "",
+            -1 if first is None else posts.setdefault(first, len(posts)),
+            times.setdefault((link.checked_at or "")[:16].replace("T", " "), len(times)),
+            _archive_cell(link),
             link.change or "",
+            "" if shown == link.url else shown,
         ])
-    return {"statuses": list(statuses), "states": list(states), "kinds": list(kinds),
-            "hosts": list(hosts), "rows": rows}
+    return {"columns": COLUMNS, "statuses": list(statuses), "states": list(states),
+            "kinds": list(kinds), "hosts": [display_host(h) for h in hosts],
+            "posts": list(posts), "times": list(times), "rows": rows}
+
+
+def _archive_cell(link: LinkView) -> str:
+    if not (link.archive and is_web_url(link.url)):
+        return ""
+    href = link.archive.href(link.url)
+    stamp = link.archive.timestamp
+    return stamp if len(stamp) == 14 and href == f"archive/{stamp}/{link.url}" else href
 
 
 def script_hash(script: str) -> str:
@@ -134,6 +164,8 @@ def render_html(report: Report) -> str:
         limit=CHANGE_LIMIT,
         post_limit=POST_LIMIT,
         host_limit=HOST_LIMIT,
+        page=PAGE,
+        post_page=POST_PAGE,
     )
 
 

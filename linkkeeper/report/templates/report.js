@@ -1,17 +1,53 @@
 (function () {
   "use strict";
+  // Long lists ("since the previous run", "by post", "by host") show their first page; the
+  // rest wait in inert <template>s, moved in by "Show more".
+  Array.prototype.forEach.call(document.querySelectorAll("button.show-more"), function (button) {
+    var list = document.getElementById(button.getAttribute("data-list"));
+    if (!list) { return; }
+    var waiting = Array.prototype.filter.call(list.children, function (child) {
+      return child.tagName === "TEMPLATE" && child.classList.contains("more");
+    });
+    function label() {
+      var left = waiting.reduce(function (n, t) { return n + t.content.childElementCount; }, 0);
+      var next = waiting.length ? waiting[0].content.childElementCount : 0;
+      button.textContent = "Show " + next + " more (" + left + " " + button.getAttribute("data-noun") +
+        " not shown)";
+      button.hidden = waiting.length === 0;
+    }
+    button.addEventListener("click", function () {
+      var template = waiting.shift();
+      if (template) { template.replaceWith(template.content); }
+      label();
+    });
+    label();
+  });
+
+  // A decoded URL (readable IRI) copies as the exact URL it stands for.
+  document.addEventListener("copy", function (event) {
+    var selection = window.getSelection();
+    if (!selection || selection.rangeCount !== 1 || !event.clipboardData) { return; }
+    var node = selection.getRangeAt(0).commonAncestorContainer;
+    var element = node.nodeType === 1 ? node : node.parentElement;
+    var holder = element && element.closest("[data-url]");
+    if (!holder) { return; }
+    event.clipboardData.setData("text/plain", holder.getAttribute("data-url"));
+    event.preventDefault();
+  });
+
   // The all-links table: rows live in a JSON block; only the visible page is ever in the DOM,
   // so filtering and sorting stay fast with 100,000 links. Data is set with textContent only.
   var source = document.getElementById("links-data");
   if (!source) { return; }
   var data = JSON.parse(source.textContent);
-  var rows = data.rows, S = data.statuses, T = data.states, K = data.kinds, H = data.hosts;
+  var rows = data.rows, S = data.statuses, T = data.states, K = data.kinds, H = data.hosts,
+      P = data.posts, C = data.times;
   var $ = function (id) { return document.getElementById(id); };
   var text = $("f-text"), status = $("f-status"), state = $("f-state"), kind = $("f-kind"),
       host = $("f-host"), body = $("links-body"), info = $("links-info"),
       prev = $("page-prev"), next = $("page-next"), size = $("page-size");
   var U = 0, HOST = 1, STATUS = 2, STATE = 3, KINDS = 4, HTTP = 5, REASON = 6, POSTS = 7,
-      POST = 8, CHECKED = 9, ARCHIVE = 10, CHANGE = 11;
+      POST = 8, CHECKED = 9, ARCHIVE = 10, CHANGE = 11, SHOWN = 12;
   var page = 0, view = rows, sortKey = -1, sortDir = 1, haystack = null;
   var webUrl = /^https?:\/\//i;
 
@@ -34,7 +70,8 @@
   function search(i) {
     if (haystack === null) {
       haystack = rows.map(function (r) {
-        return (r[U] + " " + H[r[HOST]] + " " + r[REASON] + " " + r[POST]).toLowerCase();
+        return (r[U] + " " + r[SHOWN] + " " + H[r[HOST]] + " " + r[REASON] + " " +
+                (P[r[POST]] || "")).toLowerCase();
       });
     }
     return haystack[i];
@@ -63,7 +100,9 @@
 
   function value(r, key) {
     if (key === HOST) { return H[r[HOST]]; }
-    if (key === STATUS) { return S[r[STATUS]]; }
+    if (key === STATUS) { return r[STATUS]; }  // statuses are listed worst first
+    if (key === POST) { return P[r[POST]] || ""; }
+    if (key === CHECKED) { return C[r[CHECKED]]; }
     if (key === STATE) { return T[r[STATE]]; }
     var v = r[key];
     return v === null || v === undefined ? "" : v;
@@ -98,18 +137,22 @@
     return span;
   }
 
-  function link(url) {
+  function link(url, shown) {
+    var element;
     if (!webUrl.test(url)) {
-      var span = document.createElement("span");
-      span.className = "nolink";
-      span.textContent = url;
-      return span;
+      element = document.createElement("span");
+      element.className = "nolink";
+    } else {
+      element = document.createElement("a");
+      element.href = url;
+      element.rel = "noopener noreferrer";
     }
-    var a = document.createElement("a");
-    a.href = url;
-    a.rel = "noopener noreferrer";
-    a.textContent = url;
-    return a;
+    element.textContent = shown || url;
+    if (shown) {  // a readable IRI: the exact URL on hover and on copy
+      element.title = url;
+      element.setAttribute("data-url", url);
+    }
+    return element;
   }
 
   function render() {
@@ -119,21 +162,24 @@
     var frag = document.createDocumentFragment();
     for (var i = start; i < end; i++) {
       var r = view[i], tr = document.createElement("tr");
-      var first = cell(tr, "url", link(r[U]));
+      var first = cell(tr, "url", link(r[U], r[SHOWN]));
       if (r[CHANGE]) { first.appendChild(document.createTextNode(" ")); first.appendChild(badge(r[CHANGE])); }
       cell(tr, "", badge(S[r[STATUS]], r[HTTP] || ""));
       cell(tr, "", badge(T[r[STATE]]));
       cell(tr, "hide-sm", K.filter(function (_, k) { return r[KINDS] & (1 << k); }).join(", "));
       cell(tr, "", H[r[HOST]]);
       cell(tr, "hide-sm", r[REASON]);
-      var post = cell(tr, "hide-sm", r[POST].split("/").pop() + (r[POSTS] > 1 ? " +" + (r[POSTS] - 1) : ""));
-      post.title = r[POST];
-      var checked = cell(tr, "hide-sm nowrap", r[CHECKED].slice(0, 10));
-      checked.title = r[CHECKED] + " UTC";
+      var path = P[r[POST]] || "";
+      var post = cell(tr, "hide-sm", path.split("/").pop() + (r[POSTS] > 1 ? " +" + (r[POSTS] - 1) : ""));
+      post.title = path;
+      var when = C[r[CHECKED]];
+      var checked = cell(tr, "hide-sm nowrap", when.slice(0, 10));
+      checked.title = when ? when + " UTC" : "";
       var arch = cell(tr, "");
-      if (r[ARCHIVE] && /^(archive\/|https?:\/\/)/.test(r[ARCHIVE])) {
+      var copy = /^\d{14}$/.test(r[ARCHIVE]) ? "archive/" + r[ARCHIVE] + "/" + r[U] : r[ARCHIVE];
+      if (copy && /^(archive\/|https?:\/\/)/.test(copy)) {
         var a = document.createElement("a");
-        a.href = r[ARCHIVE];
+        a.href = copy;
         a.textContent = "archived";
         arch.appendChild(a);
       }
