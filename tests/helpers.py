@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,58 @@ def write_site(root: Path, posts: dict[str, str], site_url: str = "https://site.
     for name, text in posts.items():
         (root / "_posts" / name).write_text(text, encoding="utf-8")
     return root
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without linkkeeper's variables or proxies (a child sees only its args)."""
+    proxies = {"http_proxy", "https_proxy", "all_proxy"}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LINKKEEPER_") and k.lower() not in proxies
+    }
+
+
+# The CLI with its own peak RSS (VmHWM; exec starts it afresh) written at exit. rusage is no
+# use here: a child's ru_maxrss starts at the test process's own peak.
+_MEASURED = """
+import atexit, os
+def _peak():
+    with open('/proc/self/status') as status, open(os.environ['LK_TEST_PEAK'], 'w') as out:
+        out.write(next(line.split()[1] for line in status if line.startswith('VmHWM:')))
+atexit.register(_peak)
+from linkkeeper.cli import main
+main()
+"""
+
+
+def run_measured(*args: object, timeout: float = 600) -> tuple[Any, float]:
+    """Run linkkeeper: the finished process (subprocess.CompletedProcess) and its peak RSS, MB."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        done = subprocess.run([sys.executable, "-c", _MEASURED, *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout,
+                              env={**clean_env(), "LK_TEST_PEAK": str(peak_file)})
+        return done, int(peak_file.read_text()) / 1024
+
+
+@contextlib.asynccontextmanager
+async def serving(site: Path) -> Any:
+    """`linkkeeper serve` of a site's database, WARCs and report on a free loopback port:
+    yields its base URL (with the trailing slash)."""
+    from aiohttp import web
+
+    from linkkeeper.serve import create_app, open_read_only
+
+    app = create_app(open_read_only(site / "linkkeeper.db"), site / "warcs", site / "reports")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()

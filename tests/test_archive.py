@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from aiohttp import web as aioweb
 from cdxj_indexer import CDXJIndexer
-from helpers import read_warc, unavailable, web_args, write_site
+from helpers import clean_env, read_warc, unavailable, web_args, write_site
 from hypothesis import given
 from hypothesis import strategies as st
 from test_warc import warcio_check
@@ -79,15 +79,6 @@ def make_site(root: Path, posts: list[dict[str, Any]]) -> Path:
 def check_args(web: FaultWeb) -> list[str]:
     """For `check`: HEAD first and no soft-404 probes, as these tests count what archiving GETs."""
     return [*web_args(web), "--head-first", "--no-soft404"]
-
-
-def clean_env() -> dict[str, str]:
-    proxies = {"http_proxy", "https_proxy", "all_proxy"}
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("LINKKEEPER_") and k.lower() not in proxies
-    }
 
 
 def run(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:

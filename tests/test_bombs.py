@@ -9,13 +9,11 @@ when this Python has no zstd). Before the bounded decoders a 6.4 KB brotli body 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
+import helpers
 import pytest
-from test_archive import clean_env, make_site, rows, web_args
+from test_archive import make_site, rows, web_args
 
 from linkkeeper import codings
 from linkkeeper.faultweb import FaultWeb
@@ -24,27 +22,9 @@ from linkkeeper.faultweb.hostile import BOMB_CODINGS, bomb_body
 PEAK_RSS_MB = 150
 
 
-# The CLI with its own peak RSS (VmHWM of its memory, which exec starts afresh) written at exit.
-# rusage is no use here: a child's ru_maxrss starts at the test process's own peak.
-_MEASURED = """
-import atexit, os, sys
-def _peak():
-    with open('/proc/self/status') as status, open(os.environ['LK_TEST_PEAK'], 'w') as out:
-        out.write(next(line.split()[1] for line in status if line.startswith('VmHWM:')))
-atexit.register(_peak)
-from linkkeeper.cli import main
-main()
-"""
-
-
 def run_measured(*args: object, timeout: float = 300) -> tuple[int, str, str, float]:
     """Run linkkeeper; its exit code, stdout, stderr and peak RSS in MB (of that process)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        peak_file = Path(scratch) / "peak"
-        done = subprocess.run([sys.executable, "-c", _MEASURED, *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout,
-                              env={**clean_env(), "LK_TEST_PEAK": str(peak_file)})
-        peak = int(peak_file.read_text()) / 1024  # kB
+    done, peak = helpers.run_measured(*args, timeout=timeout)
     return done.returncode, done.stdout, done.stderr, peak
 
 

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import helpers
 import pytest
-from aiohttp import web
 from repair_world import INLINE_DEAD, LEAD, POST, RELATED_DEAD, kill, make_site, scanned
 from test_export import _insert, exchange
 from test_report_browser import CHROMIUM, Chromium
@@ -25,7 +25,6 @@ from linkkeeper.repair.copies import refresh_copies
 from linkkeeper.repair.politeness import PoliteClient
 from linkkeeper.repair.wayback import wayback_lookup
 from linkkeeper.report import build_report, write_html
-from linkkeeper.serve import create_app, open_read_only
 
 CAPTURED = datetime(2024, 5, 20, 10, 0, 0, tzinfo=UTC)
 PAGE = b"<!doctype html><title>The earlier story</title><h1 id=archived>Our copy of it</h1>"
@@ -60,15 +59,8 @@ def site(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def served(site: Path) -> AsyncIterator[str]:
-    app = create_app(open_read_only(site / "linkkeeper.db"), site / "warcs", site / "reports")
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    finally:
-        await runner.cleanup()
+    async with helpers.serving(site) as base:
+        yield base
 
 
 def write_report(site: Path, serve_url: str | None, archives: FakeArchives) -> Path:

@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import helpers
 import pytest
 from helpers import read_warc
 from test_archive import clean_env, make_site, rows, web_args
@@ -47,28 +48,6 @@ from linkkeeper.progress import ProgressReporter
 from linkkeeper.site import open_site
 
 PEAK_RSS_MB = 150  # before the budget: 1,292 MB (one host) and 1,454 MB (four hosts)
-
-# The CLI with its own peak RSS (VmHWM; exec starts it afresh) written at exit.
-_MEASURED = """
-import atexit, os
-def _peak():
-    with open('/proc/self/status') as status, open(os.environ['LK_TEST_PEAK'], 'w') as out:
-        out.write(next(line.split()[1] for line in status if line.startswith('VmHWM:')))
-atexit.register(_peak)
-from linkkeeper.cli import main
-main()
-"""
-
-
-def run_measured(*args: object, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run linkkeeper; the finished process and its peak RSS in MB."""
-    with tempfile.TemporaryDirectory() as scratch:
-        peak_file = Path(scratch) / "peak"
-        done = subprocess.run([sys.executable, "-c", _MEASURED, *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout,
-                              env={**clean_env(), "LK_TEST_PEAK": str(peak_file)})
-        return done, int(peak_file.read_text()) / 1024
-
 
 def run_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "linkkeeper", *map(str, args)],
@@ -238,7 +217,7 @@ def endless_check(web: FaultWeb, root: Path, hosts: list[str], cap: str) -> tupl
     """`check` (archiving on) of 16 endless bodies fetched at once; its peak RSS in MB."""
     urls = [f"https://{hosts[i % len(hosts)]}/endless/story-{i}" for i in range(16)]
     site = make_site(root, [{"source": urls[0], "related": urls[1:]}])
-    done, peak = run_measured("check", site, *web_args(web), "--attempts", "1",
+    done, peak = helpers.run_measured("check", site, *web_args(web), "--attempts", "1",
                               "--host-concurrency", "16", "--max-capture-size", cap,
                               "--fail-on", "never")
     assert done.returncode == 0, done.stderr

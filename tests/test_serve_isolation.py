@@ -22,15 +22,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import helpers
 import pytest
-from aiohttp import web
 from pywb_env import free_port
 from test_archive import make_site, run, web_args
 from test_report_browser import CHROMIUM, Chromium
 
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.faultweb.hostile import OWNED
-from linkkeeper.serve import create_app, open_read_only
 
 HOSTILE = "https://news.example/hostile/"
 PAGES = [HOSTILE + name for name in ("leak", "fetch", "sw", "sw.js")]
@@ -60,15 +59,8 @@ def site(faultweb_session: FaultWeb, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture
 async def viewer(site: Path) -> AsyncIterator[str]:
-    app = create_app(open_read_only(site / "linkkeeper.db"), site / "warcs", site / "reports")
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with helpers.serving(site) as base:
+        yield base.rstrip('/')
 
 
 async def get(url: str, **headers: str) -> tuple[aiohttp.ClientResponse, bytes]:
