@@ -67,6 +67,9 @@ RAW_COPY = textwrap.dedent(
                     chunk = source.read(min(size, 1 << 20))
                     sink.write(chunk)
                     size -= len(chunk)
+        if sys.argv[4:] == ["fsync"]:  # as durable as an export (which fsyncs before renaming)
+            sink.flush()
+            __import__("os").fsync(sink.fileno())
     """
 )
 
@@ -222,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                 root / "raw.warc.gz",
             ),
             (
+                "raw copy of the records, then fsync",
+                [python, "-c", RAW_COPY, str(db), str(folder), str(root / "rawf.warc.gz"),
+                 "fsync"],
+                root / "rawf.warc.gz",
+            ),
+            (
                 "export .warc.gz",
                 [
                     python,
@@ -263,19 +272,22 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         raw_wall = None
         for label, command, output in runs:
-            env = None
-            if "code before" in label:  # the older package first on the path
-                env = dict(os.environ, PYTHONPATH=str(args.before.resolve()))
-            result = measure(command, label=label, cwd=REPO, timeout=600, env=env)
+            env, cwd = None, REPO
+            if "code before" in label:  # the older package first on the path (`-m` puts
+                # the working folder first: run from the older checkout, all paths absolute)
+                cwd = args.before.resolve()
+                env = dict(os.environ, PYTHONPATH=str(cwd))
+            result = measure(command, label=label, cwd=cwd, timeout=600, env=env)
             if result["exit_code"] != 0:
                 raise SystemExit(f"{label} failed: {result['stderr_tail']}")
-            if label.startswith("raw"):
+            if label == "raw copy of the records":
                 raw_wall = result["wall_s"]
             record(result, benchmark="export", captures=captures, source_mb=round(source_mb, 1))
             if output is None:
                 results.append(result)
                 continue
-            results.append(_row(result, output, raw_wall if label.startswith("export") else None))
+            compare = label.startswith(("export", "raw copy of the records,"))
+            results.append(_row(result, output, raw_wall if compare else None))
             if output.is_dir():
                 shutil.rmtree(output)
             else:

@@ -27,6 +27,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,18 @@ def commands(site: Path, port: int, work: Path, args: argparse.Namespace) -> dic
     }
 
 
+def start_fault_web(port: int, log: Path) -> FaultWebProcess:
+    """A fresh fault web on the site's port; the last one may still be letting it go."""
+    for attempt in range(15):
+        try:
+            return FaultWebProcess(port, "0", log)
+        except RuntimeError:
+            if attempt == 14:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
 def run_size(urls: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     port = free_port(47180)
     site, manifest = site_for(urls, args.hosts, port, args.world)
@@ -104,7 +117,7 @@ def run_size(urls: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     for tool in args.tools.split(","):
         if tool == "linkkeeper":
             prescan(site, work / "linkkeeper.db")
-        web = FaultWebProcess(port, "0", work / f"faultweb-{tool}.jsonl")
+        web = start_fault_web(port, work / f"faultweb-{tool}.jsonl")
         try:
             result = measure(commands(site, port, work, args)[tool], label=tool, cwd=work,
                              timeout=args.timeout, stdout_path=work / f"{tool}.out",
