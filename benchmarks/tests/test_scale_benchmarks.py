@@ -102,7 +102,7 @@ def test_charts_are_valid_standalone_svg(tmp_path: Path):
         assert all(el.tag != f"{SVG}script" for el in root.iter())
     assert len(list(ET.parse(line).getroot().iter(f"{SVG}polyline"))) == 1
     assert len(list(ET.parse(bar).getroot().iter(f"{SVG}rect"))) >= 3
-    assert charts.nice_max(213) == 250 and charts.nice_max(0.7) == 1
+    assert charts.nice_max(213) == 250 and charts.nice_max(0.7) == 0.8
 
 
 def test_remembered_points_accumulate_per_series(tmp_path: Path):
