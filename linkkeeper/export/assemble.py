@@ -187,9 +187,14 @@ MAP_PIECE = 8 << 20  # what is mapped at once (memory stays flat however big a r
 THREAD_AT_LEAST = 1 << 20  # smaller pieces: handing over to the thread costs more than it saves
 
 
-@lru_cache(maxsize=1)
 def _hasher() -> ThreadPoolExecutor:
     """One helper thread for sha256 updates (one at a time, so they stay in order)."""
+    return _hasher_of(os.getpid())
+
+
+@lru_cache(maxsize=1)
+def _hasher_of(pid: int) -> ThreadPoolExecutor:
+    # per process: a forked child inherits the executor but not its thread
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkkeeper-sha256")
 
 
