@@ -16,6 +16,9 @@ lives in a temporary folder under benchmarks/out/ and is deleted at the end.
     .venv/bin/python benchmarks/bench_export.py                 # print the table
     .venv/bin/python benchmarks/bench_export.py --write-md      # also update BENCHMARKS.md
     .venv/bin/python benchmarks/bench_export.py --size-mb 200   # a quicker, smaller run
+    # before/after in one run: the older code exported into a folder (git archive)
+    git archive 3e8def9 linkkeeper | tar -x -C /tmp/before && echo 3e8def9 > /tmp/before/COMMIT
+    .venv/bin/python benchmarks/bench_export.py --before /tmp/before
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ RAW_COPY = textwrap.dedent(
                     chunk = source.read(min(size, 1 << 20))
                     sink.write(chunk)
                     size -= len(chunk)
+        if sys.argv[4:] == ["fsync"]:  # as durable as an export (which fsyncs before renaming)
+            sink.flush()
+            __import__("os").fsync(sink.fileno())
     """
 )
 
@@ -166,10 +172,21 @@ def _row(result: dict[str, Any], out: Path, raw_wall: float | None) -> dict[str,
     return result
 
 
+def _commit_of(folder: Path) -> str:
+    """The commit a --before folder was exported from (its COMMIT file), else its name."""
+    stamp = folder / "COMMIT"
+    return stamp.read_text().strip() if stamp.exists() else folder.name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size-mb", type=int, default=1000, help="captures to generate (MB)")
     parser.add_argument("--write-md", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of older code (its folder): also export .wacz with it, in the same run",
+    )
     parser.add_argument("--generate-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.generate_into:  # the child that writes the data (keeps the parent's RSS small)
@@ -208,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                 root / "raw.warc.gz",
             ),
             (
+                "raw copy of the records, then fsync",
+                [python, "-c", RAW_COPY, str(db), str(folder), str(root / "rawf.warc.gz"),
+                 "fsync"],
+                root / "rawf.warc.gz",
+            ),
+            (
                 "export .warc.gz",
                 [
                     python,
@@ -242,19 +265,29 @@ def main(argv: list[str] | None = None) -> int:
                 root / "all.wacz",
             ),
         ]
+        if args.before:
+            label = f"export .wacz, code before ({_commit_of(args.before)})"
+            runs.append((label, [*runs[-1][1][:-2], str(root / "before.wacz"), "--quiet"],
+                         root / "before.wacz"))
         results = []
         raw_wall = None
         for label, command, output in runs:
-            result = measure(command, label=label, cwd=REPO, timeout=600)
+            env, cwd = None, REPO
+            if "code before" in label:  # the older package first on the path (`-m` puts
+                # the working folder first: run from the older checkout, all paths absolute)
+                cwd = args.before.resolve()
+                env = dict(os.environ, PYTHONPATH=str(cwd))
+            result = measure(command, label=label, cwd=cwd, timeout=600, env=env)
             if result["exit_code"] != 0:
                 raise SystemExit(f"{label} failed: {result['stderr_tail']}")
-            if label.startswith("raw"):
+            if label == "raw copy of the records":
                 raw_wall = result["wall_s"]
             record(result, benchmark="export", captures=captures, source_mb=round(source_mb, 1))
             if output is None:
                 results.append(result)
                 continue
-            results.append(_row(result, output, raw_wall if label.startswith("export") else None))
+            compare = label.startswith(("export", "raw copy of the records,"))
+            results.append(_row(result, output, raw_wall if compare else None))
             if output.is_dir():
                 shutil.rmtree(output)
             else:
@@ -263,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         command_line = (
             "python benchmarks/bench_export.py"
             + (f" --size-mb {args.size_mb}" if args.size_mb != 1000 else "")
+            + (f" --before {args.before}" if args.before else "")
             + (" --write-md" if args.write_md else "")
         )
         note = (

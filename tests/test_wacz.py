@@ -200,3 +200,34 @@ def test_wacz_validate_accepts_the_package(archive: Archive) -> None:
                           capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Validation succeeded" in done.stdout + done.stderr
+
+
+def test_large_records_keep_crc_and_sha256_right(tmp_path: Path) -> None:
+    """Records larger than the copy's pieces (sha256 in a helper thread, CRC-32 by zlib-ng,
+    bytes written past zipfile's member writer): zipfile's own CRC check and sha256 agree."""
+    import os
+
+    from test_export import NIGHT1, _insert, exchange
+
+    from linkkeeper.archive.warc import WarcStore
+    from linkkeeper.db import connect
+
+    folder = tmp_path / "warcs"
+    db = connect(tmp_path / "linkkeeper.db")
+    body = os.urandom(5 << 20)
+    with WarcStore(folder, clock=lambda: NIGHT1, compress_level=1) as store:
+        for i in range(3):
+            ex = exchange(f"http://big.test/{i}.bin", body[i:] + body[:i], NIGHT1,
+                          response_headers=[("Content-Type", "application/octet-stream")])
+            _insert(db, store.write(ex), 1, None)
+    target = tmp_path / "big.wacz"
+    result = export(db, folder, Selection(), target)
+    assert result.captures == 3 and result.bytes_written > 15e6
+    with zipfile.ZipFile(target) as zf:
+        assert zf.testzip() is None  # every member's CRC-32 checked by zipfile itself
+        package = json.loads(zf.read("datapackage.json"))
+        for resource in package["resources"]:
+            data = zf.read(resource["path"])
+            assert resource["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+            assert resource["bytes"] == len(data)
+    assert check_wacz(target) == []

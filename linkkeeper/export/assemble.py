@@ -31,13 +31,16 @@ from __future__ import annotations
 import glob
 import hashlib
 import io
+import mmap
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import groupby
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -51,6 +54,11 @@ from linkkeeper.archive.snapshots import Capture
 from linkkeeper.export.select import ExportError, ExportPlan
 from linkkeeper.procs import pid_alive
 
+try:  # zlib-ng's CRC-32 (SIMD, ~8 GB/s here) against zlib's (~0.5 GB/s): same values
+    from zlib_ng.zlib_ng import crc32 as _crc32
+except ImportError:  # pragma: no cover - the dependency is declared; stay correct without it
+    from zlib import crc32 as _crc32
+
 SOFTWARE = f"linkkeeper/{__version__}"
 COPY_CHUNK = 1 << 20
 
@@ -60,26 +68,45 @@ COPY_CHUNK = 1 << 20
 
 
 class Output:
-    """The export's byte sink: counts the position, optionally hashes, copies ranges fast."""
+    """The export's byte sink: counts the position, optionally hashes, copies ranges fast.
 
-    def __init__(self, raw: Any, *, sha256: bool = False, fd: int | None = None) -> None:
+    ``sha256``/``crc32`` digest what is written (a WACZ lists each file's sha256; its ZIP
+    needs the stored WARC's CRC-32). A hashed range is mapped from the source file (no read
+    copy) in pieces of 8 MiB; the sha256 of a piece runs in a helper thread (hashlib
+    releases the GIL) while the same piece is CRC-ed and written, so a WACZ costs about one
+    copy of the bytes plus the slower of the two, not a read, a write and two digests.
+    """
+
+    def __init__(
+        self, raw: Any, *, sha256: bool = False, crc32: bool = False, fd: int | None = None
+    ) -> None:
         self._raw = raw
         self._hash = hashlib.sha256() if sha256 else None
+        self._crc: int | None = 0 if crc32 else None
         self._fd = fd  # an unbuffered plain file: copy_file_range may be used
         self.position = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._raw.write(data)
         if self._hash is not None:
             self._hash.update(data)
+        if self._crc is not None:
+            self._crc = _crc32(data, self._crc)
         self.position += len(data)
 
     def copy_from(self, source: BinaryIO, offset: int, length: int) -> None:
         """Append ``length`` bytes of ``source`` from ``offset`` (short source: ExportError)."""
-        if self._fd is not None and self._hash is None and hasattr(os, "copy_file_range"):
+        plain = self._hash is None and self._crc is None
+        if plain and self._fd is not None and hasattr(os, "copy_file_range"):
             done = self._copy_file_range(source, offset, length)
             offset += done
             length -= done
+        if not plain and length >= MAP_AT_LEAST:
+            done = self._copy_mapped(source, offset, length)
+            offset += done
+            length -= done
+        if length <= 0:
+            return
         source.seek(offset)
         while length > 0:
             chunk = source.read(min(COPY_CHUNK, length))
@@ -88,6 +115,45 @@ class Output:
             self.write(chunk)
             length -= len(chunk)
             offset += len(chunk)
+
+    def _copy_mapped(self, source: BinaryIO, offset: int, length: int) -> int:
+        """Copy from a mapping of the source, piece by piece; bytes done (0: not mappable)."""
+        assert self._hash is not None or self._crc is not None
+        done = 0
+        try:
+            size = os.fstat(source.fileno()).st_size
+        except (OSError, AttributeError, io.UnsupportedOperation):
+            return 0
+        while done < length and offset + done < size:
+            start = offset + done
+            want = min(MAP_PIECE, length - done, size - start)
+            base = start - start % mmap.ALLOCATIONGRANULARITY
+            try:
+                mapped = mmap.mmap(source.fileno(), start - base + want, offset=base,
+                                   access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                break  # the read loop does the rest (and reports a short source)
+            with mapped, memoryview(mapped) as whole, whole[start - base :] as piece:
+                self._write_piece(piece)
+            done += want
+        return done
+
+    def _write_piece(self, piece: memoryview) -> None:
+        """Write, CRC and hash one piece; the hash in the helper thread meanwhile."""
+        pending = None
+        if self._hash is not None:
+            if len(piece) >= THREAD_AT_LEAST:
+                pending = _hasher().submit(self._hash.update, piece)
+            else:
+                self._hash.update(piece)
+        try:
+            self._raw.write(piece)
+            if self._crc is not None:
+                self._crc = _crc32(piece, self._crc)
+        finally:
+            if pending is not None:
+                pending.result()
+        self.position += len(piece)
 
     def _copy_file_range(self, source: BinaryIO, offset: int, length: int) -> int:
         assert self._fd is not None
@@ -109,6 +175,27 @@ class Output:
     def sha256(self) -> str:
         assert self._hash is not None
         return self._hash.hexdigest()
+
+    @property
+    def crc32(self) -> int:
+        assert self._crc is not None
+        return self._crc
+
+
+MAP_AT_LEAST = 64 << 10  # smaller ranges: one read is cheaper than a mapping
+MAP_PIECE = 8 << 20  # what is mapped at once (memory stays flat however big a record is)
+THREAD_AT_LEAST = 1 << 20  # smaller pieces: handing over to the thread costs more than it saves
+
+
+def _hasher() -> ThreadPoolExecutor:
+    """One helper thread for sha256 updates (one at a time, so they stay in order)."""
+    return _hasher_of(os.getpid())
+
+
+@lru_cache(maxsize=1)
+def _hasher_of(pid: int) -> ThreadPoolExecutor:
+    # per process: a forked child inherits the executor but not its thread
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkkeeper-sha256")
 
 
 def _warcinfo_member(warc_name: str, fields: dict[str, str]) -> bytes:

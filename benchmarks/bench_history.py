@@ -1,0 +1,223 @@
+"""History growth: database size per million checks, and `report` on a long history.
+
+A site with L distinct URLs (gen_site, L/4 posts) is scanned by ``linkkeeper scan``; then
+R nightly runs are recorded through the library itself, the way ``check`` records them
+(``history.runs.start_run`` plans every URL, ``history.recorder.Recorder`` writes each
+synthetic `CheckResult`: checks, link states, the run's counters), one day apart, with a
+fixed mix of outcomes (85% ok, 5% permanent redirects, 5% 404, 2% 503 on odd nights, 1%
+timeouts every third night, 2% bot-blocked 403; a third of the answers carry a body
+digest). The database size is read after each run (WAL checkpointed), so the growth per
+million checks is measured, not extrapolated.
+
+Then, each as a fresh process (wall, CPU, peak RSS): ``linkkeeper report`` to HTML,
+``--format json`` (streamed) and ``linkkeeper history URL``; and the HTML page opened from
+disk in headless Chromium (benchmarks/bench_report.py's DevTools client): load event and
+first page of the links table shown.
+
+    .venv/bin/python benchmarks/bench_history.py --links 2000 --runs 5     # quick
+    .venv/bin/python benchmarks/bench_history.py --links 100000 --runs 30 --write-md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from charts import CHARTS_DIR, Series, line_chart, remember
+from harness import REPO, cached_site, provenance, update_section
+from measure import OUT_DIR, markdown_table, measure, record
+
+START = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
+AIM_HTML_S, AIM_PAINT_S = 60.0, 2.0
+COLUMNS = (
+    ("label", "run"),
+    ("wall_s", "wall s"),
+    ("cpu_s", "CPU s"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("out_mb", "output MB"),
+)
+
+
+def db_size(path: Path) -> int:
+    return sum(Path(f"{path}{s}").stat().st_size for s in ("", "-wal")
+               if Path(f"{path}{s}").exists())
+
+
+def synthetic(url: str, index: int, night: int) -> Any:
+    """One night's check of one URL: a fixed, deterministic mix of outcomes."""
+    from linkkeeper.check.result import CheckResult, Hop
+    from linkkeeper.vocab import Status
+
+    bucket = (index * 2654435761) % 1000
+    started = START + timedelta(days=night, milliseconds=index)
+    common = {"attempts": 1, "requests": 1, "method": "HEAD", "started_at": started,
+              "ip": "127.0.0.1", "elapsed_ms": 20.0 + bucket % 80, "host": url.split("/")[2]}
+    if bucket % 3 == 0:
+        common |= {"method": "GET", "digest": f"sha1:{index:032d}"}
+    flaky_ok = (950 <= bucket < 970 and night % 2 == 0) or (970 <= bucket < 980 and night % 3)
+    if bucket < 850 or flaky_ok:
+        return CheckResult(url, Status.OK, "200 OK", 200, content_type="text/html",
+                           content_length=8000 + bucket, **common)
+    if bucket < 900:
+        target = url.rstrip("/") + "/moved"
+        return CheckResult(url, Status.REDIRECTED, "301 to " + target, 200, final_url=target,
+                           redirects=[Hop(url, 301, target)], permanent_redirect=True, **common)
+    if bucket < 950:
+        return CheckResult(url, Status.BROKEN, "404 Not Found", 404, **common)
+    if bucket < 970:
+        return CheckResult(url, Status.SERVER_ERROR, "503 Service Unavailable", 503, **common)
+    if bucket < 980:
+        return CheckResult(url, Status.TIMEOUT, "timed out after 30 s", None,
+                           error="TimeoutError", **common)
+    return CheckResult(url, Status.BLOCKED, "403 Forbidden (bot block)", 403, **common)
+
+
+def build(db_path: Path, runs: int, sizes: Path) -> None:
+    """Record ``runs`` nights over the scanned links; one JSON line of size per night."""
+    from linkkeeper.db import connect
+    from linkkeeper.history.recorder import Recorder
+    from linkkeeper.history.runs import start_run
+
+    db = connect(db_path)
+    urls = [row[0] for row in db.execute("SELECT url FROM links ORDER BY url")]
+    with sizes.open("w", encoding="utf-8") as out:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        out.write(json.dumps({"night": 0, "checks": 0, "bytes": db_size(db_path)}) + "\n")
+        for night in range(1, runs + 1):
+            started = time.perf_counter()
+            run = start_run(db, urls, options={"benchmark": "history"}, new_run=True)
+            recorder = Recorder(db, run.id, batch_size=500)
+            for index, url in enumerate(urls):
+                recorder.add(synthetic(url, index, night))
+            recorder.finish()
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            out.write(json.dumps({"night": night, "checks": night * len(urls),
+                                  "bytes": db_size(db_path),
+                                  "seconds": round(time.perf_counter() - started, 2)}) + "\n")
+            out.flush()
+
+
+def cached_history(links: int, runs: int) -> tuple[Path, list[dict[str, Any]]]:
+    """The database of ``runs`` nights over ``links`` URLs (built once in a child process)."""
+    folder = OUT_DIR / f"history-{links}-{runs}"
+    db, sizes, done = folder / "linkkeeper.db", folder / "sizes.jsonl", folder / "done"
+    if not done.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        site, _ = cached_site(f"site-history-{links}", posts=max(links // 4, 1), hosts=20,
+                              distinct_urls=links)
+        linkkeeper = str(REPO / ".venv" / "bin" / "linkkeeper")
+        subprocess.run([linkkeeper, "scan", str(site), "--db", str(db), "--format", "json"],
+                       check=True, stdout=subprocess.DEVNULL)
+        started = time.perf_counter()
+        subprocess.run([str(REPO / ".venv" / "bin" / "python"), __file__, "--build-into",
+                        str(db), "--runs", str(runs), "--sizes-to", str(sizes)], check=True)
+        done.write_text(f"{time.perf_counter() - started:.1f}\n")
+    lines = [json.loads(line) for line in sizes.read_text().splitlines() if line.strip()]
+    return db, lines
+
+
+def reports(db: Path, links: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    out = db.parent / "report"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    base = [str(REPO / ".venv" / "bin" / "linkkeeper"), "report", "--db", str(db)]
+    with sqlite3.connect(db) as conn:
+        some_url = conn.execute("SELECT url FROM links ORDER BY url LIMIT 1 OFFSET 7").fetchone()[0]
+    runs = [
+        ("report, HTML", [*base, "-o", str(out / "index.html")], out / "index.html"),
+        ("report --format json (streamed)", [*base, "--format", "json", "-o",
+                                             str(out / "r.json")], out / "r.json"),
+        ("history URL", [str(REPO / ".venv" / "bin" / "linkkeeper"), "history", some_url,
+                         "--db", str(db)], None),
+    ]
+    rows = []
+    for label, command, output in runs:
+        result = measure(command, label=label, timeout=1800)
+        if result["exit_code"] != 0:
+            raise SystemExit(f"{label} failed:\n{result['stderr_tail']}")
+        if output is not None:
+            result["out_mb"] = round(output.stat().st_size / 1e6, 1)
+        record(result, benchmark="history", links=links)
+        rows.append(result)
+    page: dict[str, float] = {}
+    try:
+        from bench_report import page_timings
+
+        page = asyncio.run(page_timings(out / "index.html"))
+    except Exception as exc:  # no Chromium here: say so, keep the rest
+        page = {"error": f"{type(exc).__name__}: {exc}"[:200]}  # type: ignore[dict-item]
+    return rows, page
+
+
+def summary_text(links: int, runs: int, sizes: list[dict[str, Any]], rows: list[dict[str, Any]],
+                 page: dict[str, Any]) -> str:
+    first, last = sizes[0], sizes[-1]
+    per_million = (last["bytes"] - first["bytes"]) / last["checks"] * 1e6 / 1e6
+    html = rows[0]
+    lines = [
+        f"{links:,} links × {runs} nightly runs = {last['checks']:,} checks recorded through "
+        f"`Recorder` (median {sorted(s.get('seconds', 0) for s in sizes[1:])[runs // 2]:.1f} s "
+        f"a night in one process): database {first['bytes'] / 1e6:,.0f} MB after the scan, "
+        f"{last['bytes'] / 1e6:,.0f} MB after {runs} runs: **{per_million:,.0f} MB per million "
+        "checks** (checks rows, their indexes, link states and each run's plan).",
+        f"HTML report built in {html['wall_s']:.1f} s (aim < {AIM_HTML_S:.0f} s: "
+        f"{'met' if html['wall_s'] < AIM_HTML_S else 'missed'}).",
+    ]
+    if "table_s" in page:
+        verdict = "met" if page["table_s"] < AIM_PAINT_S else "missed"
+        lines.append(f"Chromium: load event {page['load_s']:.2f} s, first page of the links "
+                     f"table shown at {page['table_s']:.2f} s (aim < {AIM_PAINT_S:.0f} s: "
+                     f"{verdict}).")
+    else:
+        lines.append(f"Chromium: not measured ({page.get('error')}).")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--links", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--write-md", action="store_true", help="update BENCHMARKS.md + charts")
+    parser.add_argument("--build-into", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes-to", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.build_into:  # the child that records the runs
+        build(args.build_into, args.runs, args.sizes_to)
+        return 0
+    load_before = os.getloadavg()[0]
+    db, sizes = cached_history(args.links, args.runs)
+    rows, page = reports(db, args.links)
+    text = markdown_table(rows, COLUMNS)
+    sentence = summary_text(args.links, args.runs, sizes, rows, page)
+    command_line = " ".join(
+        shlex.quote(a) for a in ["python", "benchmarks/bench_history.py", *(argv or sys.argv[1:])]
+    )
+    print(text)
+    print(sentence)
+    if args.write_md:
+        series = [Series("database MB", [(s["checks"], s["bytes"] / 1e6) for s in sizes])]
+        line_chart(f"History: database size, {args.links:,} links, one run a night",
+                   "checks recorded", "MB", series, CHARTS_DIR / "history_size.svg")
+        remember("history_report", "HTML report s", args.links * args.runs, rows[0]["wall_s"])
+        update_section(
+            f"history-{args.links}-{args.runs}",
+            f"{text}\n\n{sentence}\n1-minute load average before the run: {load_before:.2f}. "
+            + provenance(command_line),
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
