@@ -89,14 +89,15 @@ from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from linkkeeper import __version__
-from linkkeeper.archive.cdx import index_path_for, index_warc, rebuild_folder_index
+from linkkeeper.archive.cdx import WARC_SUFFIX, index_warc, rebuild_folder_index
 from linkkeeper.archive.compress import (
     DEFAULT_COMPRESS_LEVEL,
     STORED_LEVEL,
     GzipMemberSink,
     incompressible,
 )
-from linkkeeper.archive.records import OPEN_SUFFIX, complete_record_end, header_value
+from linkkeeper.archive.records import OPEN_SUFFIX, header_value
+from linkkeeper.archive.repair import fsync_dir, repair_folder
 from linkkeeper.archive.snapshots import Capture, PriorCapture
 from linkkeeper.clock import utcnow
 from linkkeeper.exchange import (
@@ -112,7 +113,6 @@ from linkkeeper.exchange import (
 SOFTWARE = f"linkkeeper/{__version__}"
 WARC_VERSION = "WARC/1.1"
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
-WARC_SUFFIX = ".warc.gz"
 PAYLOAD_CONVENTION = (
     "payload = entity body with transfer coding removed and content coding kept; "
     "Transfer-Encoding renamed X-Orig-Transfer-Encoding; Content-Length set to the stored "
@@ -560,7 +560,7 @@ class WarcStore:
                 handle.flush()
                 os.fsync(handle.fileno())
                 os.rename(current.path, current.final)
-                _fsync_dir(current.final.parent)
+                fsync_dir(current.final.parent)
             finally:
                 with contextlib.suppress(OSError):
                     handle.close()  # releases the flock
@@ -585,31 +585,8 @@ class WarcStore:
     # -- crash repair --------------------------------------------------------------------------
 
     def repair(self) -> list[str]:
-        """Close what a crashed run left; returns one message per action taken.
-
-        Each ``*.warc.gz.open`` not locked by a live writer is cut after its last complete
-        record (a gzip member that inflates to exactly one record whose block digest matches),
-        renamed to its closed name and indexed. A file with no complete record is removed.
-        Closed WARCs are never modified; a closed one without its index gets indexed.
-        """
-        messages: list[str] = []
-        changed = False
-        for path in sorted(self.folder.rglob("*" + WARC_SUFFIX + OPEN_SUFFIX)):
-            if self._current and path == self._current.path:
-                continue
-            message = _repair_open_file(self.folder, path)
-            if message:
-                messages.append(message)
-                changed = True
-        for warc in sorted(self.folder.rglob("*" + WARC_SUFFIX)):
-            if not index_path_for(warc).exists():
-                rel = warc.relative_to(self.folder).as_posix()
-                index_warc(self.folder, rel)
-                messages.append(f"indexed {rel} (its index was missing)")
-                changed = True
-        if changed:
-            rebuild_folder_index(self.folder)
-        return messages
+        """Close what a crashed run left (archive/repair.py); one message per action taken."""
+        return repair_folder(self.folder, skip=self._current.path if self._current else None)
 
 
 def _same_file(path: Path, handle: BinaryIO) -> bool:
@@ -617,49 +594,3 @@ def _same_file(path: Path, handle: BinaryIO) -> bool:
         return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
     except FileNotFoundError:
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _repair_open_file(folder: Path, path: Path) -> str | None:
-    rel_open = path.relative_to(folder).as_posix()
-    final = path.with_name(path.name[: -len(OPEN_SUFFIX)])
-    rel = final.relative_to(folder).as_posix()
-    with open(path, "r+b") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return None  # another process is writing it right now
-        if not path.exists():  # closed by its writer while we waited
-            return None
-        if final.exists():
-            return f"left {rel_open} alone: {rel} already exists"
-        size = os.fstat(handle.fileno()).st_size
-        good_end, records = _complete_prefix(handle)
-        if records == 0:
-            os.unlink(path)
-            return f"removed {rel_open}: no complete record in {size} bytes"
-        if good_end < size:
-            handle.truncate(good_end)
-        handle.flush()
-        os.fsync(handle.fileno())
-        os.rename(path, final)
-        _fsync_dir(final.parent)
-    index_warc(folder, rel)
-    cut = f", cut {size - good_end} bytes of an incomplete record" if good_end < size else ""
-    return f"repaired {rel_open}: kept {records} records ({good_end} bytes){cut}; closed as {rel}"
-
-
-def _complete_prefix(handle: BinaryIO) -> tuple[int, int]:
-    """(end offset of the last complete record, number of complete records) of a WARC file."""
-    good_end = records = 0
-    while (end := complete_record_end(handle, good_end)) is not None:
-        good_end = end
-        records += 1
-    return good_end, records
