@@ -355,6 +355,21 @@ def indexes_deferred(db: sqlite_utils.Database, *table_names: str) -> Iterator[N
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create what is missing, under the write lock: two processes opening a new file at
+    once (two scans, two checks) must not both create its tables."""
+    if db.conn.in_transaction:
+        _ensure_schema(db)
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _ensure_schema(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _ensure_schema(db: sqlite_utils.Database) -> None:
     existing = set(db.table_names())
     for name, spec in TABLES.items():
         table = db.table(name)
