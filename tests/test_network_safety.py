@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractResolver
-from helpers import read_warc
+from helpers import hermetic_options, read_warc
 from yarl import URL
 
 import linkkeeper.check.resolver as resolver_module
@@ -68,21 +68,8 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
-    settings: dict[str, Any] = {
-        "connect_to": web.connect_to_args(wildcard=False),
-        "offline_dns": True,
-        "ca_bundle": web.ca_pem,
-        "trust_env": False,
-        "attempts": 1,
-        "connect_timeout": 2,
-        "read_timeout": 2,
-        "total_timeout": 5,
-        "host_rate": 0,
-        "soft404": False,
-        "read_pages": False,
-    }
-    settings.update(overrides)
-    return CheckOptions(**settings)
+    fast = {"attempts": 1, "connect_timeout": 2, "read_timeout": 2, "total_timeout": 5}
+    return hermetic_options(web, **{**fast, **overrides})
 
 
 async def check_all(opts: CheckOptions, urls: list[str]) -> dict[str, CheckResult]:

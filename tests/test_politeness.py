@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from helpers import hermetic_options
 
 from linkkeeper.check.checker import Checker
 from linkkeeper.check.options import CheckOptions
@@ -41,22 +42,8 @@ def _fresh_log(web: FaultWeb, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def options(web: FaultWeb, **overrides: Any) -> CheckOptions:
-    settings: dict[str, Any] = {
-        "connect_to": web.connect_to_args(wildcard=False),
-        "offline_dns": True,
-        "ca_bundle": web.ca_pem,
-        "trust_env": False,
-        "backoff_base": 0.02,
-        "backoff_cap": 0.1,
-        "connect_timeout": 2,
-        "read_timeout": 1,
-        "total_timeout": 5,
-        "host_rate": 0,
-        "soft404": False,
-        "read_pages": True,
-    }
-    settings.update(overrides)
-    return CheckOptions(**settings)
+    timeouts = {"connect_timeout": 2, "read_timeout": 1, "total_timeout": 5, "read_pages": True}
+    return hermetic_options(web, **{**timeouts, **overrides})
 
 
 def mixed_world(tag: str, size: int) -> list[str]:
