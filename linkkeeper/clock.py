@@ -15,6 +15,11 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
 
 
+def iso_z(moment: datetime) -> str:
+    """`iso` with UTC spelled `Z` (Robust Links' data-versiondate, archive lookups)."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def parse_iso(value: str | None) -> datetime | None:
     """The inverse of `iso`; a value written without an offset is read as UTC."""
     if not value:

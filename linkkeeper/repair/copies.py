@@ -20,6 +20,7 @@ from urllib.parse import quote
 import sqlite_utils
 
 from linkkeeper.archive.replay import Capture, captures_of
+from linkkeeper.clock import iso_z
 from linkkeeper.db import Transaction
 from linkkeeper.history.runs import parse_iso
 from linkkeeper.repair.store import ensure_tables, now_iso
@@ -89,7 +90,7 @@ def own_copy(db: sqlite_utils.Database, url: str, first_failed: str | None,
     if not good:
         return None
     best = max(good, key=lambda c: c.date)
-    when = best.date.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    when = iso_z(best.date)
     return Copy(OURS, f"archive/{best.timestamp}/{quote(url, safe=_URL_SAFE)}", when,
                 best.http_status, best.id)
 

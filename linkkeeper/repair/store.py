@@ -13,9 +13,9 @@ restores them exactly.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlite_utils
+
+from linkkeeper.clock import iso_z, utcnow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS archived_copies (
@@ -83,4 +83,4 @@ def ensure_tables(db: sqlite_utils.Database) -> None:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_z(utcnow())
