@@ -59,7 +59,7 @@ class _ImportedOnUse(types.ModuleType):
         return getattr(importlib.import_module(self.__name__), name)
 
 
-def _cdxj_indexer() -> type:
+def cdxj_indexer() -> type:
     """``cdxj_indexer.CDXJIndexer``, imported without paying for tldextract up front.
 
     cdxj-indexer imports surt, whose ``handyurl`` imports tldextract (and through it
@@ -87,7 +87,7 @@ def index_warc(folder: Path, warc_file: str) -> Path:
     lines are cdxj-indexer's own: it reads the whole file back (cheap for bodies that did
     not shrink: they are stored, and inflating stored blocks is a copy).
     """
-    CDXJIndexer = _cdxj_indexer()
+    CDXJIndexer = cdxj_indexer()
 
     warc_path = folder / warc_file
     target = index_path_for(warc_path)
