@@ -963,3 +963,26 @@ def members_of(data: bytes) -> list[tuple[int, int, bytes]]:
         fh.write(data)
         fh.flush()
         return members(Path(fh.name))
+
+
+def test_the_indexer_is_imported_without_pyamf_and_tldextract_yet_keeps_them() -> None:
+    """cdx.cdxj_indexer() lends stand-ins while cdxj-indexer imports (start-up time); in a
+    fresh interpreter the real modules are imported when used, and the stand-ins are gone."""
+    code = """
+import sys
+from linkkeeper.archive.cdx import cdxj_indexer
+cdxj_indexer()
+assert "pyamf" not in sys.modules and "cdxj_indexer.amf" not in sys.modules
+assert "tldextract" not in sys.modules
+from cdxj_indexer import postquery
+try:
+    postquery.amf_parse("not amf", "")  # the real function, imported on this call
+except Exception:
+    pass
+import cdxj_indexer.amf as amf
+assert "pyamf" in sys.modules and hasattr(amf, "Amf")
+assert hasattr(sys.modules["surt.handyurl"].tldextract, "extract")  # the real one, on use
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert done.returncode == 0, done.stderr
