@@ -7,15 +7,20 @@ process (wall, CPU, peak RSS via benchmarks/measure.py):
 
 * ``cp`` of the WARC files: the floor for moving these bytes on this disk;
 * a raw copy of exactly the records the export copies (response + request gzip members, by
-  offset and length, in 1 MiB read/write pieces), with no checks: the baseline;
-* ``linkkeeper export -o all.warc.gz`` and ``-o all.wacz`` of every capture.
+  offset and length, in 1 MiB read/write pieces), with no checks: the baseline; the same
+  with ``copy_file_range`` (in the kernel) and the same followed by an fsync, for reference;
+* ``linkkeeper export -o all.warc.gz`` and ``-o all.wacz`` of every capture;
+* a partial selection (``--url 'http://news1*'``, about half the captures: no source file
+  is taken whole) as ``.wacz``, against a raw copy of the same records.
 
-Throughput is the output size divided by wall time. All data (captures, database, outputs)
-lives in a temporary folder under benchmarks/out/ and is deleted at the end.
+Throughput is the output size divided by wall time. Every run is repeated ``--rounds`` times
+(default 3), every other round in reverse order; the table has medians. All data (captures,
+database, outputs) lives in a temporary folder under benchmarks/out/ and is deleted at the end.
 
     .venv/bin/python benchmarks/bench_export.py                 # print the table
     .venv/bin/python benchmarks/bench_export.py --write-md      # also update BENCHMARKS.md
     .venv/bin/python benchmarks/bench_export.py --size-mb 200   # a quicker, smaller run
+    .venv/bin/python benchmarks/bench_export.py --cpus 1        # every run pinned to CPU 1
     # before/after in one run: the older code exported into a folder (git archive)
     git archive 3e8def9 linkkeeper | tar -x -C /tmp/before && echo 3e8def9 > /tmp/before/COMMIT
     .venv/bin/python benchmarks/bench_export.py --before /tmp/before
@@ -55,9 +60,10 @@ RAW_COPY = textwrap.dedent(
     """
     import sqlite3, sys
     db, folder, out = sys.argv[1:4]
+    like = next((a[5:] for a in sys.argv[4:] if a.startswith("like=")), "%")
     rows = sqlite3.connect(db).execute(
         "SELECT warc_file, offset, length, request_offset, request_length FROM snapshots"
-        " ORDER BY warc_file, offset").fetchall()
+        " WHERE url LIKE ? ORDER BY warc_file, offset", [like]).fetchall()
     handles = {}
     with open(out, "wb") as sink:
         for name, offset, length, req_offset, req_length in rows:
@@ -68,7 +74,7 @@ RAW_COPY = textwrap.dedent(
                     chunk = source.read(min(size, 1 << 20))
                     sink.write(chunk)
                     size -= len(chunk)
-        if sys.argv[4:] == ["fsync"]:  # as durable as an export (which fsyncs before renaming)
+        if "fsync" in sys.argv[4:]:  # as durable as an export (which fsyncs before renaming)
             sink.flush()
             __import__("os").fsync(sink.fileno())
     """
@@ -215,11 +221,22 @@ def _run_once(label: str, command: list[str], output: Path | None, args: argpars
 
 
 RAW = "raw copy of the records"
+PART_PATTERN = "http://news1*"  # news1 and news10-19: 11 of the 20 hosts
+PART_RAW = f"raw copy of the records of `{PART_PATTERN}` (about half)"
+PART_EXPORT = f"export .wacz `--url '{PART_PATTERN}'`"
+
+
+def _baseline(label: str) -> str | None:
+    """The raw copy a run is compared with (the same records), if it is compared."""
+    if label.startswith(PART_EXPORT):
+        return PART_RAW
+    if label.startswith(("export", RAW + ",", RAW + " in")):
+        return RAW
+    return None
 
 
 def _medians(rounds: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per run: median wall and CPU, highest peak RSS, ratio to the raw copy."""
-    raw_wall = statistics.median(r["wall_s"] for r in rounds[RAW])
+    """One row per run: median wall and CPU, highest peak RSS, ratio to its raw copy."""
     rows = []
     for label, results in rounds.items():
         row = dict(results[0])
@@ -228,7 +245,9 @@ def _medians(rounds: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
         if "out_mb" in row:
             row["mb_per_s"] = round(row["out_mb"] / row["wall_s"])
-        if label.startswith(("export", RAW + ",", RAW + " in")):
+        baseline = _baseline(label)
+        if baseline:
+            raw_wall = statistics.median(r["wall_s"] for r in rounds[baseline])
             row["vs_raw"] = f"{raw_wall / row['wall_s']:.2f}"
         rows.append(row)
     return rows
@@ -237,8 +256,9 @@ def _medians(rounds: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
 def _per_round(rounds: dict[str, list[dict[str, Any]]]) -> str:
     parts = []
     for label, results in rounds.items():
-        if label.startswith("export"):
-            ratios = [raw["wall_s"] / r["wall_s"] for raw, r in zip(rounds[RAW], results,
+        baseline = _baseline(label)
+        if label.startswith("export") and baseline:
+            ratios = [raw["wall_s"] / r["wall_s"] for raw, r in zip(rounds[baseline], results,
                                                                     strict=True)]
             parts.append(f"{label} " + ", ".join(f"{x:.2f}" for x in ratios))
     return "; ".join(parts)
@@ -348,6 +368,26 @@ def main(argv: list[str] | None = None) -> int:
             label = f"export .wacz, code before ({_commit_of(args.before)})"
             runs.append((label, [*runs[-1][1][:-2], str(root / "before.wacz"), "--quiet"],
                          root / "before.wacz"))
+        # a partial selection: no source file is taken whole, so the package's WARC is
+        # assembled record by record and its sha256 and CRC-32 computed as it is written
+        runs += [
+            (
+                PART_RAW,
+                [python, "-c", RAW_COPY, str(db), str(folder), str(root / "part.warc.gz"),
+                 f"like={PART_PATTERN.replace('*', '%')}"],
+                root / "part.warc.gz",
+            ),
+            (
+                PART_EXPORT,
+                [*runs[5][1][:-3], "--url", PART_PATTERN, "-o", str(root / "part.wacz"),
+                 "--quiet"],
+                root / "part.wacz",
+            ),
+        ]
+        if args.before:
+            runs.append((f"{PART_EXPORT}, code before ({_commit_of(args.before)})",
+                         [*runs[-1][1][:-2], str(root / "part-before.wacz"), "--quiet"],
+                         root / "part-before.wacz"))
         rounds: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in runs}
         for number in range(args.rounds):  # alternating: every other round in reverse order
             for label, command, output in runs if number % 2 == 0 else runs[::-1]:
