@@ -20,7 +20,9 @@ is checked against its `snapshots` row (type, record id, URL; read by
 with a message, never exported blind.
 
 Streaming: records are copied in 1 MiB pieces (``copy_file_range`` when the output is a plain
-file), so memory does not grow with the archive. The output is written under a hidden
+file), so memory does not grow with the archive; every 64 MiB the disk is told to start
+writing back (:func:`start_writeback`), so the fsync before the rename finds little left to do.
+The output is written under a hidden
 temporary name (``.NAME.PID.part``) beside the target, fsync-ed and renamed only when complete:
 an interrupted export leaves no file that looks like a finished one (and the next export to
 the same name removes the part files of exports that were killed).

@@ -2,14 +2,20 @@
 
 Our own writer rather than the ``wacz`` PyPI package: that package pins old libraries
 (``typer==0.11.1``, frictionless, black, pytest-cov) and re-reads every WARC to index it.
-Here the combined WARC is streamed straight into the ZIP (stored, not deflated: replay tools
-read records by offset through HTTP ranges) while the CDXJ lines are taken from the source
-files' own cdxj-indexer indexes with only ``offset``/``length``/``filename`` changed, so the
-archive is read once; the index is sorted one source file at a time and merged, so memory does
-not grow with the archive. Layout (WACZ 1.1.1, https://specs.webrecorder.net/wacz/1.1.1/)::
+Here the WARCs are streamed straight into the ZIP (stored, not deflated: replay tools read
+records by offset through HTTP ranges) while the CDXJ lines are taken from the source files'
+own cdxj-indexer indexes with only ``offset``/``length``/``filename`` changed, so the archive
+is read at most once; the index is sorted one source file at a time and merged, so memory does
+not grow with the archive. A source WARC whose every record is selected is stored whole, as it
+is, copied in the kernel, with the sha256 and CRC-32 its writer recorded
+(:mod:`linkkeeper.archive.digests`): none of its bytes passes through Python. Layout (WACZ
+1.1.1, https://specs.webrecorder.net/wacz/1.1.1/)::
 
-    archive/linkkeeper-export-YYYYMMDDhhmmss.warc.gz   the combined WARC (see linkkeeper.export.assemble)
-    indexes/index.cdxj        sorted CDXJ of its response/revisit records (cdxj-indexer format)
+    archive/linkkeeper-export-YYYYMMDDhhmmss.warc.gz   the export's WARC: a warcinfo describing
+                              the export, then the records of partly selected source files
+                              (see linkkeeper.export.assemble)
+    archive/<source>.warc.gz  each source WARC taken whole, under its own name
+    indexes/index.cdxj        sorted CDXJ of the response/revisit records (cdxj-indexer format)
     pages/pages.jsonl         header line, then one page per exported post link: url, ts, title
     datapackage.json          profile data-package, wacz_version 1.1.1, sha256 + size of each file
     datapackage-digest.json   sha256 of datapackage.json
