@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import shutil
 import sqlite3
 import statistics
@@ -143,7 +144,18 @@ LABELS = {
     "raw-stored": "same raw loop, records whose body does not shrink stored (level 0, as linkkeeper)",
     "linkkeeper": "`linkkeeper snapshot`",
 }
-TOOLS = ("raw", "raw-stored", "linkkeeper")
+TOOLS: tuple[str, ...] = ("raw", "raw-stored", "linkkeeper")
+BEFORE: dict[str, Path] = {}  # --before: the folder of an older checkout ("before" runs)
+
+
+def add_before(folder: Path) -> None:
+    """Also run `snapshot` with the code in `folder` (git archive of an older commit)."""
+    global TOOLS
+    BEFORE["folder"] = folder.resolve()
+    stamp = folder / "COMMIT"
+    commit = stamp.read_text().strip() if stamp.exists() else folder.name
+    LABELS["before"] = f"`linkkeeper snapshot`, code before ({commit})"
+    TOOLS = (*TOOLS, "before")
 
 
 def run_round(
@@ -158,7 +170,8 @@ def run_round(
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     if tool.startswith("raw"):
-        command = [str(PYTHON), __file__, "--raw", str(port), str(urls_file), str(out)]
+        command = [str(PYTHON), str(Path(__file__).resolve()), "--raw", str(port),
+                   str(urls_file), str(out)]
         if tool == "raw-stored":
             command.append("--stored")
     else:
@@ -188,7 +201,11 @@ def run_round(
         for spec in connect_to:
             command += ["--connect-to", spec]
     label = LABELS[tool]
-    result = measure(command, label=label, cwd=REPO, stdout_path=out / "stdout.txt")
+    cwd, env = REPO, None
+    if tool == "before":  # the older package first on the path: run from its folder
+        cwd = BEFORE["folder"]
+        env = {**os.environ, "PYTHONPATH": str(cwd)}
+    result = measure(command, label=label, cwd=cwd, env=env, stdout_path=out / "stdout.txt")
     if result["exit_code"] != 0:
         raise RuntimeError(f"{label} failed: {result.get('stderr_tail')}")
     if tool.startswith("raw"):
@@ -206,7 +223,10 @@ def run_round(
 
 def compile_bytecode() -> None:
     """Write .pyc files for linkkeeper and these scripts, as an installed package has them."""
-    for folder in (REPO / "linkkeeper", Path(__file__).resolve().parent):
+    folders = [REPO / "linkkeeper", Path(__file__).resolve().parent]
+    if BEFORE:
+        folders.append(BEFORE["folder"] / "linkkeeper")
+    for folder in folders:
         subprocess.run(
             [str(PYTHON), "-m", "compileall", "-q", str(folder)],
             check=True,
@@ -223,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated page counts, one pair of runs each (default: 1,500,3000)",
     )
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--before", type=Path, help="also run snapshot with this older checkout")
     parser.add_argument("--raw", nargs=3, metavar=("PORT", "URLS", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--stored", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -233,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(done))
         return 0
 
+    if args.before:
+        add_before(args.before)
     counts = [int(n) for n in args.pages.split(",") if n.strip()]
     work = OUT_DIR / "capture"
     work.mkdir(parents=True, exist_ok=True)
@@ -271,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             "python benchmarks/bench_capture.py"
             + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
             + (f" --pages {args.pages}" if args.pages != "1,500,3000" else "")
+            + (f" --before {args.before}" if args.before else "")
         )
         update_section("capture", table + "\n\n" + provenance(command))
     return 0
@@ -304,7 +328,9 @@ def format_table(
             )
         if count > 1:  # one page measures the fixed cost, not a throughput
             ratios.append(f"{count:,} pages **{speeds['linkkeeper'] / speeds['raw']:.2f}**")
-            machinery.append(f"{count:,} pages {speeds['linkkeeper'] / speeds['raw-stored']:.2f}")
+            machinery.append(f"{count:,} pages {speeds['linkkeeper'] / speeds['raw-stored']:.2f}"
+                             + (f" (code before: {speeds['before'] / speeds['raw-stored']:.2f})"
+                                if "before" in speeds else ""))
     rounds = len(startup)
     return "\n".join(
         [

@@ -7,15 +7,20 @@ process (wall, CPU, peak RSS via benchmarks/measure.py):
 
 * ``cp`` of the WARC files: the floor for moving these bytes on this disk;
 * a raw copy of exactly the records the export copies (response + request gzip members, by
-  offset and length, in 1 MiB read/write pieces), with no checks: the baseline;
-* ``linkkeeper export -o all.warc.gz`` and ``-o all.wacz`` of every capture.
+  offset and length, in 1 MiB read/write pieces), with no checks: the baseline; the same
+  with ``copy_file_range`` (in the kernel) and the same followed by an fsync, for reference;
+* ``linkkeeper export -o all.warc.gz`` and ``-o all.wacz`` of every capture;
+* a partial selection (``--url 'http://news1*'``, about half the captures: no source file
+  is taken whole) as ``.wacz``, against a raw copy of the same records.
 
-Throughput is the output size divided by wall time. All data (captures, database, outputs)
-lives in a temporary folder under benchmarks/out/ and is deleted at the end.
+Throughput is the output size divided by wall time. Every run is repeated ``--rounds`` times
+(default 3), every other round in reverse order; the table has medians. All data (captures,
+database, outputs) lives in a temporary folder under benchmarks/out/ and is deleted at the end.
 
     .venv/bin/python benchmarks/bench_export.py                 # print the table
     .venv/bin/python benchmarks/bench_export.py --write-md      # also update BENCHMARKS.md
     .venv/bin/python benchmarks/bench_export.py --size-mb 200   # a quicker, smaller run
+    .venv/bin/python benchmarks/bench_export.py --cpus 1        # every run pinned to CPU 1
     # before/after in one run: the older code exported into a folder (git archive)
     git archive 3e8def9 linkkeeper | tar -x -C /tmp/before && echo 3e8def9 > /tmp/before/COMMIT
     .venv/bin/python benchmarks/bench_export.py --before /tmp/before
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,9 +60,10 @@ RAW_COPY = textwrap.dedent(
     """
     import sqlite3, sys
     db, folder, out = sys.argv[1:4]
+    like = next((a[5:] for a in sys.argv[4:] if a.startswith("like=")), "%")
     rows = sqlite3.connect(db).execute(
         "SELECT warc_file, offset, length, request_offset, request_length FROM snapshots"
-        " ORDER BY warc_file, offset").fetchall()
+        " WHERE url LIKE ? ORDER BY warc_file, offset", [like]).fetchall()
     handles = {}
     with open(out, "wb") as sink:
         for name, offset, length, req_offset, req_length in rows:
@@ -67,9 +74,29 @@ RAW_COPY = textwrap.dedent(
                     chunk = source.read(min(size, 1 << 20))
                     sink.write(chunk)
                     size -= len(chunk)
-        if sys.argv[4:] == ["fsync"]:  # as durable as an export (which fsyncs before renaming)
+        if "fsync" in sys.argv[4:]:  # as durable as an export (which fsyncs before renaming)
             sink.flush()
             __import__("os").fsync(sink.fileno())
+    """
+)
+# The same records copied in the kernel (copy_file_range): the floor for these bytes, shown
+# for information; the aim's baseline stays the read/write copy above.
+KERNEL_COPY = textwrap.dedent(
+    """
+    import os, sqlite3, sys
+    db, folder, out = sys.argv[1:4]
+    rows = sqlite3.connect(db).execute(
+        "SELECT warc_file, offset, length, request_offset, request_length FROM snapshots"
+        " ORDER BY warc_file, offset").fetchall()
+    handles = {}
+    with open(out, "wb", buffering=0) as sink:
+        for name, offset, length, req_offset, req_length in rows:
+            source = handles.get(name) or handles.setdefault(name, open(f"{folder}/{name}", "rb"))
+            for start, size in ((offset, length), (req_offset, req_length)):
+                while size > 0:
+                    done = os.copy_file_range(source.fileno(), sink.fileno(), size, start)
+                    start += done
+                    size -= done
     """
 )
 
@@ -172,6 +199,71 @@ def _row(result: dict[str, Any], out: Path, raw_wall: float | None) -> dict[str,
     return result
 
 
+def _run_once(label: str, command: list[str], output: Path | None, args: argparse.Namespace,
+              captures: int, source_mb: float) -> dict[str, Any]:
+    """One measured run (its output measured, then deleted)."""
+    env, cwd = None, REPO
+    if "code before" in label:  # the older package first on the path (`-m` puts
+        # the working folder first: run from the older checkout, all paths absolute)
+        cwd = args.before.resolve()
+        env = dict(os.environ, PYTHONPATH=str(cwd))
+    result = measure(command, label=label, cwd=cwd, timeout=600, env=env, cpus=args.cpus)
+    if result["exit_code"] != 0:
+        raise SystemExit(f"{label} failed: {result['stderr_tail']}")
+    record(result, benchmark="export", captures=captures, source_mb=round(source_mb, 1))
+    if output is not None:
+        result = _row(result, output, None)
+        if output.is_dir():
+            shutil.rmtree(output)
+        else:
+            output.unlink()
+    return result
+
+
+RAW = "raw copy of the records"
+PART_PATTERN = "http://news1*"  # news1 and news10-19: 11 of the 20 hosts
+PART_RAW = f"raw copy of the records of `{PART_PATTERN}` (about half)"
+PART_EXPORT = f"export .wacz `--url '{PART_PATTERN}'`"
+
+
+def _baseline(label: str) -> str | None:
+    """The raw copy a run is compared with (the same records), if it is compared."""
+    if label.startswith(PART_EXPORT):
+        return PART_RAW
+    if label.startswith(("export", RAW + ",", RAW + " in")):
+        return RAW
+    return None
+
+
+def _medians(rounds: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per run: median wall and CPU, highest peak RSS, ratio to its raw copy."""
+    rows = []
+    for label, results in rounds.items():
+        row = dict(results[0])
+        row["wall_s"] = round(statistics.median(r["wall_s"] for r in results), 2)
+        row["cpu_s"] = round(statistics.median(r["cpu_s"] for r in results), 2)
+        row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+        if "out_mb" in row:
+            row["mb_per_s"] = round(row["out_mb"] / row["wall_s"])
+        baseline = _baseline(label)
+        if baseline:
+            raw_wall = statistics.median(r["wall_s"] for r in rounds[baseline])
+            row["vs_raw"] = f"{raw_wall / row['wall_s']:.2f}"
+        rows.append(row)
+    return rows
+
+
+def _per_round(rounds: dict[str, list[dict[str, Any]]]) -> str:
+    parts = []
+    for label, results in rounds.items():
+        baseline = _baseline(label)
+        if label.startswith("export") and baseline:
+            ratios = [raw["wall_s"] / r["wall_s"] for raw, r in zip(rounds[baseline], results,
+                                                                    strict=True)]
+            parts.append(f"{label} " + ", ".join(f"{x:.2f}" for x in ratios))
+    return "; ".join(parts)
+
+
 def _commit_of(folder: Path) -> str:
     """The commit a --before folder was exported from (its COMMIT file), else its name."""
     stamp = folder / "COMMIT"
@@ -187,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a checkout of older code (its folder): also export .wacz with it, in the same run",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every run (medians)")
+    parser.add_argument("--cpus", help="pin every run with taskset -c (e.g. 1)")
     parser.add_argument("--generate-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.generate_into:  # the child that writes the data (keeps the parent's RSS small)
@@ -223,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
                 "raw copy of the records",
                 [python, "-c", RAW_COPY, str(db), str(folder), str(root / "raw.warc.gz")],
                 root / "raw.warc.gz",
+            ),
+            (
+                "raw copy of the records in the kernel (copy_file_range)",
+                [python, "-c", KERNEL_COPY, str(db), str(folder), str(root / "rawk.warc.gz")],
+                root / "rawk.warc.gz",
             ),
             (
                 "raw copy of the records, then fsync",
@@ -269,33 +368,38 @@ def main(argv: list[str] | None = None) -> int:
             label = f"export .wacz, code before ({_commit_of(args.before)})"
             runs.append((label, [*runs[-1][1][:-2], str(root / "before.wacz"), "--quiet"],
                          root / "before.wacz"))
-        results = []
-        raw_wall = None
-        for label, command, output in runs:
-            env, cwd = None, REPO
-            if "code before" in label:  # the older package first on the path (`-m` puts
-                # the working folder first: run from the older checkout, all paths absolute)
-                cwd = args.before.resolve()
-                env = dict(os.environ, PYTHONPATH=str(cwd))
-            result = measure(command, label=label, cwd=cwd, timeout=600, env=env)
-            if result["exit_code"] != 0:
-                raise SystemExit(f"{label} failed: {result['stderr_tail']}")
-            if label == "raw copy of the records":
-                raw_wall = result["wall_s"]
-            record(result, benchmark="export", captures=captures, source_mb=round(source_mb, 1))
-            if output is None:
-                results.append(result)
-                continue
-            compare = label.startswith(("export", "raw copy of the records,"))
-            results.append(_row(result, output, raw_wall if compare else None))
-            if output.is_dir():
-                shutil.rmtree(output)
-            else:
-                output.unlink()
+        # a partial selection: no source file is taken whole, so the package's WARC is
+        # assembled record by record and its sha256 and CRC-32 computed as it is written
+        runs += [
+            (
+                PART_RAW,
+                [python, "-c", RAW_COPY, str(db), str(folder), str(root / "part.warc.gz"),
+                 f"like={PART_PATTERN.replace('*', '%')}"],
+                root / "part.warc.gz",
+            ),
+            (
+                PART_EXPORT,
+                [*runs[5][1][:-3], "--url", PART_PATTERN, "-o", str(root / "part.wacz"),
+                 "--quiet"],
+                root / "part.wacz",
+            ),
+        ]
+        if args.before:
+            runs.append((f"{PART_EXPORT}, code before ({_commit_of(args.before)})",
+                         [*runs[-1][1][:-2], str(root / "part-before.wacz"), "--quiet"],
+                         root / "part-before.wacz"))
+        rounds: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in runs}
+        for number in range(args.rounds):  # alternating: every other round in reverse order
+            for label, command, output in runs if number % 2 == 0 else runs[::-1]:
+                rounds[label].append(_run_once(label, command, output, args, captures,
+                                               source_mb))
+        results = _medians(rounds)
         table = markdown_table(results, COLUMNS)
         command_line = (
             "python benchmarks/bench_export.py"
             + (f" --size-mb {args.size_mb}" if args.size_mb != 1000 else "")
+            + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
+            + (f" --cpus {args.cpus}" if args.cpus else "")
             + (f" --before {args.before}" if args.before else "")
             + (" --write-md" if args.write_md else "")
         )
@@ -303,7 +407,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{captures} captures ({captures // 10} of them revisits), {source_mb:,.0f} MB "
             "of WARC in files rotated at 256 MB, bodies of 64 kB to 3 MB of random bytes; "
             "files in the page cache (just written), so this measures CPU and memory "
-            "bandwidth more than the disk.\n" + provenance(command_line)
+            f"bandwidth more than the disk. Medians of {args.rounds} rounds, the runs "
+            "alternating (every other round in reverse order)"
+            + (f", each pinned to CPU {args.cpus}" if args.cpus else "")
+            + "; vs raw copy: the raw copy's median wall over the run's. Per round (raw copy "
+            "wall / export wall): " + _per_round(rounds) + ".\n" + provenance(command_line)
         )
         print(table)
         print(note)

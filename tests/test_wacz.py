@@ -59,10 +59,15 @@ def independent_check(path: Path) -> dict[str, object]:
         assert digest == {"path": "datapackage.json",
                           "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest()}
 
-        warcs = [n for n in names if n.startswith("archive/")]
-        assert len(warcs) == 1 and warcs[0].endswith(".warc.gz")
-        assert zf.getinfo(warcs[0]).compress_type == zipfile.ZIP_STORED
-        warc = zf.read(warcs[0])
+        # the export's own WARC (its warcinfo first), and the source WARCs taken whole
+        warcs = {n: zf.read(n) for n in sorted(names) if n.startswith("archive/")}
+        assert all(n.endswith(".warc.gz") for n in warcs)
+        assert all(zf.getinfo(n).compress_type == zipfile.ZIP_STORED for n in warcs)
+        own = [n for n in warcs if n.startswith("archive/linkkeeper-export-")]
+        assert len(own) == 1
+        first = next(iter(ArchiveIterator(io.BytesIO(warcs[own[0]]))))
+        assert first.rec_type == "warcinfo"
+        assert first.rec_headers.get_header("WARC-Filename") == own[0].removeprefix("archive/")
         index_lines = zf.read("indexes/index.cdxj").decode().splitlines()
         assert index_lines == sorted(index_lines)
         entries = set()
@@ -70,7 +75,7 @@ def independent_check(path: Path) -> dict[str, object]:
             urlkey, ts, rest = line.split(" ", 2)
             fields = json.loads(rest)
             assert urlkey == surt(fields["url"])  # the key replay tools binary-search on
-            assert "archive/" + fields["filename"] == warcs[0]
+            warc = warcs["archive/" + fields["filename"]]
             offset, length = int(fields["offset"]), int(fields["length"])
             record = next(iter(ArchiveIterator(io.BytesIO(warc[offset : offset + length]))))
             assert record.rec_headers.get_header("WARC-Target-URI") == fields["url"]
@@ -86,7 +91,8 @@ def independent_check(path: Path) -> dict[str, object]:
             when = datetime.fromisoformat(page["ts"].replace("Z", "+00:00"))
             assert (page["url"], f"{when:%Y%m%d%H%M%S}") in entries, page
             assert page["title"] and page["id"]
-        return {"package": package, "pages": pages, "entries": entries, "warc": warc}
+        return {"package": package, "pages": pages, "entries": entries, "warcs": warcs,
+                "warc": b"".join(warcs.values())}
 
 
 def test_wacz_export_validates_independently(archive: Archive) -> None:
@@ -98,9 +104,11 @@ def test_wacz_export_validates_independently(archive: Archive) -> None:
     assert held["package"]["title"] == "Storm archive"
     assert held["package"]["software"].startswith("linkkeeper/")
     assert len(held["entries"]) == len(archive.captures)  # every capture indexed
-    extracted = archive.root / "extracted.warc.gz"
-    extracted.write_bytes(held["warc"])
-    warcio_check(extracted)
+    extracted = []
+    for number, data in enumerate(held["warcs"].values()):
+        extracted.append(archive.root / f"extracted-{number}.warc.gz")
+        extracted[-1].write_bytes(data)
+    warcio_check(*extracted)
     assert check_wacz(target) == []
 
 
@@ -220,14 +228,45 @@ def test_large_records_keep_crc_and_sha256_right(tmp_path: Path) -> None:
             ex = exchange(f"http://big.test/{i}.bin", body[i:] + body[:i], NIGHT1,
                           response_headers=[("Content-Type", "application/octet-stream")])
             _insert(db, store.write(ex), 1, None)
-    target = tmp_path / "big.wacz"
-    result = export(db, folder, Selection(), target)
-    assert result.captures == 3 and result.bytes_written > 15e6
-    with zipfile.ZipFile(target) as zf:
-        assert zf.testzip() is None  # every member's CRC-32 checked by zipfile itself
-        package = json.loads(zf.read("datapackage.json"))
-        for resource in package["resources"]:
-            data = zf.read(resource["path"])
-            assert resource["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
-            assert resource["bytes"] == len(data)
-    assert check_wacz(target) == []
+    # all: the source file is stored whole (recorded digests); two of three: its records are
+    # copied into the export's WARC (digests computed while copying)
+    some = Selection(url_patterns=("http://big.test/0.bin", "http://big.test/2.bin"))
+    for name, selection, captures in (("big.wacz", Selection(), 3), ("some.wacz", some, 2)):
+        target = tmp_path / name
+        result = export(db, folder, selection, target)
+        assert result.captures == captures and result.bytes_written > captures * 5e6
+        with zipfile.ZipFile(target) as zf:
+            assert zf.testzip() is None  # every member's CRC-32 checked by zipfile itself
+            package = json.loads(zf.read("datapackage.json"))
+            for resource in package["resources"]:
+                data = zf.read(resource["path"])
+                assert resource["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+                assert resource["bytes"] == len(data)
+        assert check_wacz(target) == []
+
+
+def test_wholly_selected_source_files_are_stored_as_they_are(archive: Archive) -> None:
+    """Every record of a source file selected: the file itself goes into archive/, byte for
+    byte, its sha256 and CRC-32 those recorded when it was written; a file whose digest
+    sidecar no longer vouches for it (modification time changed) is copied record by record
+    into the export's WARC instead, digested as it is copied. Both packages validate."""
+    import os
+
+    sources = sorted(archive.folder.rglob("*.warc.gz"))
+    target = archive.root / "all.wacz"
+    export(archive.db, archive.folder, Selection(), target)
+    held = independent_check(target)
+    for path in sources:
+        assert held["warcs"]["archive/" + path.name] == path.read_bytes()
+    (own,) = (data for name, data in held["warcs"].items() if "linkkeeper-export-" in name)
+    assert [r.rec_type for r in ArchiveIterator(io.BytesIO(own))] == ["warcinfo"]
+
+    stat = sources[0].stat()
+    os.utime(sources[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    again = archive.root / "again.wacz"
+    result = export(archive.db, archive.folder, Selection(), again)
+    held = independent_check(again)
+    assert "archive/" + sources[0].name not in held["warcs"]
+    assert held["warcs"]["archive/" + sources[1].name] == sources[1].read_bytes()
+    assert len(held["entries"]) == len(archive.captures) == result.captures
+    assert check_wacz(again) == []

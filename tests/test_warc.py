@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 import linkkeeper.archive.compress as compress_module
 from linkkeeper.archive.cdx import FOLDER_INDEX_NAME, index_path_for, pywb_collection_config
+from linkkeeper.archive.digests import sidecar_for, trusted_digest
 from linkkeeper.archive.records import read_record
 from linkkeeper.archive.snapshots import Capture, PriorCapture
 from linkkeeper.archive.warc import (
@@ -134,6 +135,16 @@ def warcio_check(*paths: Path) -> None:
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     return tmp_path / "warcs"
+
+
+def assert_digest_sidecar_true(path: Path) -> None:
+    """The closed file's digest sidecar is there and describes its bytes (hashlib, zlib)."""
+    data = path.read_bytes()
+    digest = trusted_digest(path)
+    assert digest is not None, f"{path}: no trusted digest sidecar"
+    assert digest.size == len(data)
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest.crc32 == zlib.crc32(data)
 
 
 def write_all(folder: Path, *exchanges: Exchange, **options: object) -> tuple[list, Path]:
@@ -519,6 +530,7 @@ def test_failed_write_leaves_no_partial_record(folder: Path, monkeypatch) -> Non
     urls = [r["headers"].get_header("WARC-Target-URI") for r in read_warc(path)[1:]]
     assert urls == ["http://news.test/1"] * 2 + ["http://news.test/3"] * 2
     assert third.offset == first.offset + first.bytes_written
+    assert_digest_sidecar_true(path)  # the digest was rolled back with the file
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,6 +569,7 @@ def test_files_rotate_at_the_size_limit(folder: Path) -> None:
     assert captures[1].warc_file.startswith("2027/01/nightly-20270105101500-")
     warcio_check(*files)
     for path, capture in zip(files, captures, strict=True):
+        assert_digest_sidecar_true(path)
         records = read_warc(path)
         assert [r["type"] for r in records] == ["warcinfo", "response", "request"]
         assert records[1]["headers"].get_header("WARC-Target-URI") == capture.url
@@ -806,6 +819,7 @@ def test_repair_closes_a_killed_writers_file(folder: Path, damage: str) -> None:
     if damage == "cut-in-gzip-header":  # the response survives; its request was cut
         assert records[-1]["type"] == "response"
     assert index_path_for(closed).exists()
+    assert_digest_sidecar_true(closed)
     assert (folder / FOLDER_INDEX_NAME).read_text().count("news.test") == len(intact)
     store.close()
 
@@ -836,10 +850,31 @@ def test_repair_indexes_a_closed_file_whose_index_was_lost(folder: Path) -> None
         capture = store.write(exchange())
     index = index_path_for(folder / capture.warc_file)
     index.unlink()
+    sidecar_for(folder / capture.warc_file).unlink()  # a crash right after the rename
     (folder / FOLDER_INDEX_NAME).unlink()
     messages = WarcStore(folder).repair_messages
     assert messages == [f"indexed {capture.warc_file} (its index was missing)"]
     assert index.exists() and capture.url in (folder / FOLDER_INDEX_NAME).read_text()
+    assert_digest_sidecar_true(folder / capture.warc_file)
+
+
+def test_a_digest_sidecar_is_trusted_only_while_the_file_is_unchanged(folder: Path) -> None:
+    """A touched, appended or copied file is not described by its sidecar any more."""
+    with WarcStore(folder, clock=Clock()) as store:
+        capture = store.write(exchange(body=os.urandom(3000)))
+    path = folder / capture.warc_file
+    assert_digest_sidecar_true(path)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert trusted_digest(path) is None  # same bytes, but nothing says so any more
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert trusted_digest(path) is not None
+    with open(path, "ab") as handle:
+        handle.write(b"\0")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert trusted_digest(path) is None  # one byte longer
+    sidecar_for(path).write_text("{not json")
+    assert trusted_digest(path) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -928,3 +963,26 @@ def members_of(data: bytes) -> list[tuple[int, int, bytes]]:
         fh.write(data)
         fh.flush()
         return members(Path(fh.name))
+
+
+def test_the_indexer_is_imported_without_pyamf_and_tldextract_yet_keeps_them() -> None:
+    """cdx.cdxj_indexer() lends stand-ins while cdxj-indexer imports (start-up time); in a
+    fresh interpreter the real modules are imported when used, and the stand-ins are gone."""
+    code = """
+import sys
+from linkkeeper.archive.cdx import cdxj_indexer
+cdxj_indexer()
+assert "pyamf" not in sys.modules and "cdxj_indexer.amf" not in sys.modules
+assert "tldextract" not in sys.modules
+from cdxj_indexer import postquery
+try:
+    postquery.amf_parse("not amf", "")  # the real function, imported on this call
+except Exception:
+    pass
+import cdxj_indexer.amf as amf
+assert "pyamf" in sys.modules and hasattr(amf, "Amf")
+assert hasattr(sys.modules["surt.handyurl"].tldextract, "extract")  # the real one, on use
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert done.returncode == 0, done.stderr

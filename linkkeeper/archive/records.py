@@ -35,6 +35,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 OPEN_SUFFIX = ".open"
 _READ_CHUNK = 1 << 16
+_FIRST_CHUNK = 1 << 12
 _HEAD_LIMIT = 1 << 20  # a WARC head larger than this is not one we wrote
 _MAX_SMALL_MEMBER = 64 << 20  # warcinfo/request members are small; give up beyond this
 
@@ -166,9 +167,11 @@ def read_head(handle: BinaryIO, offset: int, *, whole: bool) -> RecordHead | Non
     inflated = b""
     fields: dict[str, str] | None = None
     consumed = 0
+    want = _FIRST_CHUNK  # a head (and a request member) fits: read no more than needed
     try:
         while True:
-            chunk = handle.read(_READ_CHUNK)
+            chunk = handle.read(want)
+            want = _READ_CHUNK
             if not chunk:
                 return None  # the file ends inside the member
             consumed += len(chunk)

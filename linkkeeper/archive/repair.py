@@ -3,7 +3,8 @@
 Each ``*.warc.gz.open`` not locked by a live writer is cut after its last complete record (a
 gzip member that inflates to exactly one record whose block digest matches), renamed to its
 closed name and indexed; a file with no complete record is removed. Closed WARCs are never
-modified; a closed one without its index gets indexed. `WarcStore` runs it when it opens a
+modified; a closed one without its index gets indexed. Each file closed here also gets its
+digest sidecar (archive/digests.py), by reading it. `WarcStore` runs it when it opens a
 folder, so every run starts from whole files.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from linkkeeper.archive.cdx import WARC_SUFFIX, index_path_for, index_warc, rebuild_folder_index
+from linkkeeper.archive.digests import record_closed_file
 from linkkeeper.archive.records import OPEN_SUFFIX, complete_record_end
 
 
@@ -32,6 +34,7 @@ def repair_folder(folder: Path, *, skip: Path | None = None) -> list[str]:
     for warc in sorted(folder.rglob("*" + WARC_SUFFIX)):
         if not index_path_for(warc).exists():
             rel = warc.relative_to(folder).as_posix()
+            record_closed_file(warc)  # closed, but not indexed nor digested: a crash at close
             index_warc(folder, rel)
             messages.append(f"indexed {rel} (its index was missing)")
             changed = True
@@ -73,6 +76,7 @@ def _repair_open_file(folder: Path, path: Path) -> str | None:
         os.fsync(handle.fileno())
         os.rename(path, final)
         fsync_dir(final.parent)
+    record_closed_file(final)
     index_warc(folder, rel)
     cut = f", cut {size - good_end} bytes of an incomplete record" if good_end < size else ""
     return f"repaired {rel_open}: kept {records} records ({good_end} bytes){cut}; closed as {rel}"

@@ -49,7 +49,9 @@ Files: ``<folder>/YYYY/MM/<prefix>-YYYYMMDDhhmmss-NNNNN.warc.gz``, written as ``
 (exclusively created, flock-ed while written) and renamed when closed, which happens in
 :meth:`WarcStore.close` or once a file reaches ``max_file_size`` (rotation happens between
 captures, so a request/response pair never spans two files). ``WARC-Filename`` in warcinfo is
-the final name. Closing also writes the file's CDXJ index and refreshes the folder index
+the final name. Closing also writes the file's digest sidecar (sha256 and CRC-32 of every
+byte written, :mod:`linkkeeper.archive.digests`: a WACZ export copies the file without reading
+it), the file's CDXJ index and refreshes the folder index
 (:mod:`linkkeeper.archive.cdx`, cdxj-indexer reading the closed file back), so pywb replays the
 folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. A closed file is never opened for
 writing again.
@@ -96,6 +98,7 @@ from linkkeeper.archive.compress import (
     GzipMemberSink,
     incompressible,
 )
+from linkkeeper.archive.digests import DigestingWriter, RunningDigest, record_closed_file
 from linkkeeper.archive.records import OPEN_SUFFIX, header_value
 from linkkeeper.archive.repair import fsync_dir, repair_folder
 from linkkeeper.archive.snapshots import Capture, PriorCapture
@@ -304,6 +307,7 @@ class _OpenFile:
     writer: WARCWriter
     warcinfo_id: str
     size: int  # bytes written so far (kept here: tell() is a system call)
+    digest: RunningDigest  # of those bytes: the sidecar written at close (archive/digests.py)
 
 
 class WarcStore:
@@ -365,6 +369,7 @@ class WarcStore:
             response = self._response_record(current, ex, digest, prior if revisit else None)
             request = self._request_record(current, ex, response.rec_headers)
             offset = current.size
+            current.digest.mark()
             try:
                 sink, writer = current.sink, current.writer
                 if not revisit and incompressible(ex.response_headers, ex.body):
@@ -417,6 +422,7 @@ class WarcStore:
         try:
             current.handle.truncate(offset)
             current.handle.seek(offset)
+            current.digest.rollback()
         except OSError:
             self._current = None
             with contextlib.suppress(OSError):
@@ -513,7 +519,8 @@ class WarcStore:
             if _same_file(path, handle):
                 break
             handle.close()
-        sink = GzipMemberSink(handle, self.compress_level)
+        digest = RunningDigest()
+        sink = GzipMemberSink(DigestingWriter(handle, digest), self.compress_level)
         writer = WARCWriter(sink, gzip=False, warc_version=WARC_VERSION)
         warcinfo = writer.create_warcinfo_record(final.name, self._warcinfo_fields())
         warcinfo.rec_headers.replace_header("WARC-Date", warc_date(started))
@@ -529,6 +536,7 @@ class WarcStore:
             writer=writer,
             warcinfo_id=warcinfo.rec_headers.get_header("WARC-Record-ID"),
             size=size,
+            digest=digest,
         )
         return self._current
 
@@ -546,7 +554,7 @@ class WarcStore:
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the current file: flush, fsync, rename ``.open`` away, index it."""
+        """Close the current file: flush, fsync, rename ``.open`` away, digest and index it."""
         with self._lock:
             self._close_current()
 
@@ -567,6 +575,7 @@ class WarcStore:
         except OSError as error:  # left `.open`: the next repair() closes it
             raise named(error, current.path) from error
         try:
+            record_closed_file(current.final, current.digest)
             index_warc(self.folder, current.rel)
             rebuild_folder_index(self.folder)
         except OSError as error:  # the next repair() indexes a closed file without one

@@ -20,7 +20,9 @@ is checked against its `snapshots` row (type, record id, URL; read by
 with a message, never exported blind.
 
 Streaming: records are copied in 1 MiB pieces (``copy_file_range`` when the output is a plain
-file), so memory does not grow with the archive. The output is written under a hidden
+file), so memory does not grow with the archive; every 64 MiB the disk is told to start
+writing back (:func:`start_writeback`), so the fsync before the rename finds little left to do.
+The output is written under a hidden
 temporary name (``.NAME.PID.part``) beside the target, fsync-ed and renamed only when complete:
 an interrupted export leaves no file that looks like a finished one (and the next export to
 the same name removes the part files of exports that were killed).
@@ -78,12 +80,20 @@ class Output:
     """
 
     def __init__(
-        self, raw: Any, *, sha256: bool = False, crc32: bool = False, fd: int | None = None
+        self,
+        raw: Any,
+        *,
+        sha256: bool = False,
+        crc32: bool = False,
+        fd: int | None = None,
+        sync_fd: int | None = None,
     ) -> None:
         self._raw = raw
         self._hash = hashlib.sha256() if sha256 else None
         self._crc: int | None = 0 if crc32 else None
         self._fd = fd  # an unbuffered plain file: copy_file_range may be used
+        self._sync_fd = fd if sync_fd is None else sync_fd  # the file to start writing back
+        self._unsynced = 0
         self.position = 0
 
     def write(self, data: bytes | memoryview) -> None:
@@ -92,7 +102,19 @@ class Output:
             self._hash.update(data)
         if self._crc is not None:
             self._crc = _crc32(data, self._crc)
-        self.position += len(data)
+        self._advance(len(data))
+
+    def _advance(self, count: int) -> None:
+        self.position += count
+        self._unsynced += count
+        if self._unsynced >= WRITEBACK_EVERY:
+            self.start_writeback()
+
+    def start_writeback(self) -> None:
+        """Let the disk start writing what was written so far (see :func:`start_writeback`)."""
+        if self._sync_fd is not None and self._unsynced:
+            start_writeback(self._sync_fd)
+        self._unsynced = 0
 
     def copy_from(self, source: BinaryIO, offset: int, length: int) -> None:
         """Append ``length`` bytes of ``source`` from ``offset`` (short source: ExportError)."""
@@ -136,6 +158,7 @@ class Output:
             with mapped, memoryview(mapped) as whole, whole[start - base :] as piece:
                 self._write_piece(piece)
             done += want
+            self._advance(0)
         return done
 
     def _write_piece(self, piece: memoryview) -> None:
@@ -153,22 +176,12 @@ class Output:
         finally:
             if pending is not None:
                 pending.result()
-        self.position += len(piece)
+        self._advance(len(piece))
 
     def _copy_file_range(self, source: BinaryIO, offset: int, length: int) -> int:
         assert self._fd is not None
-        done = 0
-        try:
-            while done < length:
-                n = os.copy_file_range(
-                    source.fileno(), self._fd, min(length - done, 1 << 30), offset + done
-                )
-                if n == 0:
-                    break
-                done += n
-        except OSError:  # another filesystem, an old kernel: the read/write loop does it
-            pass
-        self.position += done
+        done = copy_range(source.fileno(), self._fd, offset, length)
+        self._advance(done)
         return done
 
     @property
@@ -182,6 +195,55 @@ class Output:
         return self._crc
 
 
+def copy_range(source_fd: int, target_fd: int, offset: int, length: int,
+               target_offset: int | None = None) -> int:
+    """Copy by ``copy_file_range`` (in the kernel, no copy through Python); the bytes copied
+    (fewer: the rest is the caller's, by reading and writing; 0 where the call does not work:
+    another filesystem, an old kernel). Without ``target_offset``, at the target's position."""
+    done = 0
+    try:
+        while done < length:
+            n = os.copy_file_range(
+                source_fd, target_fd, min(length - done, 1 << 30), offset + done,
+                None if target_offset is None else target_offset + done,
+            )
+            if n == 0:
+                break
+            done += n
+    except OSError:
+        pass
+    return done
+
+
+SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h: start writeback of the dirty pages, do not wait
+
+
+@lru_cache(maxsize=1)
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError, ImportError):  # not Linux: the final fsync does it all
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+def start_writeback(fd: int) -> None:
+    """Start writing the file's dirty pages to disk now, without waiting for them.
+
+    The export still ``fsync``s before its rename (:func:`atomic_output`); started early,
+    the disk writes while the export copies instead of all at the end (measured on 1 GB:
+    the final fsync 0.5 s alone, ~0.03 s after this). Errors are ignored: an early start only.
+    """
+    function = _sync_file_range()
+    if function is not None:
+        function(fd, 0, 0, SYNC_FILE_RANGE_WRITE)
+
+
+WRITEBACK_EVERY = 64 << 20  # bytes written between two starts of writeback
 MAP_AT_LEAST = 64 << 10  # smaller ranges: one read is cheaper than a mapping
 MAP_PIECE = 8 << 20  # what is mapped at once (memory stays flat however big a record is)
 THREAD_AT_LEAST = 1 << 20  # smaller pieces: handing over to the thread costs more than it saves
@@ -231,11 +293,13 @@ def export_warcinfo_fields(plan: ExportPlan, source_files: int) -> dict[str, str
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where a copied capture landed in the exported WARC."""
+    """Where a copied capture landed: in the combined WARC (``file`` None) or, in a WACZ,
+    in a source WARC stored whole under its own name."""
 
     capture: Capture
     offset: int
     length: int
+    file: str | None = None
 
 
 @dataclass
@@ -245,8 +309,113 @@ class AssemblyStats:
     warcinfos: int = 0
     skipped: list[str] = field(default_factory=list)
 
+    def add(self, other: AssemblyStats) -> None:
+        self.captures += other.captures
+        self.requests += other.requests
+        self.warcinfos += other.warcinfos
+        self.skipped.extend(other.skipped)
+
 
 ProgressCallback = Callable[[int, int, int, int], None]  # bytes done/total, records done/total
+
+
+class Progress:
+    """Bytes and records copied so far, against the plan's totals, for the callback."""
+
+    def __init__(self, plan: ExportPlan, callback: ProgressCallback | None) -> None:
+        self._callback = callback
+        self._total = (plan.source_bytes, len(plan.captures))
+        self._bytes = self._records = 0
+
+    def advance(self, captures: list[Capture]) -> None:
+        self._bytes += sum(c.length for c in captures)
+        self._records += len(captures)
+        if self._callback is not None and captures:
+            self._callback(self._bytes, self._total[0], self._records, self._total[1])
+
+
+@dataclass
+class SourceFile:
+    """What an export takes from one source WARC, every record checked against its row.
+
+    ``pieces`` are the byte ranges to copy, in file order: the file's warcinfo record, then
+    each selected record that matched its row (``capture`` set) followed by its request
+    record. When they tile the whole file (:attr:`whole`), a WACZ stores the file as it is.
+    """
+
+    warc_file: str
+    path: Path
+    captures: list[Capture]
+    size: int = 0
+    pieces: list[tuple[int, int, Capture | None]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the pieces are the whole file, each byte once (nothing skipped)."""
+        end = 0
+        for offset, length, _capture in self.pieces:
+            if offset != end:
+                return False
+            end += length
+        return bool(self.pieces) and end == self.size and not self.skipped
+
+    def add_to(self, stats: AssemblyStats) -> None:
+        """Count what copying this file's pieces writes."""
+        placed = sum(1 for *_, capture in self.pieces if capture is not None)
+        stats.captures += placed
+        stats.requests += len(self.pieces) - placed - self.warcinfos
+        stats.warcinfos += self.warcinfos
+        stats.skipped.extend(self.skipped)
+
+    def skipped_captures(self) -> list[Capture]:
+        placed = {id(capture) for *_, capture in self.pieces}
+        return [c for c in self.captures if id(c) not in placed]
+
+    @property
+    def warcinfos(self) -> int:
+        return 1 if self.pieces and self.pieces[0][0] == 0 and self.pieces[0][2] is None else 0
+
+
+def survey(folder: Path, plan: ExportPlan) -> list[SourceFile]:
+    """Each source file of the plan with the ranges to copy from it (heads read, no bodies)."""
+    return [
+        _survey_file(folder, warc_file, list(group))
+        for warc_file, group in groupby(plan.captures, key=lambda c: c.warc_file)
+    ]
+
+
+def _survey_file(folder: Path, warc_file: str, members: list[Capture]) -> SourceFile:
+    found = SourceFile(warc_file, warc_path(folder, warc_file), members)
+    try:
+        source = open(found.path, "rb")  # noqa: SIM115 - closed below
+    except OSError as err:
+        found.skipped.extend(
+            f"{c.url} at {c.timestamp}: {warc_file}: {err.strerror or err}" for c in members
+        )
+        return found
+    with source:
+        found.size = os.fstat(source.fileno()).st_size
+        info = read_head(source, 0, whole=True)
+        if info is not None and info.get("WARC-Type") == "warcinfo" and info.length:
+            found.pieces.append((0, info.length, None))
+        for capture in members:
+            problem = _check_head(source, capture)
+            if problem:
+                found.skipped.append(problem)
+                continue
+            found.pieces.append((capture.offset, capture.length, capture))
+            request_at = capture.offset + capture.length
+            request = read_head(source, request_at, whole=True)
+            if (
+                request is not None
+                and request.length
+                and request.get("WARC-Type") == "request"
+                and capture.record_id
+                and request.get("WARC-Concurrent-To") == capture.record_id
+            ):
+                found.pieces.append((request_at, request.length, None))
+    return found
 
 
 def assemble_warc(
@@ -255,55 +424,33 @@ def assemble_warc(
     out: Output,
     warc_name: str,
     *,
+    sources: list[SourceFile] | None = None,
     on_record: Callable[[Placement], None] | None = None,
-    on_progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
+    extra_fields: dict[str, str] | None = None,
 ) -> AssemblyStats:
-    """Write the combined WARC (see the module docstring) to ``out``."""
+    """Write the combined WARC (see the module docstring) to ``out``: the pieces of
+    ``sources`` (default: every source file of the plan)."""
     stats = AssemblyStats()
-    captures = plan.captures
-    files = sorted({c.warc_file for c in captures})
-    out.write(_warcinfo_member(warc_name, export_warcinfo_fields(plan, len(files))))
+    sources = survey(folder, plan) if sources is None else sources
+    fields = export_warcinfo_fields(plan, len({c.warc_file for c in plan.captures}))
+    out.write(_warcinfo_member(warc_name, {**fields, **(extra_fields or {})}))
     stats.warcinfos += 1
-    total_bytes, total_records = plan.source_bytes, len(captures)
-    done_bytes = done_records = 0
-    for warc_file, group in groupby(captures, key=lambda c: c.warc_file):
-        members = list(group)
-        try:
-            source = open(warc_path(folder, warc_file), "rb")  # noqa: SIM115 - closed below
-        except OSError as err:
-            stats.skipped.extend(
-                f"{c.url} at {c.timestamp}: {warc_file}: {err.strerror or err}" for c in members
-            )
+    progress = progress or Progress(plan, None)
+    for found in sources:
+        found.add_to(stats)
+        if not found.pieces:
             continue
-        with source:
-            info = read_head(source, 0, whole=True)
-            if info is not None and info.get("WARC-Type") == "warcinfo" and info.length:
-                out.copy_from(source, 0, info.length)
-                stats.warcinfos += 1
-            for capture in members:
-                done_records += 1
-                done_bytes += capture.length
-                problem = _check_head(source, capture)
-                if problem:
-                    stats.skipped.append(problem)
-                    continue
-                placement = Placement(capture, out.position, capture.length)
-                out.copy_from(source, capture.offset, capture.length)
-                stats.captures += 1
-                if on_record is not None:
-                    on_record(placement)
-                request = read_head(source, capture.offset + capture.length, whole=True)
-                if (
-                    request is not None
-                    and request.length
-                    and request.get("WARC-Type") == "request"
-                    and capture.record_id
-                    and request.get("WARC-Concurrent-To") == capture.record_id
-                ):
-                    out.copy_from(source, capture.offset + capture.length, request.length)
-                    stats.requests += 1
-                if on_progress is not None:
-                    on_progress(done_bytes, total_bytes, done_records, total_records)
+        with open(found.path, "rb") as source:
+            for offset, length, capture in found.pieces:
+                at = out.position
+                out.copy_from(source, offset, length)
+                if capture is not None:
+                    if on_record is not None:
+                        on_record(Placement(capture, at, length))
+                    progress.advance([capture])
+        progress.advance(found.skipped_captures())
+        out.start_writeback()
     return stats
 
 
@@ -422,6 +569,7 @@ def write_warc_export(
     started = time.monotonic()
     with atomic_output(output, force=force) as temp, open(temp, "xb", buffering=0) as raw:
         out = Output(raw, fd=raw.fileno())
-        stats = assemble_warc(folder, plan, out, output.name, on_progress=on_progress)
+        stats = assemble_warc(folder, plan, out, output.name,
+                              progress=Progress(plan, on_progress))
     return ExportResult.of(output, "warc", plan, stats, bytes_written=out.position,
                            started=started)

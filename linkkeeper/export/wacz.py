@@ -2,14 +2,20 @@
 
 Our own writer rather than the ``wacz`` PyPI package: that package pins old libraries
 (``typer==0.11.1``, frictionless, black, pytest-cov) and re-reads every WARC to index it.
-Here the combined WARC is streamed straight into the ZIP (stored, not deflated: replay tools
-read records by offset through HTTP ranges) while the CDXJ lines are taken from the source
-files' own cdxj-indexer indexes with only ``offset``/``length``/``filename`` changed, so the
-archive is read once; the index is sorted one source file at a time and merged, so memory does
-not grow with the archive. Layout (WACZ 1.1.1, https://specs.webrecorder.net/wacz/1.1.1/)::
+Here the WARCs are streamed straight into the ZIP (stored, not deflated: replay tools read
+records by offset through HTTP ranges) while the CDXJ lines are taken from the source files'
+own cdxj-indexer indexes with only ``offset``/``length``/``filename`` changed, so the archive
+is read at most once; the index is sorted one source file at a time and merged, so memory does
+not grow with the archive. A source WARC whose every record is selected is stored whole, as it
+is, copied in the kernel, with the sha256 and CRC-32 its writer recorded
+(:mod:`linkkeeper.archive.digests`): none of its bytes passes through Python. Layout (WACZ
+1.1.1, https://specs.webrecorder.net/wacz/1.1.1/)::
 
-    archive/linkkeeper-export-YYYYMMDDhhmmss.warc.gz   the combined WARC (see linkkeeper.export.assemble)
-    indexes/index.cdxj        sorted CDXJ of its response/revisit records (cdxj-indexer format)
+    archive/linkkeeper-export-YYYYMMDDhhmmss.warc.gz   the export's WARC: a warcinfo describing
+                              the export, then the records of partly selected source files
+                              (see linkkeeper.export.assemble)
+    archive/<source>.warc.gz  each source WARC taken whole, under its own name
+    indexes/index.cdxj        sorted CDXJ of the response/revisit records (cdxj-indexer format)
     pages/pages.jsonl         header line, then one page per exported post link: url, ts, title
     datapackage.json          profile data-package, wacz_version 1.1.1, sha256 + size of each file
     datapackage-digest.json   sha256 of datapackage.json
@@ -40,20 +46,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cdxj_indexer import CDXJIndexer
-
-from linkkeeper.archive.cdx import index_path_for
+from linkkeeper.archive.cdx import cdxj_indexer, index_path_for
+from linkkeeper.archive.digests import FileDigest, trusted_digest
 from linkkeeper.archive.records import parse_record, warc_path
 from linkkeeper.archive.replay import rfc3339
 from linkkeeper.archive.snapshots import Capture, parse_stored_date
 from linkkeeper.export.assemble import (
     SOFTWARE,
+    WRITEBACK_EVERY,
+    AssemblyStats,
     ExportResult,
     Output,
     Placement,
+    Progress,
     ProgressCallback,
+    SourceFile,
     assemble_warc,
     atomic_output,
+    copy_range,
+    start_writeback,
+    survey,
 )
 from linkkeeper.export.select import ExportPlan, newest_per_url
 
@@ -93,7 +105,8 @@ class _SourceIndexes:
             buffer = io.StringIO()
             try:
                 with open(path, "rb") as handle:
-                    CDXJIndexer(output=buffer, inputs=[handle], filename=warc_file).process_all()
+                    indexer = cdxj_indexer()  # imported only when needed: ~0.3 s
+                    indexer(output=buffer, inputs=[handle], filename=warc_file).process_all()
             except Exception:  # a file still being written ends mid-record: keep what indexed
                 pass
             text = buffer.getvalue()
@@ -225,6 +238,17 @@ def _write_bytes(zf: zipfile.ZipFile, path: str, data: bytes, *, deflate: bool) 
     return _Resource(path, hashlib.sha256(data).hexdigest(), len(data))
 
 
+def _direct(zf: zipfile.ZipFile, entry: Any) -> bool:
+    """Whether a stored member's bytes may go straight to the package file (zipfile then
+    told the size and CRC): zipfile has the counters this relies on (a future Python may not)."""
+    return (
+        getattr(entry, "_compressor", True) is None
+        and isinstance(getattr(entry, "_crc", None), int)
+        and isinstance(getattr(entry, "_file_size", None), int)
+        and zf.fp is not None
+    )
+
+
 @contextmanager
 def _stored_member(zf: zipfile.ZipFile, path: str, created: datetime) -> Iterator[Output]:
     """A stored (not deflated) member of the package, written through an `Output`.
@@ -232,23 +256,70 @@ def _stored_member(zf: zipfile.ZipFile, path: str, created: datetime) -> Iterato
     zipfile's member writer computes the CRC-32 with zlib's (~0.5 GB/s here, slower than
     copying the bytes), so the bytes go straight to the package file while the `Output`
     computes sha256 and CRC-32 itself (zlib-ng, threads); zipfile is then told the size and
-    CRC and writes the headers and central directory as usual. A zipfile without the
-    counters this relies on (a future Python) gets the plain path.
+    CRC and writes the headers and central directory as usual.
     """
     info = zipfile.ZipInfo(path, date_time=created.timetuple()[:6])
     info.compress_type = zipfile.ZIP_STORED
     with zf.open(info, "w", force_zip64=True) as entry:
-        direct = (
-            getattr(entry, "_compressor", True) is None
-            and isinstance(getattr(entry, "_crc", None), int)
-            and isinstance(getattr(entry, "_file_size", None), int)
-            and zf.fp is not None
-        )
-        out = Output(zf.fp if direct else entry, sha256=True, crc32=direct)
+        direct = _direct(zf, entry)
+        assert zf.fp is not None
+        out = Output(zf.fp if direct else entry, sha256=True, crc32=direct,
+                     sync_fd=zf.fp.fileno())
         yield out
         if direct:
             entry._file_size = out.position  # type: ignore[attr-defined]
             entry._crc = out.crc32  # type: ignore[attr-defined]
+
+
+def _whole_files(
+    sources: list[SourceFile], combined_name: str
+) -> tuple[list[tuple[SourceFile, FileDigest, str]], list[SourceFile]]:
+    """The source files to store whole (every byte selected, digests known from when the file
+    was written, a name free in ``archive/``) and the rest, for the combined WARC."""
+    whole: list[tuple[SourceFile, FileDigest, str]] = []
+    rest: list[SourceFile] = []
+    names = {combined_name}
+    for found in sources:
+        name = Path(found.warc_file).name
+        digest = trusted_digest(found.path) if found.whole and name not in names else None
+        if digest is not None and digest.size == found.size:
+            whole.append((found, digest, name))
+            names.add(name)
+        else:
+            rest.append(found)
+    return whole, rest
+
+
+def _whole_member(
+    zf: zipfile.ZipFile, found: SourceFile, digest: FileDigest, path: str, created: datetime
+) -> None:
+    """Store a source WARC as it is: copied in the kernel, its sha256 and CRC-32 the ones
+    recorded when it was written (archive/digests.py), so no byte passes through Python."""
+    info = zipfile.ZipInfo(path, date_time=created.timetuple()[:6])
+    info.compress_type = zipfile.ZIP_STORED
+    with (
+        open(found.path, "rb") as source,
+        zf.open(info, "w", force_zip64=True) as entry,
+    ):
+        if not _direct(zf, entry):
+            Output(entry).copy_from(source, 0, digest.size)  # zipfile computes the CRC
+            return
+        assert zf.fp is not None
+        fp = zf.fp
+        fp.flush()
+        start = fp.tell()
+        done = 0
+        while done < digest.size:
+            count = copy_range(source.fileno(), fp.fileno(), done,
+                               min(WRITEBACK_EVERY, digest.size - done), start + done)
+            if count == 0:
+                break
+            done += count
+            start_writeback(fp.fileno())
+        fp.seek(start + done)
+        Output(fp).copy_from(source, done, digest.size - done)  # what the kernel did not copy
+        entry._file_size = digest.size  # type: ignore[attr-defined]
+        entry._crc = digest.crc32  # type: ignore[attr-defined]
 
 
 def write_wacz(
@@ -269,6 +340,7 @@ def write_wacz(
     sources = _SourceIndexes(folder)
     placed: list[Capture] = []
     problems: list[str] = []
+    progress = Progress(plan, on_progress)
     with (
         tempfile.TemporaryDirectory(prefix="linkkeeper-wacz-") as scratch,
         atomic_output(output, force=force) as temp,
@@ -285,13 +357,26 @@ def write_wacz(
             if source is None:
                 problems.append(f"{capture.url} at {capture.timestamp}: not indexable")
                 return
-            runs.add(_index_line(source, placement, warc_name), capture.url)
+            runs.add(_index_line(source, placement, placement.file or warc_name), capture.url)
 
+        whole, rest = _whole_files(survey(folder, plan), warc_name)
+        stats = AssemblyStats()
+        resources = []
+        for found, sums, name in whole:
+            _whole_member(zf, found, sums, f"archive/{name}", created)
+            found.add_to(stats)
+            for offset, length, capture in found.pieces:
+                if capture is not None:
+                    index(Placement(capture, offset, length, name))
+            progress.advance(found.captures)
+            resources.append(_Resource(f"archive/{name}", sums.sha256, sums.size))
+        stored_whole = {"linkkeeper-source-files-stored-whole": f"{len(whole)} (beside this "
+                        "WARC in the package's archive/, under their own names)"}
         with _stored_member(zf, archive_path, created) as out:
-            stats = assemble_warc(
-                folder, plan, out, warc_name, on_record=index, on_progress=on_progress
-            )
-        resources = [_Resource(archive_path, out.sha256, out.position)]
+            stats.add(assemble_warc(folder, plan, out, warc_name, sources=rest,
+                                    on_record=index, progress=progress,
+                                    extra_fields=stored_whole))
+        resources.insert(0, _Resource(archive_path, out.sha256, out.position))
         with _stored_member(zf, "indexes/index.cdxj", created) as index_out:
             runs.write_merged(index_out)
         resources.append(_Resource("indexes/index.cdxj", index_out.sha256, index_out.position))
