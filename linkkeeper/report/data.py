@@ -51,6 +51,7 @@ from linkkeeper.report.model import (  # noqa: F401 - the model, re-exported for
     status_rank,
 )
 from linkkeeper.report.results import run_record
+from linkkeeper.report.table import TableSpill
 from linkkeeper.report.tally import Tally, hosts_of, posts_of, rot_of, summary_of
 
 # the list forms, for reports built in memory (tests/report_world.py)
@@ -115,19 +116,24 @@ def build_report(
     since: str | None = None,
     now: datetime | None = None,
     serve_url: str | None = None,
+    table: bool = False,
 ) -> Report:
     """Read the history into a `Report` of the latest run; `since` limits the lists to what
-    changed after that run id or date."""
+    changed after that run id or date. With `table`, the HTML links table is filled in the
+    same walk over the links (for `write_html`: one walk instead of two)."""
     run_id = latest_run_id(db)
     baseline_id = resolve_since(db, since, run_id)
     spec = open_stream(db, baseline_id, serve_url)
     links = LinkStream(db, spec, count=0)
     tally = Tally()
+    rows = TableSpill() if table else None
     shown_count = 0
     for link in links:
         shown = since is None or link.change is not None
         shown_count += shown
         tally.add(link, shown=shown)
+        if rows is not None and shown:
+            rows.add(link)
     links.count = tally.links
     shown_links = links if since is None else LinkStream(db, spec, count=shown_count,
                                                          changed_only=True)
@@ -146,6 +152,7 @@ def build_report(
         post_meta=tally.meta,
         serve_url=serve_url,
         changes=tally.changes,
+        table=rows,
     )
 
 

@@ -98,10 +98,18 @@ def script_hash(script: str) -> str:
 
 def render_html(report: Report) -> str:
     """The page as one string, every row of the links table inline (for a stream: stdout)."""
-    with TableSpill() as spill:
-        for link in report.shown:
-            spill.add(link)
+    with _rows(report) as spill:
         return _render(report, spill.inline())
+
+
+def _rows(report: Report, near: Path | None = None) -> TableSpill:
+    """The links table: spilled by build_report(table=True), else walked now."""
+    if report.table is not None and not report.table.closed:
+        return report.table
+    spill = TableSpill(near)
+    for link in report.shown:
+        spill.add(link)
+    return spill
 
 
 def write_html(report: Report, path: Path, *, inline_rows: int = INLINE_ROWS,
@@ -117,10 +125,8 @@ def write_html(report: Report, path: Path, *, inline_rows: int = INLINE_ROWS,
     path.parent.mkdir(parents=True, exist_ok=True)
     files = path.with_name(f"{path.stem}.files")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    build = f"{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{os.getpid()}"
-    with TableSpill(path.parent) as spill:
-        for link in report.shown:
-            spill.add(link)
+    build = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}"
+    with _rows(report, path.parent) as spill:
         if spill.total <= inline_rows:
             table, build = spill.inline(), ""
         else:

@@ -119,7 +119,12 @@ def _link(row: tuple[Any, ...], cited: list[Occurrence]) -> LinkView:
 
 def _capture(row: tuple[Any, ...], serve_url: str | None) -> ArchivedCopy | None:
     url, when, warc_file, code = row
-    stamp = snapshot_timestamp(when)
+    # iso(): '2026-10-01T02:00:00+00:00', read without a regular expression
+    if when and len(when) >= 19 and when[4] == "-" and when[10] == "T":
+        stamp = f"{when[:4]}{when[5:7]}{when[8:10]}{when[11:13]}{when[14:16]}{when[17:19]}"
+        stamp = stamp if stamp.isdigit() else snapshot_timestamp(when)
+    else:
+        stamp = snapshot_timestamp(when)
     if not stamp:
         return None
     return ArchivedCopy(stamp, when, warc_file or "", code, link=served_url(serve_url, stamp, url))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from linkkeeper.report.copies import ArchivedCopy
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
+
+if TYPE_CHECKING:
+    from linkkeeper.report.table import TableSpill
 
 ALIVE_STATUSES = frozenset({Status.OK, Status.REDIRECTED})
 UNCHECKABLE = frozenset({Status.EXCLUDED, Status.INVALID})
@@ -25,7 +28,7 @@ class ReportError(Exception):
     """The database cannot give the report that was asked for (no runs, unknown run...)."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a million are made per report, and frozen ones cost 3x
 class Occurrence:
     """One place a post cites a link (with the post's title and date when read from the
     database, so no format needs a table of every post)."""
@@ -214,6 +217,9 @@ class Report:
     post_meta: dict[str, tuple[str, str]]  # path -> (title, date): posts the lists name
     serve_url: str | None = None  # where `linkkeeper serve` runs, for our copies' links
     changes: list[LinkView] | None = None  # every changed link (None: found in `links`)
+    # the links table's rows, spilled while the links were counted (build_report(table=True)),
+    # so the HTML page needs no second walk over the links; used once
+    table: TableSpill | None = field(default=None, repr=False, compare=False)
 
     @property
     def degraded(self) -> str | None:

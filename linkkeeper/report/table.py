@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -39,9 +40,12 @@ HEAD_ROWS = 1_000  # a split table's rows in the page itself: shown at once
 CHUNK_ROWS = 25_000  # rows per file beside the page (~5 MB)
 
 
-def _compact(value: Any) -> str:
-    """JSON that is also safe inside <script> and in a .js file (see html.safe_json)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_string = json.encoder.encode_basestring  # one JSON string (C), as json.dumps writes it
+
+
+def _script_safe(text: str) -> str:
+    """JSON text as a script file: no line terminator JavaScript before ES2019 rejects in a
+    string, and nothing that reads as markup (see html.safe_json)."""
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
@@ -59,7 +63,9 @@ class TableSpill:
 
     def __init__(self, near: Path | None = None) -> None:
         self._dir = tempfile.mkdtemp(prefix=".linkkeeper-table-", dir=near)
+        self._gone = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._files: dict[tuple[int, int], TextIO] = {}
+        self.closed = False
         self.statuses = {name: i for i, name in enumerate(STATUS_SEVERITY)}
         self.states: dict[str, int] = {}
         self.kinds: dict[str, int] = {}
@@ -72,61 +78,71 @@ class TableSpill:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the spilled rows (also done when the spill is garbage collected)."""
         for handle in self._files.values():
             handle.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._files.clear()
+        self._gone()
+        self.closed = True
 
     def add(self, link: LinkView) -> None:
+        """Spill one row (a million of them: written as JSON text directly, see below)."""
         mask = 0
-        for kind in link.kinds:
-            mask |= 1 << self.kinds.setdefault(kind, len(self.kinds))
-        first = link.occurrences[0].post if link.occurrences else None
-        shown = display_url(link.url)
-        row = [
-            link.url,
-            self.hosts.setdefault(link.host, len(self.hosts)),
-            self.statuses.setdefault(link.status, len(self.statuses)),
-            self.states.setdefault(link.state, len(self.states)),
-            mask,
-            link.http_status,
-            "" if link.status == "ok" else link.reason,
-            len(link.occurrences),
-            first,  # a path here; an index into its block's posts once read back
-            self.times.setdefault((link.checked_at or "")[:16].replace("T", " "), len(self.times)),
-            _archive_cell(link),
-            link.change or "",
-            "" if shown == link.url else shown,
-        ]
+        occurrences = link.occurrences
+        kinds = self.kinds
+        for kind in (occurrences[0].kind,) if len(occurrences) == 1 else link.kinds:
+            mask |= 1 << kinds.setdefault(kind, len(kinds))
+        url = link.url
+        shown = display_url(url)
+        code = link.http_status
+        checked = (link.checked_at or "")[:16].replace("T", " ")
+        # the row as JSON text around its post, which becomes an index into its block's
+        # post list when read back: '[url,...,posts' NUL '"path"' NUL 'checked,...]' (JSON
+        # text holds no raw NUL or newline), so nothing is encoded or parsed twice
+        text = (
+            f"[{_string(url)},{self.hosts.setdefault(link.host, len(self.hosts))},"
+            f"{self.statuses.setdefault(link.status, len(self.statuses))},"
+            f"{self.states.setdefault(link.state, len(self.states))},{mask},"
+            f"{'null' if code is None else int(code)},"
+            f"{_string('' if link.status == 'ok' else link.reason)},{len(occurrences)}"
+            f"\0{_string(occurrences[0].post) if occurrences else 'null'}\0"
+            f"{self.times.setdefault(checked, len(self.times))},{_string(_archive_cell(link))},"
+            f"{_string(link.change or '')},{_string('' if shown == url else shown)}]\n"
+        )
         key = severity(link)
         handle = self._files.get(key)
         if handle is None:
-            name = os.path.join(self._dir, f"{key[0]:02d}-{key[1]:03d}.jsonl")
+            name = os.path.join(self._dir, f"{key[0]:02d}-{key[1]:03d}.rows")
             handle = self._files[key] = open(name, "w+", encoding="utf-8")  # noqa: SIM115
-        handle.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+        handle.write(text)
         self.total += 1
 
-    def _rows(self) -> Iterator[list[Any]]:
+    def _rows(self) -> Iterator[tuple[str, str, str]]:
         for key in sorted(self._files):
             handle = self._files[key]
             handle.flush()
             handle.seek(0)
             for line in handle:
-                yield json.loads(line)
+                before, path, after = line[:-1].split("\0")
+                yield before, path, after
 
-    def blocks(self, size: int, first: int | None = None) -> Iterator[dict[str, Any]]:
-        """{"posts", "rows"} of `size` rows each (the first of `first`), worst first."""
-        rows: list[list[Any]] = []
+    def blocks(self, size: int, first: int | None = None) -> Iterator[tuple[str, str]]:
+        """(post paths, rows), each as JSON array text, of `size` rows each (the first block
+        of `first`), worst first."""
+        rows: list[str] = []
         posts: dict[str, int] = {}
         want = first or size
-        for row in self._rows():
-            path = row[POST]
-            row[POST] = -1 if path is None else posts.setdefault(path, len(posts))
-            rows.append(row)
+        for before, path, after in self._rows():
+            index = -1 if path == "null" else posts.setdefault(path, len(posts))
+            rows.append(f"{before},{index},{after}")
             if len(rows) == want:
-                yield {"posts": list(posts), "rows": rows}
+                yield "[" + ",".join(posts) + "]", "[" + ",".join(rows) + "]"
                 rows, posts, want = [], {}, size
         if rows or want == (first or size):
-            yield {"posts": list(posts), "rows": rows}
+            yield "[" + ",".join(posts) + "]", "[" + ",".join(rows) + "]"
 
     def header(self) -> dict[str, Any]:
         return {"columns": COLUMNS, "statuses": list(self.statuses), "states": list(self.states),
@@ -135,21 +151,23 @@ class TableSpill:
 
     def inline(self) -> dict[str, Any]:
         """The whole table, for a page that carries every row."""
-        block = next(self.blocks(max(self.total, 1)))
-        return self.header() | block
+        posts, rows = next(self.blocks(max(self.total, 1)))
+        return self.header() | {"posts": json.loads(posts), "rows": json.loads(rows)}
 
     def split(self, folder: Path, href: str, head: int, size: int) -> dict[str, Any]:
         """The first `head` rows for the page; the rest written as folder/rows-NNNN.js,
         which the page loads from `href` (relative to the page)."""
         folder.mkdir(parents=True, exist_ok=True)
         blocks = self.blocks(size, first=head)
-        table = self.header() | next(blocks)
-        for n, block in enumerate(blocks, start=1):
-            if not block["rows"]:
+        posts, rows = next(blocks)
+        table = self.header() | {"posts": json.loads(posts), "rows": json.loads(rows)}
+        for n, (posts, rows) in enumerate(blocks, start=1):
+            if rows == "[]":
                 break
             name = f"rows-{n:04d}.js"
             tmp = folder / f".{name}.tmp"
-            tmp.write_text(f"linkkeeperRows({n},{_compact(block)});\n", encoding="utf-8")
+            text = f'linkkeeperRows({n},{{"posts":{posts},"rows":{rows}}});\n'
+            tmp.write_text(_script_safe(text), encoding="utf-8")
             tmp.replace(folder / name)
             table["chunks"].append(f"{quote(href)}/{name}")
         return table

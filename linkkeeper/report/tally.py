@@ -76,13 +76,13 @@ class Tally:
         c["recovered"] += link.change == CHANGE_RECOVERED
 
     def _rot(self, link: LinkView) -> None:
-        if link.status in UNCHECKABLE or link.run_id is None:
+        occurrences = link.occurrences
+        if link.status in UNCHECKABLE or link.run_id is None or not occurrences:
             return
-        seen = set()
-        for occ in link.occurrences:
-            year = occurrence_title(occ, self.meta)[1][:4]
-            if len(year) == 4 and year.isdigit() and year not in seen:
-                seen.add(year)
+        years = {occurrence_title(occ, self.meta)[1][:4] for occ in occurrences} if len(
+            occurrences) > 1 else (occurrence_title(occurrences[0], self.meta)[1][:4],)
+        for year in years:
+            if len(year) == 4 and year.isdigit():
                 row = self.years.setdefault(year, [0, 0, 0, 0])
                 row[0] += 1
                 if link.state == State.DEAD:
