@@ -9,13 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from linkkeeper.report.copies import ArchivedCopy
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
-
-if TYPE_CHECKING:
-    from linkkeeper.report.table import TableSpill
 
 ALIVE_STATUSES = frozenset({Status.OK, Status.REDIRECTED})
 UNCHECKABLE = frozenset({Status.EXCLUDED, Status.INVALID})
@@ -219,7 +216,7 @@ class Report:
     changes: list[LinkView] | None = None  # every changed link (None: found in `links`)
     # the links table's rows, spilled while the links were counted (build_report(table=True)),
     # so the HTML page needs no second walk over the links; used once
-    table: TableSpill | None = field(default=None, repr=False, compare=False)
+    table: Any = field(default=None, repr=False, compare=False)  # table.TableSpill | None
 
     @property
     def degraded(self) -> str | None:
