@@ -83,13 +83,14 @@ def stream_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkVi
     captures = _snapshots(db)
     occ = next(occurrences, None)
     cap = next(captures, None)
+    chosen, serve_url = spec.chosen, spec.serve_url
     for row in rows:
         url = row[0]
         cited: list[Occurrence] = []
         while occ is not None and occ[0] <= url:
             if occ[0] == url:
-                cited.append(Occurrence(occ[1], occ[3], occ[2], occ[4] or "",
-                                        occ[5] or "", str(occ[6] or "")))
+                cited.append(Occurrence(occ[1], occ[3], occ[2], occ[4] or "", occ[5] or "",
+                                        occ[6] if isinstance(occ[6], str) else str(occ[6] or "")))
             occ = next(occurrences, None)
         while cap is not None and cap[0] < url:
             cap = next(captures, None)
@@ -97,9 +98,9 @@ def stream_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkVi
             continue
         link = _link(row, cited)
         if cap is not None and cap[0] == url:
-            link.archive = _capture(cap, spec.serve_url)
-        if link.is_failure and url in spec.chosen:
-            link.archive, link.looked_everywhere = spec.chosen[url]
+            link.archive = _capture(cap, serve_url)
+        if url in chosen and link.is_failure:
+            link.archive, link.looked_everywhere = chosen[url]
         _mark_change(link, row[14], spec.baseline)
         yield link
 

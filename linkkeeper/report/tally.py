@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from linkkeeper.report.model import (
+    ALIVE_STATUSES,
     CHANGE_NEW,
     CHANGE_RECOVERED,
     UNCHECKABLE,
@@ -49,31 +50,36 @@ class Tally:
     def add(self, link: LinkView, *, shown: bool = True) -> None:
         """Count `link` in the summary and rot curve; in hosts and posts when the lists show it."""
         self.links += 1
-        self._summary(link)
+        failure, blocked = link.is_failure, link.is_blocked
+        self._summary(link, blocked)
         self._rot(link)
         if link.change:
             self.changes.append(link)
             self._remember_posts(link)
         if shown:
-            self._host(link)
-            if link.is_failure:
+            self._host(link, failure, blocked)
+            if failure:
                 self._post(link)
 
-    def _summary(self, link: LinkView) -> None:
+    def _summary(self, link: LinkView, blocked: bool) -> None:
         c = self.counts
         self.states[link.state] += 1
+        status = link.status
         if link.run_id is None:
             c["unchecked"] += 1
-        elif link.status not in UNCHECKABLE:
+        elif status not in UNCHECKABLE:
             c["checked"] += 1
-        if link.is_alive:
+        if status in ALIVE_STATUSES:
             c["alive"] += 1
             if link.archive:
                 c["live_with_capture"] += 1
-        c["soft_404"] += link.status == Status.SOFT_404
-        c["blocked"] += link.is_blocked
-        c["newly_broken"] += link.change == CHANGE_NEW
-        c["recovered"] += link.change == CHANGE_RECOVERED
+        elif status == Status.SOFT_404:
+            c["soft_404"] += 1
+        elif blocked:
+            c["blocked"] += 1
+        if link.change:
+            c["newly_broken"] += link.change == CHANGE_NEW
+            c["recovered"] += link.change == CHANGE_RECOVERED
 
     def _rot(self, link: LinkView) -> None:
         occurrences = link.occurrences
@@ -92,14 +98,14 @@ class Tally:
                 elif link.status == Status.BROKEN:
                     row[3] += 1
 
-    def _host(self, link: LinkView) -> None:
+    def _host(self, link: LinkView, failure: bool, blocked: bool) -> None:
         if link.status in UNCHECKABLE or not link.host:
             return
         self.host_total[link.host] += 1
-        if link.is_failure:
+        if failure:
             self.host_failures[link.host] += 1
             self.host_errors[link.host][(link.reason, link.status)] += 1
-        elif link.is_blocked:
+        elif blocked:
             self.host_blocked[link.host] += 1
             self.host_errors[link.host][(link.reason, link.status)] += 1
 
