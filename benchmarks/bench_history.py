@@ -38,8 +38,6 @@ from charts import CHARTS_DIR, Series, line_chart, remember
 from harness import REPO, cached_site, provenance, update_section
 from measure import OUT_DIR, markdown_table, measure, record
 
-from linkkeeper.history.recorder import _CHECK_COLS, _LINK_STATE_COLS
-
 START = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 AIM_HTML_S, AIM_PAINT_S = 60.0, 2.0
 COLUMNS = (
@@ -132,6 +130,8 @@ def _copy_night(db: Any, run_id: int) -> None:
     """Every URL past the template gets its template URL's check and link_state rows of this
     night, with its own URL, its own digest and its timestamps moved by index // 1000 s
     (synthetic() starts URL n at night + n ms: the same second as its template plus n // 1000)."""
+    from linkkeeper.history.recorder import _CHECK_COLS, _LINK_STATE_COLS
+
     cols = [c for c in _CHECK_COLS if c not in ("run_id", "url")]
     pick = {c: f"t.{c}" for c in cols}
     pick |= {
@@ -270,18 +270,22 @@ def reports(db: Path, links: int) -> tuple[list[dict[str, Any]], dict[str, float
 
 
 def summary_text(links: int, runs: int, sizes: list[dict[str, Any]], rows: list[dict[str, Any]],
-                 page: dict[str, Any]) -> str:
+                 page: dict[str, Any], bulk: bool = False) -> str:
     first, last = sizes[0], sizes[-1]
     per_million = (last["bytes"] - first["bytes"]) / last["checks"] * 1e6 / 1e6
     html = rows[0]
     lines = [
-        f"{links:,} links × {runs} nightly runs = {last['checks']:,} checks recorded through "
-        f"`Recorder` (median {sorted(s.get('seconds', 0) for s in sizes[1:])[runs // 2]:.1f} s "
+        f"{links:,} links × {runs} nightly runs = {last['checks']:,} checks recorded "
+        + ("(`--bulk`: 1,000 URLs a night through `Recorder`, their rows copied by SQL to "
+           "the others" if bulk else "through `Recorder` (")
+        + f"; median {sorted(s.get('seconds', 0) for s in sizes[1:])[runs // 2]:.1f} s "
         f"a night in one process): database {first['bytes'] / 1e6:,.0f} MB after the scan, "
         f"{last['bytes'] / 1e6:,.0f} MB after {runs} runs: **{per_million:,.0f} MB per million "
         "checks** (checks rows, their indexes, link states and each run's plan).",
-        f"HTML report built in {html['wall_s']:.1f} s (aim < {AIM_HTML_S:.0f} s: "
-        f"{'met' if html['wall_s'] < AIM_HTML_S else 'missed'}).",
+        f"HTML report built in {html['wall_s']:.1f} s, {html['cpu_s']:.1f} CPU s, peak RSS "
+        f"{html['peak_rss_mb']:.0f} MB (aim < {AIM_HTML_S:.0f} s: "
+        f"{'met' if html['wall_s'] < AIM_HTML_S else 'missed'} in wall time, "
+        f"{'met' if html['cpu_s'] < AIM_HTML_S else 'missed'} in CPU time).",
     ]
     if html.get("files"):
         lines.append(f"The page is {html['out_mb']:.2f} MB with the table's first rows; the "
@@ -316,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     db, sizes = cached_history(args.links, args.runs, args.bulk)
     rows, page = reports(db, args.links)
     text = markdown_table(rows, COLUMNS)
-    sentence = summary_text(args.links, args.runs, sizes, rows, page)
+    sentence = summary_text(args.links, args.runs, sizes, rows, page, args.bulk)
     command_line = " ".join(
         shlex.quote(a) for a in ["python", "benchmarks/bench_history.py", *(argv or sys.argv[1:])]
     )

@@ -116,8 +116,10 @@ def test_remembered_points_accumulate_per_series(tmp_path: Path):
 def _history_rows(db_path: Path) -> dict[str, list[tuple]]:
     import sqlite3
 
+    from linkkeeper.history.recorder import _CHECK_COLS
+
     with sqlite3.connect(db_path) as conn:
-        check_cols = ", ".join(bench_history._CHECK_COLS)
+        check_cols = ", ".join(_CHECK_COLS)
         return {
             "checks": conn.execute(f"SELECT {check_cols} FROM checks ORDER BY run_id, url"
                                    ).fetchall(),
