@@ -8,7 +8,8 @@ value; the table data is embedded as JSON in a non-executed <script> block with
 `<`, `>`, `&`, U+2028 and U+2029 escaped, so no string from a post or a server
 can end the block or start markup. As a second line of defence the page carries
 a Content-Security-Policy that allows only its own script (by hash) and no
-network at all.
+network at all; a split page adds 'strict-dynamic', so the scripts its own script
+adds (the row files, by relative address) run and no other.
 """
 
 from __future__ import annotations
