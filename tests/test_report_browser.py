@@ -171,6 +171,14 @@ async def set_value(browser: Chromium, element_id: str, value: str, event: str) 
                      f" e.value = {json.dumps(value)};"
                      f" e.dispatchEvent(new Event({json.dumps(event)})); }})()")
     await asyncio.sleep(0.3)  # the search box is debounced (120 ms)
+    await rows_loaded(browser)
+
+
+async def rows_loaded(browser: Chromium, timeout: float = 60) -> None:
+    """Wait while a split table reads its row files (the info line says "Loading links…")."""
+    async with asyncio.timeout(timeout):
+        while (await browser.js(INFO) or "").startswith("Loading"):
+            await asyncio.sleep(0.05)
 
 
 def keep_screenshot(path: Path) -> None:
@@ -325,3 +333,64 @@ async def test_large_report_pages_filters_and_copies_exact_urls(tmp_path: Path) 
             " return e.clipboardData.getData('text/plain'); })()")
         assert copied == CHINESE
         assert browser.errors == []
+
+
+async def test_split_table_reads_its_row_files_from_disk_and_under_serve(tmp_path: Path) -> None:
+    """A table too big for one page: the first rows are in it, the rest in files beside it
+    that the page reads when a reader pages to them, searches, filters or sorts, from
+    file:// and through `linkkeeper serve` alike."""
+    from aiohttp import web
+    from report_world import big_report, url_of
+
+    from linkkeeper.serve import create_app, open_read_only
+
+    rep = big_report(3_000)
+    reports = tmp_path / "reports"
+    page = write_html(rep, reports / "index.html", inline_rows=500, head_rows=200,
+                      chunk_rows=700)
+    assert len(list((reports / "index.files").glob("*/rows-*.js"))) == 4
+    connect(tmp_path / "empty.db").conn.close()
+    runner = web.AppRunner(create_app(open_read_only(tmp_path / "empty.db"), tmp_path / "warcs",
+                                      reports))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        for url in (page.as_uri(), f"http://127.0.0.1:{port}/"):
+            async with Chromium() as browser:
+                await browser.open(url)
+                assert await browser.js(ROWS) == 100
+                assert "of 3000" in (await browser.js(INFO)).replace(",", "")
+                # the last page: rows from the last file (invalid links come last)
+                await set_value(browser, "page-size", "500", "change")
+                for _ in range(5):
+                    await browser.js("document.getElementById('page-next').click()")
+                    await rows_loaded(browser)
+                assert "page 6 of 6" in await browser.js(INFO)
+                assert await browser.js(ROWS) == 500
+                assert await browser.js("[...document.querySelectorAll('#links-body tr "
+                                        "td:nth-child(2)')].pop().textContent") == "invalid"
+                # search over every row
+                await set_value(browser, "page-size", "100", "change")
+                await set_value(browser, "f-text", "article-02990", "input")
+                assert await browser.js(ROWS) == 1
+                assert await browser.js("document.querySelector('#links-body a').href") == \
+                    url_of(2990)
+                assert browser.errors == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_split_table_says_when_its_files_are_missing(tmp_path: Path) -> None:
+    from report_world import big_report
+
+    page = write_html(big_report(1_500), tmp_path / "r.html", inline_rows=500, head_rows=200,
+                      chunk_rows=700)
+    shutil.rmtree(tmp_path / "r.files")
+    async with Chromium() as browser:
+        await browser.open(page.as_uri())
+        assert await browser.js(ROWS) == 100
+        await set_value(browser, "f-text", "article", "input")
+        info = await browser.js(INFO)
+        assert "could not read r.files/" in info and "(filtered from 200)" in info

@@ -111,3 +111,61 @@ def test_remembered_points_accumulate_per_series(tmp_path: Path):
     series = charts.remember("c", "a", 300, 2.0, store)
     assert [(s.name, sorted(s.points)) for s in series] == [("a", [(100.0, 1.0), (300.0, 2.0)])]
     assert json.loads(store.read_text())["c"]["a"] == {"100": 1.0, "300": 2.0}
+
+
+def _history_rows(db_path: Path) -> dict[str, list[tuple]]:
+    import sqlite3
+
+    from linkkeeper.history.recorder import _CHECK_COLS
+
+    with sqlite3.connect(db_path) as conn:
+        check_cols = ", ".join(_CHECK_COLS)
+        return {
+            "checks": conn.execute(f"SELECT {check_cols} FROM checks ORDER BY run_id, url"
+                                   ).fetchall(),
+            "link_state": conn.execute("SELECT * FROM link_state ORDER BY url").fetchall(),
+            "plan": conn.execute("SELECT * FROM plan ORDER BY run_id, seq").fetchall(),
+            "runs": conn.execute("SELECT id, state, command, options, total, done, requests,"
+                                 " counts, degraded, archive FROM runs ORDER BY id").fetchall(),
+            "host_failures": conn.execute("SELECT run_id, host, links, status, reason FROM"
+                                          " host_failures ORDER BY run_id, host").fetchall(),
+        }
+
+
+def _json_report(db_path: Path) -> dict:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "linkkeeper", "report", "--db", str(db_path),
+                          "--format", "json"], check=True, capture_output=True, text=True).stdout
+    doc = json.loads(out)
+    for key in ("started_at", "finished_at", "pid"):
+        doc["run"].pop(key, None)
+    doc["report"].pop("generated_at")
+    return doc
+
+
+def test_bulk_history_records_what_the_recorder_records(tmp_path: Path):
+    """The 1 M-link history is written by `build_bulk` (SQL copies of 1,000 recorded URLs):
+    it must give the very rows, and the same report, as recording every URL (`build`)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from gen_site import generate_site
+
+    site = tmp_path / "site"
+    generate_site(site, posts=700, hosts=7, distinct_urls=2600)
+    scanned = tmp_path / "scanned.db"
+    subprocess.run([sys.executable, "-m", "linkkeeper", "scan", str(site), "--db", str(scanned)],
+                   check=True, capture_output=True)
+    one, two = tmp_path / "recorder.db", tmp_path / "bulk.db"
+    shutil.copy(scanned, one)
+    shutil.copy(scanned, two)
+    bench_history.build(one, 4, tmp_path / "s1.jsonl")
+    bench_history.build_bulk(two, 4, tmp_path / "s2.jsonl")
+    recorded, bulk = _history_rows(one), _history_rows(two)
+    assert len(recorded["checks"]) == 4 * len(recorded["link_state"]) > 4 * 2000
+    for table in recorded:
+        assert bulk[table] == recorded[table], table
+    assert _json_report(two) == _json_report(one)

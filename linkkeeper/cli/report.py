@@ -75,7 +75,8 @@ def report(ctx: click.Context, **params: Any) -> None:
     db = connect(db_path)
     refresh_copies(db, db_path, p)
     try:
-        rep = build_report(db, since=p["since"], serve_url=p["serve_url"])
+        rep = build_report(db, since=p["since"], serve_url=p["serve_url"],
+                           table=p["fmt"] == "html")
     except ReportError as exc:
         if p["since"] and str(exc).startswith("--since"):
             raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="'--since'") from None

@@ -8,7 +8,10 @@
     write_html(report, Path("reports/index.html"))
     write_report(db, report, "sarif", sys.stdout)
 
-`data` reads the history into a typed `Report`; `html` and `formats` only render it.
+`data` reads the history into a typed `Report` (model.py), walking the links once in URL
+order (links.py, counted by tally.py); `Report.links` walks them again from the database
+when a format writes them, so no format holds every link. `build_report(db, table=True)`
+fills the HTML links table (table.py) in the same walk. `html` and `formats` only render.
 """
 
 from __future__ import annotations

@@ -45,9 +45,12 @@ SOURCE_NAMES = {"ours": "ours", "wayback": "Wayback", "memento": "Memento"}
 SOURCE_ORDER = ("ours", "wayback", "memento")
 
 
+_NOT_DIGITS = re.compile(r"\D")
+
+
 def snapshot_timestamp(value: str | None) -> str | None:
     """'2024-11-19T08:01:02Z' (or any ISO-ish form) -> '20241119080102'."""
-    digits = re.sub(r"\D", "", value or "")
+    digits = _NOT_DIGITS.sub("", value or "")
     return digits[:14] if len(digits) >= 14 else None
 
 

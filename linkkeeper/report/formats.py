@@ -21,7 +21,7 @@ from xml.etree import ElementTree as ET
 import sqlite_utils
 
 from linkkeeper import __version__
-from linkkeeper.report.data import CHANGE_NEW, LinkView, Report, is_web_url
+from linkkeeper.report.model import CHANGE_NEW, LinkView, Report, is_web_url, occurrence_title
 from linkkeeper.report.results import link_records
 from linkkeeper.vocab import State, Status
 
@@ -48,17 +48,24 @@ RULES: dict[str, tuple[str, str, str]] = {
 
 
 def write_json(db: sqlite_utils.Database, report: Report, out: TextIO) -> None:
-    """`check --format json`'s document plus a "report" object and per-link change/archive keys."""
-    shown = {lnk.url: lnk for lnk in report.shown}
+    """`check --format json`'s document plus a "report" object and per-link change/archive keys.
+
+    Streamed: the records (results.link_records) and the report's links come in URL order
+    and are merged as they come, so memory does not grow with the number of links."""
     out.write('{"run": ')
     out.write(json.dumps(report.run, ensure_ascii=False))
     out.write(', "report": ')
     out.write(json.dumps(report_header(report), ensure_ascii=False))
     out.write(', "links": [')
     first = True
+    shown = iter(report.shown)
+    link = next(shown, None)
     for rec in link_records(db, report.run.get("id")):
-        link = shown.get(rec["url"])
+        while link is not None and link.url < rec["url"]:
+            link = next(shown, None)
         if link is None:
+            break
+        if link.url != rec["url"]:
             continue
         rec["change"] = link.change
         rec["baseline_status"] = link.baseline_status
@@ -117,7 +124,7 @@ def write_csv(report: Report, out: TextIO) -> None:
     writer.writerow(CSV_COLUMNS)
     for link in report.shown:
         for occ in link.occurrences:
-            title, pdate = report.post_meta.get(occ.post, (occ.post, ""))
+            title, pdate = occurrence_title(occ, report.post_meta)
             writer.writerow([
                 occ.post, _cell(title), pdate, occ.line, occ.kind, _cell(occ.text), link.url,
                 link.host, link.status, link.http_status, _cell(link.reason), link.state,
@@ -139,7 +146,7 @@ def _x(value: Any) -> str:
 
 def _cited_by(link: LinkView, report: Report) -> str:
     return "\n".join(
-        f"{occ.post}:{occ.line or 1} ({occ.kind}) {report.post_title(occ.post)}"
+        f"{occ.post}:{occ.line or 1} ({occ.kind}) {occurrence_title(occ, report.post_meta)[0]}"
         for occ in link.occurrences
     )
 
@@ -279,7 +286,7 @@ def md_url(url: str) -> str:
 
 
 def _md_where(link: LinkView, report: Report, limit: int = 3) -> str:
-    parts = [f"{md_text(report.post_title(o.post))} (`{o.post.replace('`', '')}:{o.line or 1}`, "
+    parts = [f"{md_text(occurrence_title(o, report.post_meta)[0])} (`{o.post.replace('`', '')}:{o.line or 1}`, "
              f"{o.kind})" for o in link.occurrences[:limit]]
     more = len(link.occurrences) - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -1,12 +1,15 @@
-"""The HTML report: one self-contained page (styles, script, data and SVG charts inline).
+"""The HTML report: a self-contained page (styles, script, data and SVG charts inline).
 
-No CDN, no web fonts, no request of any kind: it works from a file:// URL, from
-an e-mail attachment and inside `linkkeeper serve`. Jinja2 autoescapes every
+No CDN, no web fonts, no request beyond its own files: it works from a file:// URL and
+inside `linkkeeper serve`; up to INLINE_ROWS links it is one file (an e-mail attachment).
+A bigger links table is split (table.py): the page carries its first rows and the rest
+wait in script files beside it, loaded on demand. Jinja2 autoescapes every
 value; the table data is embedded as JSON in a non-executed <script> block with
 `<`, `>`, `&`, U+2028 and U+2029 escaped, so no string from a post or a server
 can end the block or start markup. As a second line of defence the page carries
 a Content-Security-Policy that allows only its own script (by hash) and no
-network at all.
+network at all; a split page adds 'strict-dynamic', so the scripts its own script
+adds (the row files, by relative address) run and no other.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import base64
 import hashlib
 import json
 import os
+import shutil
+import time
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -25,8 +30,10 @@ from markupsafe import Markup
 
 from linkkeeper import __version__
 from linkkeeper.report import charts
-from linkkeeper.report.data import STATUS_SEVERITY, LinkView, Report, is_web_url, severity
 from linkkeeper.report.iri import display_host, display_url
+from linkkeeper.report.model import Report, is_web_url
+from linkkeeper.report.table import CHUNK_ROWS, HEAD_ROWS, INLINE_ROWS, TableSpill
+from linkkeeper.report.table import table_data as table_data  # re-exported
 
 POST_LIMIT = 1000  # posts in "by post"; the table and CSV carry the rest
 HOST_LIMIT = 300
@@ -85,66 +92,59 @@ def _short_time(value: str | None) -> str:
     return (value or "")[:16].replace("T", " ") + (" UTC" if value else "")
 
 
-# Columns of a row of the all-links table (report.js reads them by these positions).
-COLUMNS = ("url", "host", "status", "state", "kinds", "http_status", "reason", "posts", "post",
-           "checked", "archive", "change", "shown")
-
-
-def table_data(report: Report) -> dict[str, Any]:
-    """The all-links table as compact arrays, worst links first (see `data.severity`).
-
-    Hosts, statuses, states, kinds, post paths and check times (to the minute) are stored
-    once and referred to by index; statuses are listed in severity order, so sorting by status sorts by severity.
-    `archive` is only the 14-digit timestamp when the copy's link is the usual
-    ``archive/<timestamp>/<url>``; `shown` is the decoded URL when it differs from `url`.
-    """
-    statuses = {name: i for i, name in enumerate(STATUS_SEVERITY)}
-    states: dict[str, int] = {}
-    kinds: dict[str, int] = {}
-    hosts: dict[str, int] = {}
-    posts: dict[str, int] = {}
-    times: dict[str, int] = {}
-    rows = []
-    for link in sorted(report.shown, key=severity):
-        mask = 0
-        for kind in link.kinds:
-            mask |= 1 << kinds.setdefault(kind, len(kinds))
-        first = link.occurrences[0].post if link.occurrences else None
-        shown = display_url(link.url)
-        rows.append([
-            link.url,
-            hosts.setdefault(link.host, len(hosts)),
-            statuses.setdefault(link.status, len(statuses)),
-            states.setdefault(link.state, len(states)),
-            mask,
-            link.http_status,
-            "" if link.status == "ok" else link.reason,
-            len(link.occurrences),
-            -1 if first is None else posts.setdefault(first, len(posts)),
-            times.setdefault((link.checked_at or "")[:16].replace("T", " "), len(times)),
-            _archive_cell(link),
-            link.change or "",
-            "" if shown == link.url else shown,
-        ])
-    return {"columns": COLUMNS, "statuses": list(statuses), "states": list(states),
-            "kinds": list(kinds), "hosts": [display_host(h) for h in hosts],
-            "posts": list(posts), "times": list(times), "rows": rows}
-
-
-def _archive_cell(link: LinkView) -> str:
-    if not (link.archive and is_web_url(link.url)):
-        return ""
-    href = link.archive.href(link.url)
-    stamp = link.archive.timestamp
-    return stamp if len(stamp) == 14 and href == f"archive/{stamp}/{link.url}" else href
-
-
 def script_hash(script: str) -> str:
     digest = hashlib.sha256(script.encode("utf-8")).digest()
     return "sha256-" + base64.b64encode(digest).decode("ascii")
 
 
 def render_html(report: Report) -> str:
+    """The page as one string, every row of the links table inline (for a stream: stdout)."""
+    with _rows(report) as spill:
+        return _render(report, spill.inline())
+
+
+def _rows(report: Report, near: Path | None = None) -> TableSpill:
+    """The links table: spilled by build_report(table=True), else walked now."""
+    if report.table is not None and not report.table.closed:
+        return report.table
+    spill = TableSpill(near)
+    for link in report.shown:
+        spill.add(link)
+    return spill
+
+
+def write_html(report: Report, path: Path, *, inline_rows: int = INLINE_ROWS,
+               head_rows: int = HEAD_ROWS, chunk_rows: int = CHUNK_ROWS) -> Path:
+    """Write the page atomically (temp file + rename), so `serve` never shows half a page.
+
+    Up to `inline_rows` links the page carries every row. Beyond, it carries the first
+    `head_rows` (the table shows at once) and the rest go to files beside it,
+    ``<name>.files/<build>/rows-NNNN.js``, that the page loads when a reader pages,
+    searches, filters or sorts; they are written first, under a new build folder, and
+    the previous builds' folders are removed once the new page is in place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = path.with_name(f"{path.stem}.files")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    build = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{time.time_ns() % 10**9:09d}"
+    with _rows(report, path.parent) as spill:
+        if spill.total <= inline_rows:
+            table, build = spill.inline(), ""
+        else:
+            table = spill.split(files / build, f"{path.stem}.files/{build}",
+                                head_rows, chunk_rows)
+        tmp.write_text(_render(report, table), encoding="utf-8")
+    tmp.replace(path)
+    if files.is_dir():  # earlier builds (and, for a page now whole, the folder itself)
+        for old in files.iterdir():
+            if old.name != build:
+                shutil.rmtree(old, ignore_errors=True)
+        if not build:
+            shutil.rmtree(files, ignore_errors=True)
+    return path
+
+
+def _render(report: Report, table: dict[str, Any]) -> str:
     script = _asset("report.js")
     page = _environment().get_template("report.html.j2")
     return page.render(
@@ -154,7 +154,10 @@ def render_html(report: Report) -> str:
         css=Markup(_asset("report.css")),
         script=Markup(script),
         script_hash=script_hash(script),
-        table_json=safe_json(table_data(report)),
+        # the row files are loaded by the page's own script: 'strict-dynamic' trusts the
+        # scripts it adds, and nothing else
+        split=bool(table.get("chunks")),
+        table_json=safe_json(table),
         charts={
             "history": charts.history_chart(report.history),
             "rot": charts.rot_chart(report.rot),
@@ -167,12 +170,3 @@ def render_html(report: Report) -> str:
         page=PAGE,
         post_page=POST_PAGE,
     )
-
-
-def write_html(report: Report, path: Path) -> Path:
-    """Write atomically (temp file + rename), so `serve` never shows half a page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
-    tmp.replace(path)
-    return path

@@ -37,11 +37,14 @@
 
   // The all-links table: rows live in a JSON block; only the visible page is ever in the DOM,
   // so filtering and sorting stay fast with 100,000 links. Data is set with textContent only.
+  // A big table is split: the page holds its first rows, the rest are script files beside it
+  // (data.chunks, worst rows first), added one at a time when a page, a filter, a search or a
+  // sort needs rows not here yet; each calls linkkeeperRows(n, block).
   var source = document.getElementById("links-data");
   if (!source) { return; }
   var data = JSON.parse(source.textContent);
-  var rows = data.rows, S = data.statuses, T = data.states, K = data.kinds, H = data.hosts,
-      P = data.posts, C = data.times;
+  var S = data.statuses, T = data.states, K = data.kinds, H = data.hosts, C = data.times;
+  var rows = [], P = [], chunks = data.chunks || [], loaded = 0, total = data.total;
   var $ = function (id) { return document.getElementById(id); };
   var text = $("f-text"), status = $("f-status"), state = $("f-state"), kind = $("f-kind"),
       host = $("f-host"), body = $("links-body"), info = $("links-info"),
@@ -50,6 +53,54 @@
       POST = 8, CHECKED = 9, ARCHIVE = 10, CHANGE = 11, SHOWN = 12;
   var page = 0, view = rows, sortKey = -1, sortDir = 1, haystack = null;
   var webUrl = /^https?:\/\//i;
+
+  function take(block) {
+    var base = P.length, i;
+    for (i = 0; i < block.posts.length; i++) { P.push(block.posts[i]); }
+    for (i = 0; i < block.rows.length; i++) {
+      var r = block.rows[i];
+      if (r[POST] >= 0) { r[POST] += base; }
+      rows.push(r);
+    }
+    haystack = null;
+  }
+  take(data);
+  if (typeof total !== "number") { total = rows.length; }
+
+  var wanted = 0, then = null, busy = false, broken = false;
+  window.linkkeeperRows = function (n, block) {
+    if (n === loaded + 1) { take(block); loaded = n; }
+  };
+  // Run `done` once `count` rows are here (or every file is): the latest caller wins.
+  function ensure(count, done) {
+    wanted = Math.max(wanted, count);
+    then = done;
+    if (busy) { return; }
+    if (rows.length >= wanted || loaded >= chunks.length || broken) {
+      wanted = 0; then = null;
+      done();
+      return;
+    }
+    busy = true;
+    info.textContent = "Loading links… " + rows.length + " of " + total + " read";
+    var script = document.createElement("script");
+    var n = loaded + 1;
+    script.src = chunks[loaded];
+    script.onload = function () {
+      busy = false;
+      script.remove();
+      if (loaded < n) { broken = chunks[n - 1]; total = rows.length; }
+      ensure(0, then);
+    };
+    script.onerror = function () {
+      busy = false;
+      broken = chunks[n - 1];
+      total = rows.length;
+      ensure(0, then);
+    };
+    document.head.appendChild(script);
+  }
+  function complete() { return loaded >= chunks.length || broken; }
 
   function fill(select, names) {
     names.forEach(function (name, i) {
@@ -82,6 +133,13 @@
         kd = kind.value, hs = host.value.trim().toLowerCase();
     var wantStatus = st === "" ? -1 : +st, wantState = sa === "" ? -1 : +sa,
         wantKind = kd === "" ? 0 : (1 << +kd);
+    if (!q && !st && !sa && !kd && !hs && sortKey < 0) {  // every row, in the page's order
+      view = rows;
+      page = 0;
+      render();
+      return;
+    }
+    if (!complete()) { ensure(Infinity, apply); return; }
     var out = [];
     for (var i = 0; i < rows.length; i++) {
       var r = rows[i];
@@ -156,9 +214,12 @@
   }
 
   function render() {
-    var per = +size.value || 100, pages = Math.max(1, Math.ceil(view.length / per));
+    var count = view === rows ? total : view.length;
+    var per = +size.value || 100, pages = Math.max(1, Math.ceil(count / per));
     if (page >= pages) { page = pages - 1; }
-    var start = page * per, end = Math.min(view.length, start + per);
+    var start = page * per, end = Math.min(count, start + per);
+    if (end > view.length && !complete()) { ensure(end, render); return; }  // still in files
+    end = Math.min(end, view.length);
     var frag = document.createDocumentFragment();
     for (var i = start; i < end; i++) {
       var r = view[i], tr = document.createElement("tr");
@@ -187,10 +248,12 @@
     }
     body.textContent = "";
     body.appendChild(frag);
-    info.textContent = view.length === 0 ? "No link matches." :
-      "Links " + (start + 1) + "–" + end + " of " + view.length +
-      (view.length !== rows.length ? " (filtered from " + rows.length + ")" : "") +
-      " · page " + (page + 1) + " of " + pages;
+    info.textContent = count === 0 ? "No link matches." :
+      "Links " + (start + 1) + "–" + end + " of " + count +
+      (count !== total ? " (filtered from " + total + ")" : "") +
+      " · page " + (page + 1) + " of " + pages +
+      (broken ? " · could not read " + broken + ": keep the report's .files folder next to it"
+       : "");
     prev.disabled = page === 0;
     next.disabled = page >= pages - 1;
   }
@@ -212,6 +275,8 @@
         other.removeAttribute("aria-sort");
       });
       th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
+      if (!complete()) { ensure(Infinity, apply); return; }
+      if (view === rows) { view = rows.slice(); }
       sort();
       page = 0;
       render();
