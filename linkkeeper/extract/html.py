@@ -157,13 +157,14 @@ _NOWHERE = _Place()
 
 def _context(
     node: LexborNode,
-    sections: dict[int, str],
+    hinted: bool,
     lists: dict[int, bool],
     places: dict[int, _Place],
 ) -> _Place:
     """The `_Place` of ``node``: what its ancestors say. ``places`` remembers the answer for
     every ancestor walked (by mem_id), so siblings and cousins stop at the first shared
-    one. Sections are complete for a node's ancestors by the time the node is reached."""
+    one. Only ancestors can start a node's section, so their class and id are read here,
+    once each, and only when the chunk names a section at all (``hinted``)."""
     chain: list[tuple[LexborNode, int]] = []
     above = _NOWHERE
     parent = node.parent
@@ -187,7 +188,11 @@ def _context(
                 story = _is_story_list(grand, lists)
         elif tag in ("picture", "video", "audio"):
             media = tag
-        section = sections.get(key) if sections else None
+        section = None
+        if hinted and tag[:1] != "-":  # not the document node
+            attrs = ancestor.attributes
+            if "class" in attrs or "id" in attrs:
+                section = _section_mark(attrs)
         if section == "comments":  # the walk up stops here: nothing above counts
             place = _Place(story, True, False, media, has_li)
         else:
@@ -246,28 +251,20 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
             " links are not read"))
         return
     tree = LexborHTMLParser(mark_positions(html))
-    # Comment and related-story sections, by mem_id. The walk is depth-first, so an
-    # element's ancestors are all known when it is reached.
-    sections: dict[int, str] = {}
-    hinted: bool | None = None  # does the chunk name a section at all (checked lazily)
+    # Can the chunk have comment or related-story sections at all (a class or id naming
+    # one)? Only then are the ancestors of every link element read (`_context`).
+    hinted = any(hint in html for hint in _SECTION_HINTS)
     lists: dict[int, bool] = {}  # ul/ol by mem_id: a list of stories?
     places: dict[int, _Place] = {}  # elements by mem_id: what their ancestors say
     el = _Element(collector, _LineIndex(html, first_line))  # one per chunk, set per element
     root = tree.root
     for node in root.traverse() if root is not None else ():
         tag = node.tag
-        attrs = node.attributes
-        if "class" in attrs or "id" in attrs:
-            section = _section_mark(attrs)
-            if section is not None:
-                if hinted is None:
-                    hinted = any(hint in html for hint in _SECTION_HINTS)
-                if hinted:
-                    sections[node.mem_id] = section
         entry = _HANDLERS.get(tag)  # type: ignore[arg-type]
         if entry is None:
             continue
         needed, handler = entry
+        attrs = node.attributes
         if needed is not None and needed not in attrs:
             continue
         el.tag_line, el.raw = _tag_source(html, attrs, el.lines, first_line)
@@ -275,8 +272,8 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
         # the ancestor walk only matters for links (story lists), <source> (picture or
         # video) and when the chunk has comment or related sections
         el.place = (
-            _context(node, sections, lists, places)
-            if sections or tag in ("a", "area", "source")
+            _context(node, hinted, lists, places)
+            if hinted or tag in ("a", "area", "source")
             else _NOWHERE
         )
         handler(el)
