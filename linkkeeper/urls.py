@@ -424,6 +424,11 @@ _QUERY_WRAPPERS = {
     "imageproxy.ifunny.co": "url",
     "wp.com": "url",
 }
+# every host `unwrap_key` knows (hosts are keys: lower-case), and thumbor's path segment
+_PROXY_HOSTS = frozenset(
+    {*_WESERV_HOSTS, *(f"i{n}.wp.com" for n in range(4)), *_QUERY_WRAPPERS}
+)
+_UNSAFE_SEGMENT = re.compile("/unsafe/", re.IGNORECASE)
 _SCHEMELESS_HOST = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?::\d+)?(?:[/?#].*)?")
 
 
@@ -455,8 +460,10 @@ def unwrap_proxy(url: str) -> str | None:
 def unwrap_key(info: UrlInfo) -> str | None:
     """`unwrap_proxy` of a link already normalised: a key normalises to itself, so the
     extractor, which holds the key, does not normalise it again."""
-    if info.status is not None:
-        return None
+    if info.status is not None or (
+        info.host not in _PROXY_HOSTS and _UNSAFE_SEGMENT.search(info.url) is None
+    ):
+        return None  # nearly every link: no proxy host, no thumbor path
     try:
         host = info.host
         if host in _WESERV_HOSTS:

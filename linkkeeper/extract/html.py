@@ -15,7 +15,6 @@ recognisable comments section (``#comments``, ``.comment-wrapper``, ``.commentli
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,18 +61,27 @@ _RELATED_SECTION = re.compile(
     r"see[-_]?also|also[-_]?read)(?:$|[-_]?(?:posts?|stories|articles?|news|links?|content|"
     r"items?|list|block|box)$)"
 )
-_NEWLINE = re.compile("\n")
 
 
 class _LineIndex:
-    """Offset -> 1-based file line for one chunk of text."""
+    """Offset -> 1-based file line for one chunk of text: the newlines before the offset,
+    counted from the last offset asked for (elements are asked for in document order, so
+    a chunk is counted through about once, in C, instead of indexing every line first)."""
 
     def __init__(self, text: str, first_line: int) -> None:
-        self.starts = [m.start() for m in _NEWLINE.finditer(text)] if "\n" in text else []
-        self.first_line = first_line
+        self.text = text
+        self.at = 0  # the last offset asked for
+        self.line_at = first_line  # its line
 
     def line(self, offset: int) -> int:
-        return self.first_line + bisect_right(self.starts, offset - 1)
+        offset = max(offset, 0)
+        at = self.at
+        if offset >= at:
+            self.line_at += self.text.count("\n", at, offset)
+        else:
+            self.line_at -= self.text.count("\n", offset, at)
+        self.at = offset
+        return self.line_at
 
 
 def _raw_attributes(source: str, pos: int) -> dict[str, tuple[str, int]]:
@@ -293,7 +301,7 @@ def _tag_source(
         end != -1
         and html.find("&", pos, end) == -1
         and html.find("\n", pos, end) == -1
-        and ">" not in "".join(filter(None, attrs.values()))
+        and not any(">" in value for value in attrs.values() if value)
     ):
         # one-line tag without character references: no need to re-read the tag
         return lines.line(pos), None
