@@ -52,6 +52,10 @@ class Site:
         for rel, path in self.post_files():
             yield rel, Path(path)
 
+    def has_posts(self) -> bool:
+        """At least one post, found without listing (and sorting) them all."""
+        return bool(self.files) or _any_post(str(self.root))
+
     def post_files(self) -> Iterator[tuple[str, str]]:
         """`posts` with the path as a plain string (what a scan of 130,000 files wants).
 
@@ -88,6 +92,27 @@ class Site:
 _ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
 
 
+def _kind(entry: os.DirEntry[str]) -> int:
+    """_FOLDER for a folder to enter, _POST for a post file, 0 for anything else."""
+    name = entry.name
+    if name.startswith("."):
+        return 0
+    try:
+        is_dir = entry.is_dir()
+    except OSError:
+        is_dir = False
+    if is_dir:
+        if name in SKIPPED_DIRS or entry.is_symlink() or os.path.exists(
+            os.path.join(entry.path, REPORT_MARKER)
+        ):
+            return 0
+        return _FOLDER
+    return _POST if name.endswith(POST_SUFFIXES) or name.lower().endswith(POST_SUFFIXES) else 0
+
+
+_FOLDER, _POST = 1, 2
+
+
 def _walk(folder: str, prefix: str) -> Iterator[tuple[str, str]]:
     """(stored relative path, path) of the post files under ``folder``, in sorted order.
 
@@ -100,22 +125,12 @@ def _walk(folder: str, prefix: str) -> Iterator[tuple[str, str]]:
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
+                kind = _kind(entry)
+                if not kind:
+                    continue
                 name = entry.name
-                if name.startswith("."):
-                    continue
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    if name in SKIPPED_DIRS or entry.is_symlink() or os.path.exists(
-                        os.path.join(entry.path, REPORT_MARKER)
-                    ):
-                        continue
-                elif not name.lower().endswith(POST_SUFFIXES):
-                    continue
                 stored = stored_name(name)
-                key = prefix + stored + ("/" if is_dir else "")
+                key = prefix + stored + ("/" if kind == _FOLDER else "")
                 if stored != name:
                     names[key] = name
                 keys.append(key)
@@ -130,6 +145,22 @@ def _walk(folder: str, prefix: str) -> Iterator[tuple[str, str]]:
             yield from _walk(base + name, key)
         else:
             yield key, base + (names.get(key) or key[cut:])
+
+
+def _any_post(folder: str) -> bool:
+    """Is there a post file under ``folder`` (as `_walk` finds them)? Stops at the first."""
+    folders: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                kind = _kind(entry)
+                if kind == _POST:
+                    return True
+                if kind == _FOLDER:
+                    folders.append(entry.path)
+    except OSError:
+        return False
+    return any(_any_post(sub) for sub in folders)
 
 
 def stored_name(name: str) -> str:

@@ -169,6 +169,10 @@ def test_posts_are_streamed_in_the_order_of_a_sort_of_all_their_paths(tmp_path: 
                       and not n.startswith(("_site/", ".hidden/", "node_modules/")))
     assert got == expected
     assert all(path.is_file() for _, path in open_site([root]).posts())
+    assert open_site([root]).has_posts() and open_site([root / "a"]).has_posts()
+    (tmp_path / "none" / "_site").mkdir(parents=True)
+    (tmp_path / "none" / "_site" / "x.md").write_text("x", encoding="utf-8")
+    assert not open_site([tmp_path / "none"]).has_posts()
 
 
 def test_a_rescan_that_changed_nothing_reuses_the_totals_until_the_inventory_changes(
