@@ -45,6 +45,7 @@ BATCH_BYTES = 6 << 20
 # SQLite's page cache during a scan, KiB: a scan writes each page about once, so a bigger
 # cache buys little speed and costs its size in RAM (64 MB of it was a fifth of the peak)
 SCAN_CACHE_KIB = 8192
+SCAN_CHECKPOINT_PAGES = 16384  # WAL pages between checkpoints during a scan (64 MB)
 UPSERTED_CAP = 50_000  # URLs a scan remembers as written (see `_Writer.upserted`)
 LOCK_WAIT = 120.0  # seconds a scan waits for another one on the same database
 
@@ -148,7 +149,7 @@ def _scan(
     parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys), now=now)
     writer = _Writer(db, known, now, summary, report)
     with (
-        _page_cache(db, SCAN_CACHE_KIB),
+        _scan_pragmas(db),
         _bulk_load(db, known),
         _fewer_collections(),
         _Parser(parse, jobs) as parser,
@@ -370,14 +371,22 @@ def _bulk_load(
 
 
 @contextmanager
-def _page_cache(db: sqlite_utils.Database, kib: int) -> Iterator[None]:
-    """The connection's page cache at ``kib`` while the scan runs, then as it was."""
-    before = db.execute("PRAGMA cache_size").fetchone()[0]
-    db.execute(f"PRAGMA cache_size=-{int(kib)}")
+def _scan_pragmas(db: sqlite_utils.Database) -> Iterator[None]:
+    """A small page cache and rarer WAL checkpoints while the scan writes, then as before.
+
+    Each checkpoint syncs the file: at the default 1,000 pages a first scan of 20,000 posts
+    checkpointed after every batch and waited ~3 s on the disk. Committed batches stay safe
+    across a crash of the process (WAL); a power cut can lose the batches written since the
+    last checkpoint, which the next scan parses again."""
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
+    checkpoint = db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    db.execute(f"PRAGMA cache_size=-{int(SCAN_CACHE_KIB)}")
+    db.execute(f"PRAGMA wal_autocheckpoint={int(SCAN_CHECKPOINT_PAGES)}")
     try:
         yield
     finally:
-        db.execute(f"PRAGMA cache_size={int(before)}")
+        db.execute(f"PRAGMA cache_size={int(cache)}")
+        db.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint)}")
 
 
 @contextmanager
