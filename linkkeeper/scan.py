@@ -6,11 +6,14 @@ replaced; a deleted post loses its row and occurrences. `links` rows are never
 deleted (history tables refer to them), only their `last_seen` moves.
 
 Speed (BENCHMARKS.md, "Scan"): parsing is most of the cost. Posts are parsed in
-batches of `BATCH` into plain row tuples (in worker processes with ``jobs`` > 1,
-where one batch is parsed while the one before it is written) and each batch is
-written in one transaction with one ``executemany`` per table; a URL's `links` row
-is upserted once per scan. A first scan loads the empty `occurrences` and `links`
-tables with their secondary indexes dropped and builds them at the end.
+batches of `BATCH` posts or `BATCH_BYTES` bytes into plain row tuples (in worker
+processes with ``jobs`` > 1, where one batch is parsed while the one before it is
+written) and each batch is written in one transaction with one ``executemany`` per
+table; a URL's `links` row is upserted about once per scan. A first scan loads the
+empty `occurrences` and `links` tables with their secondary indexes dropped and builds
+them at the end. Memory stays flat with the size of the archive (posts are listed as a
+stream, batches are bounded in bytes, SQLite's cache is small while scanning), and a
+scan that changed nothing reuses the last scan's totals (`scan_totals`).
 """
 
 from __future__ import annotations
