@@ -6,11 +6,14 @@ replaced; a deleted post loses its row and occurrences. `links` rows are never
 deleted (history tables refer to them), only their `last_seen` moves.
 
 Speed (BENCHMARKS.md, "Scan"): parsing is most of the cost. Posts are parsed in
-batches of `BATCH` into plain row tuples (in worker processes with ``jobs`` > 1,
-where one batch is parsed while the one before it is written) and each batch is
-written in one transaction with one ``executemany`` per table; a URL's `links` row
-is upserted once per scan. A first scan loads the empty `occurrences` and `links`
-tables with their secondary indexes dropped and builds them at the end.
+batches of `BATCH` posts or `BATCH_BYTES` bytes into plain row tuples (in worker
+processes with ``jobs`` > 1, where one batch is parsed while the one before it is
+written) and each batch is written in one transaction with one ``executemany`` per
+table; a URL's `links` row is upserted about once per scan. A first scan loads the
+empty `occurrences` and `links` tables with their secondary indexes dropped and builds
+them at the end. Memory stays flat with the size of the archive (posts are listed as a
+stream, batches are bounded in bytes, SQLite's cache is small while scanning), and a
+scan that changed nothing reuses the last scan's totals (`scan_totals`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import gc
 import hashlib
 import json
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -26,16 +30,26 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import sqlite_utils
 
 from linkkeeper.clock import iso, utcnow
-from linkkeeper.db import Transaction, exclusive, indexes_deferred
+from linkkeeper.db import SCHEMA_VERSION, Transaction, exclusive, indexes_deferred
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
 from linkkeeper.site import PostUnreadable, Site, stored_name
 from linkkeeper.urls import NO_SITE_URL
 
 BATCH = 500  # posts per transaction
+# ... and at most this many bytes of posts: a batch holds its posts' bytes and rows, and an
+# archive sorted by name can hold long runs of big pages (332 copies of a 225 KB page of
+# comment spam made one batch 110 MB of posts and several hundred MB of rows)
+BATCH_BYTES = 6 << 20
+# SQLite's page cache during a scan, KiB: a scan writes each page about once, so a bigger
+# cache buys little speed and costs its size in RAM (64 MB of it was a fifth of the peak)
+SCAN_CACHE_KIB = 8192
+SCAN_CHECKPOINT_PAGES = 16384  # WAL pages between checkpoints during a scan (64 MB)
+UPSERTED_CAP = 50_000  # URLs a scan remembers as written (see `_Writer.upserted`)
 LOCK_WAIT = 120.0  # seconds a scan waits for another one on the same database
 
 
@@ -127,23 +141,29 @@ def _scan(
         if on_problem:
             on_problem(problem)
 
-    known: dict[str, tuple[int, int, str]] = {
-        row[0]: (row[1], row[2], row[3])
-        for row in db.execute("SELECT path, size, mtime_ns, sha256 FROM posts")
+    # path -> (size, mtime_ns): all a post needs to be skipped unread (its hash is asked
+    # for only when they differ, so 130,000 digests are not held for a no-change rescan)
+    known: dict[str, tuple[int, int]] = {
+        row[0]: (row[1], row[2]) for row in db.execute("SELECT path, size, mtime_ns FROM posts")
     }
     now = iso(utcnow())
-    seen: set[str] = set()
-    changed = _changed_posts(db, site, known, force, seen, summary, report)
+    gone = set(known)  # the posts not found (yet): deleted, once the walk is done
+    changed = _changed_posts(db, site, known, force, gone, summary, report)
     parse = partial(_parse_one, site_url=site.url, source_keys=tuple(source_keys), now=now)
     writer = _Writer(db, known, now, summary, report)
-    with _bulk_load(db, known), _fewer_collections(), _Parser(parse, jobs) as parser:
-        for batch in _batches(changed, BATCH):
+    with (
+        _scan_pragmas(db),
+        _bulk_load(db, known),
+        _fewer_collections(),
+        _Parser(parse, jobs) as parser,
+    ):
+        for batch in _batches(changed, BATCH, BATCH_BYTES):
             for done in parser.submit(batch):
                 writer.write(*done)
         for done in parser.finish():
             writer.write(*done)
-    summary.removed = _remove_gone(db, [p for p in known if p not in seen])
-    _fill_totals(db, summary)
+    summary.removed = _remove_gone(db, [p for p in known if p in gone])
+    _fill_totals(db, summary, changed=bool(summary.parsed or summary.removed))
     summary.elapsed_s = time.perf_counter() - t0
     return summary
 
@@ -155,24 +175,22 @@ _Changed = tuple[str, bytes, str, int, int]
 def _changed_posts(
     db: sqlite_utils.Database,
     site: Site,
-    known: dict[str, tuple[int, int, str]],
+    known: dict[str, tuple[int, int]],
     force: bool,
-    seen: set[str],
+    gone: set[str],
     summary: ScanSummary,
     report: Callable[[ScanProblem], None],
 ) -> Iterator[_Changed]:
     """The posts to (re)parse, with their bytes. The others are only counted: a post whose
     size and mtime are unchanged is not read, one whose bytes hash the same has only its
-    stat updated. ``seen`` collects every post found (the rest were deleted)."""
-    for rel, path in site.posts():
-        if rel in seen:  # a file named twice is one post
-            continue
-        seen.add(rel)
+    stat updated. Every post found leaves ``gone`` (what remains there was deleted)."""
+    for rel, path in site.post_files():  # each once, streamed
+        gone.discard(rel)
         summary.posts += 1
-        if "\\x" in rel and stored_name(str(path)) != str(path):
+        if "\\x" in rel and stored_name(path) != path:
             report(ScanProblem(rel, 0, "file name is not UTF-8: recorded with its bytes as \\xNN"))
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError as exc:
             report(ScanProblem(rel, 0, f"cannot read: {exc.strerror or exc}"))
             continue
@@ -186,7 +204,7 @@ def _changed_posts(
             report(ScanProblem(rel, 0, str(exc)))
             continue
         digest = hashlib.sha256(data).hexdigest()
-        if not force and old and old[2] == digest:
+        if not force and old and _stored_digest(db, rel) == digest:
             db.execute(
                 "UPDATE posts SET size=?, mtime_ns=? WHERE path=?",
                 [st.st_size, st.st_mtime_ns, rel],
@@ -196,13 +214,24 @@ def _changed_posts(
         yield rel, data, digest, st.st_size, st.st_mtime_ns
 
 
-def _batches(items: Iterator[_Changed], size: int) -> Iterator[list[_Changed]]:
+def _stored_digest(db: sqlite_utils.Database, rel: str) -> str | None:
+    row = db.execute("SELECT sha256 FROM posts WHERE path = ?", [rel]).fetchone()
+    return row[0] if row else None
+
+
+def _batches(items: Iterator[_Changed], size: int, max_bytes: int) -> Iterator[list[_Changed]]:
+    """Lists of at most ``size`` posts and (but for a single bigger post) ``max_bytes``."""
     batch: list[_Changed] = []
+    held = 0
     for item in items:
+        if batch and held + len(item[1]) > max_bytes:
+            yield batch
+            batch, held = [], 0
         batch.append(item)
+        held += len(item[1])
         if len(batch) >= size:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch
 
@@ -227,7 +256,8 @@ class _Parser:
 
     def submit(self, batch: list[_Changed]) -> Iterator[tuple[list[_Changed], Iterator[_Rows]]]:
         """Start parsing ``batch``; yields the batches ready to write (with their rows)."""
-        if self.pool is None and self.workers > 1 and (self.jobs > 1 or len(batch) >= BATCH):
+        full = len(batch) >= BATCH or 2 * sum(len(item[1]) for item in batch) >= BATCH_BYTES
+        if self.pool is None and self.workers > 1 and (self.jobs > 1 or full):
             self.pool = ProcessPoolExecutor(max_workers=self.workers)
         pool = self.pool
         results = pool.map(self.parse, batch, chunksize=16) if pool else map(self.parse, batch)
@@ -246,7 +276,7 @@ class _Writer:
     def __init__(
         self,
         db: sqlite_utils.Database,
-        known: dict[str, tuple[int, int, str]],
+        known: dict[str, tuple[int, int]],
         now: str,
         summary: ScanSummary,
         report: Callable[[ScanProblem], None],
@@ -263,7 +293,7 @@ class _Writer:
         link_rows: list[tuple[object, ...]] = []
         replaced: list[str] = []
         upserted, now = self.upserted, self.now
-        if len(upserted) > 200_000:
+        if len(upserted) > UPSERTED_CAP:
             upserted.clear()
         for (rel, *_), (post_row, occurrences, links, problems) in zip(batch, results, strict=True):
             post_rows.append(post_row)
@@ -332,7 +362,7 @@ def _remove_gone(db: sqlite_utils.Database, gone: list[str]) -> int:
 
 
 def _bulk_load(
-    db: sqlite_utils.Database, known: dict[str, tuple[int, int, str]]
+    db: sqlite_utils.Database, known: dict[str, tuple[int, int]]
 ) -> AbstractContextManager[object]:
     """A first scan loads empty tables: their indexes are built once at the end."""
     bulk = [
@@ -341,6 +371,25 @@ def _bulk_load(
         if not known and db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
     ]
     return indexes_deferred(db, *bulk) if bulk else nullcontext()
+
+
+@contextmanager
+def _scan_pragmas(db: sqlite_utils.Database) -> Iterator[None]:
+    """A small page cache and rarer WAL checkpoints while the scan writes, then as before.
+
+    Each checkpoint syncs the file: at the default 1,000 pages a first scan of 20,000 posts
+    checkpointed after every batch and waited ~3 s on the disk. Committed batches stay safe
+    across a crash of the process (WAL); a power cut can lose the batches written since the
+    last checkpoint, which the next scan parses again."""
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
+    checkpoint = db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    db.execute(f"PRAGMA cache_size=-{int(SCAN_CACHE_KIB)}")
+    db.execute(f"PRAGMA wal_autocheckpoint={int(SCAN_CHECKPOINT_PAGES)}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size={int(cache)}")
+        db.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint)}")
 
 
 @contextmanager
@@ -411,10 +460,62 @@ def _scheme(url: str) -> str:
     return head.lower() if sep and head.isascii() and len(head) < 20 else ""
 
 
-def _fill_totals(db: sqlite_utils.Database, summary: ScanSummary) -> None:
-    """Totals over the whole inventory (not just this scan), in three index-backed passes."""
+# The totals of the last scan, with the inventory they were counted on: a scan that changed
+# nothing reuses them instead of counting 2 million occurrences again (seconds on a big
+# archive; what a no-change rescan spent most of its time on). Created on first use, like
+# the repair tables; any other writer (merge) changes the fingerprint and they are counted.
+TOTALS_TABLE = "scan_totals"
+_TOTALS_SQL = f"""CREATE TABLE IF NOT EXISTS [{TOTALS_TABLE}] (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,  -- the inventory counted (`_fingerprint`)
+    totals TEXT NOT NULL)       -- JSON: ScanSummary's totals"""
+_TOTAL_FIELDS = ("posts_with_problems", "urls_by_kind", "urls_by_status", "distinct_urls")
+
+
+def _fingerprint(db: sqlite_utils.Database, occurrences: int) -> str:
+    """Changes whenever rows of the inventory are added, replaced or removed (a replaced
+    row gets a new rowid); cheap: counts from the smallest indexes and the largest rowids."""
     q = db.execute
-    summary.occurrences = q("SELECT count(*) FROM occurrences").fetchone()[0]
+    posts = q("SELECT count(*), max(rowid) FROM posts").fetchone()
+    links = q("SELECT count(*), max(rowid) FROM links").fetchone()
+    last = q("SELECT max(id) FROM occurrences").fetchone()[0]
+    return json.dumps([SCHEMA_VERSION, *posts, *links, occurrences, last])
+
+
+def _fill_totals(db: sqlite_utils.Database, summary: ScanSummary, changed: bool) -> None:
+    """Totals over the whole inventory (not just this scan): counted in three index-backed
+    passes, or those of the last scan when neither this scan nor anything else changed it."""
+    summary.occurrences = db.execute("SELECT count(*) FROM occurrences").fetchone()[0]
+    fingerprint = _fingerprint(db, summary.occurrences)
+    if not changed and (saved := _saved_totals(db, fingerprint)) is not None:
+        for name in _TOTAL_FIELDS:
+            setattr(summary, name, saved[name])
+        summary.top_hosts = [(host, n) for host, n in saved["top_hosts"]]
+        return
+    _count_totals(db, summary)
+    totals = {name: getattr(summary, name) for name in (*_TOTAL_FIELDS, "top_hosts")}
+    with Transaction(db) as conn:
+        conn.execute(_TOTALS_SQL)
+        conn.execute(
+            f"INSERT OR REPLACE INTO [{TOTALS_TABLE}] (id, fingerprint, totals) VALUES (1, ?, ?)",
+            [fingerprint, json.dumps(totals, ensure_ascii=False)],
+        )
+
+
+def _saved_totals(db: sqlite_utils.Database, fingerprint: str) -> dict[str, Any] | None:
+    try:
+        row = db.execute(
+            f"SELECT fingerprint, totals FROM [{TOTALS_TABLE}] WHERE id = 1").fetchone()
+    except sqlite3.OperationalError:  # no such table: no scan saved totals yet
+        return None
+    if row is None or row[0] != fingerprint:
+        return None
+    totals = json.loads(row[1])
+    return totals if isinstance(totals, dict) and set(_TOTAL_FIELDS) <= set(totals) else None
+
+
+def _count_totals(db: sqlite_utils.Database, summary: ScanSummary) -> None:
+    q = db.execute
     summary.posts_with_problems = q(
         "SELECT count(*) FROM posts WHERE problems IS NOT NULL OR ok = 0"
     ).fetchone()[0]

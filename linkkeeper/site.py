@@ -48,30 +48,33 @@ class Site:
     max_post_bytes: int = MAX_POST_BYTES
 
     def posts(self) -> Iterator[tuple[str, Path]]:
-        """(relative path with '/', absolute path) for every post file, sorted."""
+        """(relative path with '/', absolute path) for every post file, sorted, each once."""
+        for rel, path in self.post_files():
+            yield rel, Path(path)
+
+    def has_posts(self) -> bool:
+        """At least one post, found without listing (and sorting) them all."""
+        return bool(self.files) or _any_post(str(self.root))
+
+    def post_files(self) -> Iterator[tuple[str, str]]:
+        """`posts` with the path as a plain string (what a scan of 130,000 files wants).
+
+        Streamed: a folder's entries are sorted as they are listed (a sub-folder as its
+        name plus '/', which is where its paths fall in the sorted whole), so an archive
+        is never held as a list of paths before the first is read."""
         if self.files:
+            named: set[str] = set()
             for f in self.files:
-                yield stored_name(rel_path(f, self.root)), f
+                rel = stored_name(rel_path(f, self.root))
+                if rel not in named:  # a file named twice is one post
+                    named.add(rel)
+                    yield rel, str(f)
             return
-        found: list[tuple[str, Path]] = []
-        root = str(self.root)
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(
-                d
-                for d in dirnames
-                if not d.startswith(".")
-                and d not in SKIPPED_DIRS
-                and not os.path.exists(os.path.join(dirpath, d, REPORT_MARKER))
-            )
-            # relative path by string arithmetic: resolve() per file costs more than parsing
-            prefix = os.path.relpath(dirpath, root).replace(os.sep, "/")
-            prefix = "" if prefix == "." else prefix + "/"
-            for name in filenames:
-                if name.startswith(".") or not name.lower().endswith(POST_SUFFIXES):
-                    continue
-                found.append((stored_name(prefix + name), Path(dirpath, name)))
-        found.sort()
-        yield from found
+        previous = None
+        for rel, path in _walk(str(self.root), ""):
+            if rel != previous:  # two odd names stored alike are one post
+                previous = rel
+                yield rel, path
 
     def locate(self, stored: str) -> Path:
         """The file a stored post path names (the inverse of `stored_name`)."""
@@ -81,12 +84,83 @@ class Site:
         raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), stored)
         return self.root / raw
 
-    def read_post(self, path: Path) -> tuple[bytes, os.stat_result]:
+    def read_post(self, path: str | Path) -> tuple[bytes, os.stat_result]:
         """A post's bytes and stat, or `PostUnreadable` (see the module docstring)."""
         return read_post(path, self.root, self.max_post_bytes)
 
 
 _ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def _kind(entry: os.DirEntry[str]) -> int:
+    """_FOLDER for a folder to enter, _POST for a post file, 0 for anything else."""
+    name = entry.name
+    if name.startswith("."):
+        return 0
+    try:
+        is_dir = entry.is_dir()
+    except OSError:
+        is_dir = False
+    if is_dir:
+        if name in SKIPPED_DIRS or entry.is_symlink() or os.path.exists(
+            os.path.join(entry.path, REPORT_MARKER)
+        ):
+            return 0
+        return _FOLDER
+    return _POST if name.endswith(POST_SUFFIXES) or name.lower().endswith(POST_SUFFIXES) else 0
+
+
+_FOLDER, _POST = 1, 2
+
+
+def _walk(folder: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """(stored relative path, path) of the post files under ``folder``, in sorted order.
+
+    Like ``os.walk`` (symlinked folders are listed but not entered, unreadable folders
+    skipped), minus hidden and vendored folders and report folders. Only the names of
+    one folder are held at a time, as plain strings (``prefix`` is the folder's stored
+    relative path: string arithmetic, ``resolve()`` per file costs more than parsing)."""
+    keys: list[str] = []  # stored relative paths; a folder's ends with '/'
+    names: dict[str, str] = {}  # key -> name, for the names stored otherwise than written
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                kind = _kind(entry)
+                if not kind:
+                    continue
+                name = entry.name
+                stored = stored_name(name)
+                key = prefix + stored + ("/" if kind == _FOLDER else "")
+                if stored != name:
+                    names[key] = name
+                keys.append(key)
+    except OSError:
+        return
+    keys.sort()
+    base = folder if folder.endswith(os.sep) else folder + os.sep
+    cut = len(prefix)
+    for key in keys:
+        if key[-1] == "/":
+            name = names.get(key) or key[cut:-1]
+            yield from _walk(base + name, key)
+        else:
+            yield key, base + (names.get(key) or key[cut:])
+
+
+def _any_post(folder: str) -> bool:
+    """Is there a post file under ``folder`` (as `_walk` finds them)? Stops at the first."""
+    folders: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                kind = _kind(entry)
+                if kind == _POST:
+                    return True
+                if kind == _FOLDER:
+                    folders.append(entry.path)
+    except OSError:
+        return False
+    return any(_any_post(sub) for sub in folders)
 
 
 def stored_name(name: str) -> str:
@@ -101,7 +175,7 @@ def stored_name(name: str) -> str:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def read_post(path: Path, root: Path, max_bytes: int = MAX_POST_BYTES
+def read_post(path: str | Path, root: Path, max_bytes: int = MAX_POST_BYTES
               ) -> tuple[bytes, os.stat_result]:
     """Read one post file safely: only a regular file, at most ``max_bytes``.
 

@@ -212,35 +212,77 @@ def normalize_url(raw: str, base: str | None = None) -> UrlInfo:
 
 # An absolute http(s) URL that is already in normal form (how nearly every link in a post
 # is written): lower-case host name without port or userinfo, a path, query and fragment
-# with nothing to percent-encode. For these the general code below returns the text
-# unchanged (minus the fragment), so one match replaces it; tests compare both paths.
+# with nothing to percent-encode (escapes already upper-case %XX). For these the general
+# code below returns the text unchanged (minus the fragment), so one match replaces it;
+# tests compare both paths.
 _NORMAL_URL = re.compile(
     r"(https?)://([a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*\.?)"  # scheme, host (as _HOST_OK)
-    r"(/[!$&-;=@-\[\]-_a-z|~]*)"  # path: printable ASCII except ' "#<>?`{}%' and '\'
-    r"(?:\?[!$&(-;=?-_a-~]+)?"  # query: printable ASCII except ' "#<>\'`%'
-    r"(?:#([!#-$&-;=?-_a-z{-~]*))?"  # fragment: printable ASCII except ' "<>`%'
+    # path: printable ASCII except ' "#<>?`{}%' and '\', and upper-case escapes
+    r"(/[!$&-;=@-\[\]-_a-z|~]*(?:%[0-9A-F]{2}[!$&-;=@-\[\]-_a-z|~]*)*)"
+    # query (not empty): printable ASCII except ' "#<>\'`%', and upper-case escapes
+    r"(?:\?(?=[!$%&(-;=?-_a-~])[!$&(-;=?-_a-~]*(?:%[0-9A-F]{2}[!$&(-;=?-_a-~]*)*)?"
+    # fragment: printable ASCII except ' "<>`%', and upper-case escapes
+    r"(?:#([!#-$&-;=?-_a-z{-~]*(?:%[0-9A-F]{2}[!#-$&-;=?-_a-z{-~]*)*))?"
 )
-_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
+# a '.' or '..' segment, also spelled with escapes (what _remove_dot_segments removes)
+_DOT_SEGMENT = re.compile(r"/(?:\.|%2E)(?:\.|%2E)?(?:/|$)")
+
+
+def _upper(match: re.Match[str]) -> str:
+    return match.group(0).upper()
 
 
 def _already_normal(raw: str) -> UrlInfo | None:
-    m = _NORMAL_URL.fullmatch(raw)
-    if (
-        m is None
-        or ("&" in raw and _CHAR_REF.search(raw) is not None)
-        or _DOT_SEGMENT.search(m.group(3)) is not None
-        or len(m.group(2)) > 253
-    ):
+    """The key of a link already in normal form, else None. ``&amp;`` is decoded first (HTML
+    attributes as written carry it in queries): when no other character reference is left,
+    that is exactly what `_clean` does; lower-case escapes are upper-cased as `_encode`
+    does."""
+    text = raw
+    if "&" in raw:
+        text = raw.replace("&amp;", "&")
+        if "&" in text and _CHAR_REF.search(text) is not None:
+            return None
+    m = _NORMAL_URL.fullmatch(text)
+    if m is None and "%" in text:  # escapes in lower case: `_encode` upper-cases them
+        text = _PCT_HEX.sub(_upper, text)
+        m = _NORMAL_URL.fullmatch(text)
+    if m is None or _DOT_SEGMENT.search(m.group(3)) is not None or len(m.group(2)) > 253:
         return None
     fragment = m.group(4)
     if fragment is None:
-        return UrlInfo(raw, "", m.group(2), None, "")
-    return UrlInfo(raw[: m.start(4) - 1], fragment, m.group(2), None, "")
+        return UrlInfo(text, "", m.group(2), None, "")
+    return UrlInfo(text[: m.start(4) - 1], fragment, m.group(2), None, "")
+
+
+_PATH_PART = re.compile(r"[^?#]*")
+
+
+@lru_cache(maxsize=64)
+def _origin(base: str) -> str | None:
+    """``scheme://host`` of a base URL, when its key has no userinfo or port (else None)."""
+    info = _normalize(base, None)
+    if info.status is not None:
+        return None
+    end = info.url.find("/", info.url.find("://") + 3)
+    origin = info.url if end == -1 else info.url[:end]
+    return None if "@" in origin or origin.count(":") > 1 else origin
+
+
+def _root_relative_normal(raw: str, base: str) -> UrlInfo | None:
+    """A root-relative link (``/a/b?q``) already in normal form, resolved against ``base``:
+    the base's origin plus the link, as `urljoin` resolves it (which drops an empty
+    ``;params`` and removes dot segments: links with ';' or dot segments take the long way)."""
+    if raw[1:2] in ("/", "\\") or (";" in raw and ";" in _PATH_PART.match(raw).group()):
+        return None
+    origin = _origin(base)
+    return None if origin is None else _already_normal(origin + raw)
 
 
 @lru_cache(maxsize=16384)
 def _normalize(raw: str, base: str | None) -> UrlInfo:
     fast = _already_normal(raw)
+    if fast is None and base is not None and raw[:1] == "/":
+        fast = _root_relative_normal(raw, base)
     return fast if fast is not None else _normalize_any(raw, base)
 
 
@@ -382,6 +424,11 @@ _QUERY_WRAPPERS = {
     "imageproxy.ifunny.co": "url",
     "wp.com": "url",
 }
+# every host `unwrap_key` knows (hosts are keys: lower-case), and thumbor's path segment
+_PROXY_HOSTS = frozenset(
+    {*_WESERV_HOSTS, *(f"i{n}.wp.com" for n in range(4)), *_QUERY_WRAPPERS}
+)
+_UNSAFE_SEGMENT = re.compile("/unsafe/", re.IGNORECASE)
 _SCHEMELESS_HOST = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?::\d+)?(?:[/?#].*)?")
 
 
@@ -413,8 +460,10 @@ def unwrap_proxy(url: str) -> str | None:
 def unwrap_key(info: UrlInfo) -> str | None:
     """`unwrap_proxy` of a link already normalised: a key normalises to itself, so the
     extractor, which holds the key, does not normalise it again."""
-    if info.status is not None:
-        return None
+    if info.status is not None or (
+        info.host not in _PROXY_HOSTS and _UNSAFE_SEGMENT.search(info.url) is None
+    ):
+        return None  # nearly every link: no proxy host, no thumbor path
     try:
         host = info.host
         if host in _WESERV_HOSTS:

@@ -129,3 +129,37 @@ def test_attribute_values_with_markup_never_hide_or_bend_a_link(
     for occurrence in post.occurrences:
         assert "data-lk-pos" not in occurrence.url + occurrence.original or "data-lk-pos" in (
             title + alt + path)
+
+
+_MARKUP_BITS = st.sampled_from([
+    "<a", "<img", "<script>", "</script>", "<p>", "</a>", ">", "<", "=", " = ", "= <", '"', "'",
+    " href=", " src=x", " title=", "<!--", "-->", "&lt;a href=", "\n", " ", "x", "<iframe ",
+    "<style>", "</style>", "<textarea>", "</textarea>", "<!x>", "</", "/>", "<q cite=", "a=b<c",
+])
+
+
+def _html_occurrences(html: str) -> list[tuple[object, ...]]:
+    from linkkeeper.extract.html import html_links
+
+    collector = Collector("https://site.example/", None)
+    html_links(collector, html, 1)
+    return [(o.url, o.original, o.line, o.element, o.kind, o.text) for o in collector.occurrences]
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_MARKUP_BITS, max_size=30).map("".join))
+def test_text_that_looks_like_a_value_with_a_tag_skips_the_tokenizer_safely(html: str) -> None:
+    """Text such as ``&lt;a href=<a ...`` (spam quoted in comments) looked like an attribute
+    value holding a '<' and sent the whole chunk through the slow tokenizer; where the
+    sharper test (`_value_with_lt`) lets it skip that, the links found are the same."""
+    from linkkeeper.extract import markup
+
+    if markup._VALUE_WITH_LT.search(html) is None or markup._value_with_lt(html):
+        return
+    fast = _html_occurrences(html)
+    real = markup._value_with_lt
+    try:
+        markup._value_with_lt = lambda h: True  # type: ignore[assignment]
+        assert fast == _html_occurrences(html), html
+    finally:
+        markup._value_with_lt = real

@@ -151,3 +151,52 @@ def test_read_follows_a_file_that_grew_or_shrank_since_stat(
 
         monkeypatch.setattr(site_module.os, "fstat", fstat)
         assert site_module.read_post(path, tmp_path)[0] == data
+
+
+def test_posts_are_streamed_in_the_order_of_a_sort_of_all_their_paths(tmp_path: Path) -> None:
+    """The walk sorts one folder at a time (a sub-folder where its paths fall), which is
+    the order of sorting every relative path at once; skipped folders stay skipped."""
+    root = tmp_path / "site"
+    names = ["z.md", "a.md", "a-b.md", "a/x.md", "a/b/c.md", "a.b/y.md", "ab.md", "_posts/1.md",
+             "_posts/2024-01-01-中文.md", "_site/skip.md", ".hidden/skip.md", "node_modules/s.md",
+             "a/notes.txt", "b/c/d/e.html", "B.markdown", "a_/q.md"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x", encoding="utf-8")
+    os.symlink(root / "a", root / "linked")  # a symlinked folder is not entered (os.walk)
+    got = [rel for rel, _ in open_site([root]).posts()]
+    expected = sorted(n for n in names if n.endswith((".md", ".html", ".markdown"))
+                      and not n.startswith(("_site/", ".hidden/", "node_modules/")))
+    assert got == expected
+    assert all(path.is_file() for _, path in open_site([root]).posts())
+    assert open_site([root]).has_posts() and open_site([root / "a"]).has_posts()
+    (tmp_path / "none" / "_site").mkdir(parents=True)
+    (tmp_path / "none" / "_site" / "x.md").write_text("x", encoding="utf-8")
+    assert not open_site([tmp_path / "none"]).has_posts()
+
+
+def test_a_rescan_that_changed_nothing_reuses_the_totals_until_the_inventory_changes(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_path = tmp_path / "lk.db"
+    db = connect(db_path)
+    first = scan_site(db, open_site([site]), jobs=1).as_dict() | {"elapsed_s": 0}
+    counted: list[int] = []
+    real = scan._count_totals
+    monkeypatch.setattr(scan, "_count_totals", lambda *a: counted.append(1) or real(*a))
+    again = scan_site(db, open_site([site]), jobs=1).as_dict() | {"elapsed_s": 0}
+    # (problems are said by the scan that parsed the post, not by every later one)
+    assert counted == [] and again == first | {"parsed": 0, "unchanged": first["posts"],
+                                               "problems": []}
+    # another writer (a merge, a hand edit) changes the inventory: counted again
+    db.execute("DELETE FROM occurrences WHERE id = (SELECT max(id) FROM occurrences)")
+    third = scan_site(db, open_site([site]), jobs=1)
+    assert counted == [1] and third.occurrences == first["occurrences"] - 1
+    # an edited post: counted again, and the saved totals follow
+    post = sorted((site / "_posts").iterdir())[0]
+    post.write_bytes(post.read_bytes() + b'\n<p><a href="https://new.example/">n</a></p>\n')
+    fourth = scan_site(db, open_site([site]), jobs=1)
+    assert counted == [1, 1] and fourth.urls_by_status["checkable"] >= 1
+    fifth = scan_site(db, open_site([site]), jobs=1)
+    assert counted == [1, 1] and fifth.as_dict() | {"elapsed_s": 0, "parsed": 1, "unchanged": 0} \
+        == fourth.as_dict() | {"elapsed_s": 0, "unchanged": 0, "problems": []}

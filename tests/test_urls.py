@@ -331,7 +331,9 @@ def test_srcset_and_unwrap_never_raise(value: str) -> None:
 
 
 NORMAL_ALPHABET = st.sampled_from(
-    [*"abz09-._~:/?#[]@!$&'()*+,;=%\\^`{|}\"<> ", "/./", "/../", "/.", "&amp;", "&#1", "中"]
+    [*"abz09-._~:/?#[]@!$&'()*+,;=%\\^`{|}\"<> ", "/./", "/../", "/.", "&amp;", "&#1", "中",
+     "%E4", "%b8", "%2E", "%2e", "/%2E/", "/.%2E", "%2E%2E/", "%25", "%4", "&amp;amp;", "&lt;",
+     "&amp;#38;", "//", "?", "#", ";"]
 )
 
 
@@ -391,3 +393,50 @@ def test_key_shortcuts_agree_with_unwrap_proxy_and_is_image_url(raw: str) -> Non
     info = normalize_url(raw)
     assert unwrap_key(info) == (unwrap_proxy(info.url) if info.status is None else None)
     assert is_image_key(info) == is_image_url(info.url)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    base=st.sampled_from([
+        "https://archive.example/", "https://archive.example/blog/", "http://x.org",
+        "https://Site.Example:443/b/", "https://u@site.example/", "http://site.example:8080/",
+        "https://[::1]/", "ftp://site.example/",
+    ]),
+    rest=st.one_of(
+        st.lists(st.sampled_from([*"az09-._~:/?#[]@!$&'()*+,;=^|", "/./", "/.."]), max_size=25),
+        st.lists(NORMAL_ALPHABET, max_size=25),
+    ).map("".join),
+)
+def test_fast_path_for_root_relative_links_agrees_with_the_general_one(
+    base: str, rest: str
+) -> None:
+    """A root-relative link resolved against the site: origin + link when that is already
+    normal, exactly what urljoin and the general code give."""
+    from linkkeeper.urls import _normalize_any, _root_relative_normal
+
+    for raw in (f"/{rest}", f"/a/{rest}", f"/{rest}?q=1&amp;b=%E4%B8%AD#frag"):
+        fast = _root_relative_normal(raw, base)
+        if fast is not None:
+            assert fast == _normalize_any(raw, base), (raw, base)
+        assert normalize_url(raw, base) == _normalize_any(raw, base), (raw, base)
+
+
+@pytest.mark.parametrize(
+    "raw, base",
+    [
+        ("/article/74#comment-form", "https://archive.example/"),
+        ("/a//b/c", "https://archive.example/"),
+        ("/a/./b", "https://archive.example/"),
+        ("/a/%2E%2E/b", "https://archive.example/"),
+        ("/a;", "https://archive.example/"),
+        ("/a?", "https://archive.example/"),
+        ("https://t.co/s?url=https%3A//p.net/a/74&amp;text=%E4%BC%8A", None),
+        ("https://t.co/s?a=1&amp;amp;b=2", None),
+        ("https://t.co/%e4%b8%ad", None),
+        ("https://t.co/r1/t/img/title-%E3%80%90%E5%A5%B3", None),
+    ],
+)
+def test_widened_fast_path_on_links_seen_in_the_corpus(raw: str, base: str | None) -> None:
+    from linkkeeper.urls import _normalize_any
+
+    assert normalize_url(raw, base) == _normalize_any(raw, base)

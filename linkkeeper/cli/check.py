@@ -92,7 +92,7 @@ def scan(ctx: click.Context, **params: Any) -> None:
 def require_posts(site: Site) -> None:
     """A folder without a single post is a wrong SITE (exit 3), not an empty site: say so
     before a database is created there."""
-    if next(iter(site.posts()), None) is None:
+    if not site.has_posts():
         raise ConfigError(f"no posts found under {site.root} (is this a Jekyll site?)")
 
 

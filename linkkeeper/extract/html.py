@@ -15,7 +15,6 @@ recognisable comments section (``#comments``, ``.comment-wrapper``, ``.commentli
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,18 +61,27 @@ _RELATED_SECTION = re.compile(
     r"see[-_]?also|also[-_]?read)(?:$|[-_]?(?:posts?|stories|articles?|news|links?|content|"
     r"items?|list|block|box)$)"
 )
-_NEWLINE = re.compile("\n")
 
 
 class _LineIndex:
-    """Offset -> 1-based file line for one chunk of text."""
+    """Offset -> 1-based file line for one chunk of text: the newlines before the offset,
+    counted from the last offset asked for (elements are asked for in document order, so
+    a chunk is counted through about once, in C, instead of indexing every line first)."""
 
     def __init__(self, text: str, first_line: int) -> None:
-        self.starts = [m.start() for m in _NEWLINE.finditer(text)] if "\n" in text else []
-        self.first_line = first_line
+        self.text = text
+        self.at = 0  # the last offset asked for
+        self.line_at = first_line  # its line
 
     def line(self, offset: int) -> int:
-        return self.first_line + bisect_right(self.starts, offset - 1)
+        offset = max(offset, 0)
+        at = self.at
+        if offset >= at:
+            self.line_at += self.text.count("\n", at, offset)
+        else:
+            self.line_at -= self.text.count("\n", offset, at)
+        self.at = offset
+        return self.line_at
 
 
 def _raw_attributes(source: str, pos: int) -> dict[str, tuple[str, int]]:
@@ -157,13 +165,14 @@ _NOWHERE = _Place()
 
 def _context(
     node: LexborNode,
-    sections: dict[int, str],
+    hinted: bool,
     lists: dict[int, bool],
     places: dict[int, _Place],
 ) -> _Place:
     """The `_Place` of ``node``: what its ancestors say. ``places`` remembers the answer for
     every ancestor walked (by mem_id), so siblings and cousins stop at the first shared
-    one. Sections are complete for a node's ancestors by the time the node is reached."""
+    one. Only ancestors can start a node's section, so their class and id are read here,
+    once each, and only when the chunk names a section at all (``hinted``)."""
     chain: list[tuple[LexborNode, int]] = []
     above = _NOWHERE
     parent = node.parent
@@ -187,7 +196,11 @@ def _context(
                 story = _is_story_list(grand, lists)
         elif tag in ("picture", "video", "audio"):
             media = tag
-        section = sections.get(key) if sections else None
+        section = None
+        if hinted and tag[:1] != "-":  # not the document node
+            attrs = ancestor.attributes
+            if "class" in attrs or "id" in attrs:
+                section = _section_mark(attrs)
         if section == "comments":  # the walk up stops here: nothing above counts
             place = _Place(story, True, False, media, has_li)
         else:
@@ -246,28 +259,20 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
             " links are not read"))
         return
     tree = LexborHTMLParser(mark_positions(html))
-    # Comment and related-story sections, by mem_id. The walk is depth-first, so an
-    # element's ancestors are all known when it is reached.
-    sections: dict[int, str] = {}
-    hinted: bool | None = None  # does the chunk name a section at all (checked lazily)
+    # Can the chunk have comment or related-story sections at all (a class or id naming
+    # one)? Only then are the ancestors of every link element read (`_context`).
+    hinted = any(hint in html for hint in _SECTION_HINTS)
     lists: dict[int, bool] = {}  # ul/ol by mem_id: a list of stories?
     places: dict[int, _Place] = {}  # elements by mem_id: what their ancestors say
     el = _Element(collector, _LineIndex(html, first_line))  # one per chunk, set per element
     root = tree.root
     for node in root.traverse() if root is not None else ():
         tag = node.tag
-        attrs = node.attributes
-        if "class" in attrs or "id" in attrs:
-            section = _section_mark(attrs)
-            if section is not None:
-                if hinted is None:
-                    hinted = any(hint in html for hint in _SECTION_HINTS)
-                if hinted:
-                    sections[node.mem_id] = section
         entry = _HANDLERS.get(tag)  # type: ignore[arg-type]
         if entry is None:
             continue
         needed, handler = entry
+        attrs = node.attributes
         if needed is not None and needed not in attrs:
             continue
         el.tag_line, el.raw = _tag_source(html, attrs, el.lines, first_line)
@@ -275,8 +280,8 @@ def html_links(collector: Collector, html: str, first_line: int) -> None:
         # the ancestor walk only matters for links (story lists), <source> (picture or
         # video) and when the chunk has comment or related sections
         el.place = (
-            _context(node, sections, lists, places)
-            if sections or tag in ("a", "area", "source")
+            _context(node, hinted, lists, places)
+            if hinted or tag in ("a", "area", "source")
             else _NOWHERE
         )
         handler(el)
@@ -296,7 +301,7 @@ def _tag_source(
         end != -1
         and html.find("&", pos, end) == -1
         and html.find("\n", pos, end) == -1
-        and ">" not in "".join(filter(None, attrs.values()))
+        and not any(">" in value for value in attrs.values() if value)
     ):
         # one-line tag without character references: no need to re-read the tag
         return lines.line(pos), None

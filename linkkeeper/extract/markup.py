@@ -77,6 +77,27 @@ def nesting_too_deep(html: str) -> int:
     return deepest if work > _TREE_WORK_LIMIT else 0
 
 
+def _value_with_lt(html: str) -> bool:
+    """Can a start tag's attribute value in ``html`` hold a '<'? Text like ``a= <b>`` or
+    ``&lt;a href=<a ...`` (spam quoted in comments) looks like one to `_VALUE_WITH_LT`.
+
+    Judged at each candidate '=' in order: it is text when a '>' stands between it and the
+    last '<' before it, with no quote there that could hide that '>' inside a value. That
+    is sound for the first candidate that really is in a tag: a value of that tag holding
+    a '<' before it would have been an earlier candidate, so the last '<' is the tag's own
+    and any '>' after it sits in a quoted value."""
+    pos = 0
+    while (m := _VALUE_WITH_LT.search(html, pos)) is not None:
+        start = m.start()
+        lt = html.rfind("<", 0, start)
+        if lt != -1:
+            between = html[lt + 1 : start]
+            if ">" not in between or '"' in between or "'" in between:
+                return True
+        pos = start + 1
+    return False
+
+
 def mark_positions(html: str) -> str:
     """The HTML with each start tag of interest given its source offset (``POS_ATTR``).
 
@@ -84,7 +105,7 @@ def mark_positions(html: str) -> str:
     inside an attribute value (``title="<img src=y>"``), a comment or a script is text,
     and a marker there would break the quoting and leak into a URL. (In a comment or
     a script a marker is harmless: the parser makes no element of it.)"""
-    if _VALUE_WITH_LT.search(html) is None:  # the usual case: one regex pass
+    if not _value_with_lt(html):  # the usual case: one regex pass
         return _START_OF_INTEREST.sub(lambda m: f'{m.group(0)} {POS_ATTR}="{m.start()}"', html)
     out: list[str] = []
     last = 0
