@@ -55,16 +55,19 @@ COLUMNS = (
 def site_for(urls: int, hosts: int, port: int, world: str) -> tuple[Path, dict[str, Any]]:
     """The generated site; world "ok": every URL answers 200 at once (the machinery alone),
     "mix": gen_site's failure mix (429s, flaky 503s, slow pages: politeness shows too)."""
-    saved = gen_site.BEHAVIOURS
-    if world == "ok":
-        gen_site.BEHAVIOURS = (gen_site.Behaviour("ok", 1.0, "/ok/{id}"),)
+    saved = gen_site.WORLDS["gentle"]
+    if world == "ok":  # the gentle world's host shares, every URL "ok" (WORLDS is what is read)
+        gen_site.WORLDS["gentle"] = ((gen_site.Behaviour("ok", 1.0, "/ok/{id}"),), saved[1])
     try:
-        return cached_site(
+        site, manifest = cached_site(
             f"site-scale-{world}-{urls}-h{hosts}", posts=max(urls // 4, 1), hosts=hosts,
             distinct_urls=urls, port=port,
         )
     finally:
-        gen_site.BEHAVIOURS = saved
+        gen_site.WORLDS["gentle"] = saved
+    if world == "ok" and set(manifest["by_behaviour"]) != {"ok"}:
+        raise SystemExit(f"{site} is not an all-ok world ({manifest['by_behaviour']}): delete it")
+    return site, manifest
 
 
 def prescan(site: Path, db: Path) -> None:
