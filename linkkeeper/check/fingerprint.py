@@ -247,6 +247,9 @@ class Fingerprint:
 
     hashes: tuple[int, ...]  # sorted, at most SKETCH_SIZE
     size: int  # shingles in the full set
+    # the hash of the shingle starting at each word (made from words here, not loaded):
+    # what `without` reuses; never stored, never compared
+    windows: list[int] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of_text(cls, text: str, k: int = SKETCH_SIZE, *, ignore: frozenset[str] = frozenset()
@@ -258,8 +261,45 @@ class Fingerprint:
     @classmethod
     def of_words(cls, words: Sequence[str], k: int = SKETCH_SIZE) -> Fingerprint:
         """The sketch of a text already cut into `tokens`."""
-        hashed = sorted(set(map(_hash, _shingles_of(words))))
-        return cls(tuple(hashed[:k]), len(hashed))
+        if len(words) <= SHINGLE:
+            hashed = sorted(set(map(_hash, _shingles_of(words))))
+            return cls(tuple(hashed[:k]), len(hashed))
+        windows = list(map(_hash, map(" ".join, zip(*(words[i:] for i in range(SHINGLE)),
+                                                     strict=False))))
+        hashed = sorted(set(windows))
+        return cls(tuple(hashed[:k]), len(hashed), windows)
+
+    def without(self, words: Sequence[str], ignore: frozenset[str],
+                k: int = SKETCH_SIZE) -> Fingerprint:
+        """The sketch of `words` (the words this one was made of) leaving out `ignore`.
+
+        Equal to ``of_words`` of the filtered words, but only the shingles that now span a
+        gap are hashed anew; every shingle clear of a left-out word is one of `windows`.
+        """
+        removed = [i for i, word in enumerate(words) if word in ignore]
+        if not removed:
+            return self
+        kept = [word for word in words if word not in ignore]
+        windows = self.windows
+        if windows is None or len(kept) <= SHINGLE or len(windows) != len(words) - SHINGLE + 1:
+            return Fingerprint.of_words(kept, k)
+        # the old shingles touching no left-out word, copied run by run
+        touched = sorted({i for r in removed for i in range(r - SHINGLE + 1, r + 1)})
+        hashed: set[int] = set()
+        start = 0
+        for i in touched:
+            if i >= start:
+                hashed.update(windows[start:i])
+                start = i + 1
+        hashed.update(windows[start:])
+        # the new ones: shingles of the kept words across a gap (g: the kept word before it)
+        last_start = len(kept) - SHINGLE
+        gaps = {r - n - 1 for n, r in enumerate(removed)}
+        for j in sorted({j for g in gaps for j in range(g - SHINGLE + 2, g + 1)}):
+            if 0 <= j <= last_start:
+                hashed.add(_hash(" ".join(kept[j : j + SHINGLE])))
+        ordered = sorted(hashed)
+        return Fingerprint(tuple(ordered[:k]), len(ordered))
 
     @property
     def empty(self) -> bool:

@@ -143,12 +143,12 @@ class Probe:
             return None
         words = self.page.tokens()
         present = ignore.intersection(words)
-        if not present:
+        if not present or self.fingerprint is None:
             return self.fingerprint
         key = frozenset(present)
         sketch = self._sketches.get(key)
         if sketch is None:
-            sketch = Fingerprint.of_words([w for w in words if w not in present])
+            sketch = self.fingerprint.without(words, key)
             if len(self._sketches) < 256:  # bounded: URL words rarely vary this much
                 self._sketches[key] = sketch
         return sketch
@@ -288,12 +288,7 @@ def _similarity_without_urls(
     if page is None or probe.page is None:
         return 0.0
     ignore = _url_words(original) | _url_words(URL(probe.url))
-    words = page.tokens()
-    mine = (
-        fingerprint
-        if ignore.isdisjoint(words)
-        else Fingerprint.of_words([w for w in words if w not in ignore])
-    )
+    mine = fingerprint.without(page.tokens(), ignore)
     theirs = probe.sketch_without(ignore)
     assert theirs is not None  # probe.page is there
     return mine.similarity(theirs)
