@@ -312,9 +312,9 @@ class Fingerprint:
         if self.empty or other.empty:
             return 0.0
         k = max(len(self.hashes), len(other.hashes))
-        union = sorted(set(self.hashes) | set(other.hashes))[:k]
         mine, theirs = set(self.hashes), set(other.hashes)
-        both = sum(1 for h in union if h in mine and h in theirs)
+        union = sorted(mine | theirs)[:k]
+        both = len((mine & theirs).intersection(union))
         return both / len(union)
 
     def dumps(self) -> str:

@@ -366,8 +366,9 @@ class Soft404Detector:
         and the probe's requests when this link is the one that pays for it (else 0)."""
         if not applies(url):
             return None, 0
-        task, _ = self._probe_task(url)
-        pays = self._bill(url)
+        key = directory_key(url)
+        task, _ = self._probe_task(url, key)
+        pays = self._bill(url, key)
         if not (pays or alive):
             return None, 0
         probe = await _probe_of(task)
@@ -381,13 +382,13 @@ class Soft404Detector:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
 
-    def _probe_task(self, url: URL) -> tuple[asyncio.Task[Probe], bool]:
+    def _probe_task(self, url: URL, key: str | None = None) -> tuple[asyncio.Task[Probe], bool]:
         """The directory's probe (started now if nobody has): (task, True if this call started it).
 
         The caller that starts it is billed for it once (`_bill`), so the run's
         request count includes every probe exactly once.
         """
-        key = directory_key(url)
+        key = key or directory_key(url)
         task = self.probes.get(key)
         if task is not None:
             return task, False
@@ -396,10 +397,9 @@ class Soft404Detector:
         self._payers[key] = str(url)
         return task, True
 
-    def _bill(self, url: URL) -> bool:
+    def _bill(self, url: URL, key: str) -> bool:
         """True once, for the link whose check started its directory's probe."""
-        key = directory_key(url)
-        if self._payers.get(key) == str(url):
+        if key in self._payers and self._payers[key] == str(url):
             del self._payers[key]
             return True
         return False
@@ -502,6 +502,10 @@ class Soft404Detector:
 
 async def _probe_of(task: asyncio.Future[Probe]) -> Probe | None:
     """A directory's probe, or None if it could not be had (shielded: waiters never cancel it)."""
+    if task.done():  # most links come after their directory's probe: no shield to make
+        if task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
