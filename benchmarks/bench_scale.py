@@ -22,12 +22,14 @@ for both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,8 @@ COLUMNS = (
     ("of_raw", "× raw loop"),
     ("cpu_s", "CPU s"),
     ("peak_rss_mb", "peak RSS MB"),
+    ("scan_rss_mb", "of which scan MB"),
+    ("check_rss_mb", "check phase MB"),
     ("requests", "requests seen"),
 )
 
@@ -123,8 +127,63 @@ def start_fault_web(port: int, log: Path) -> FaultWebProcess:
     raise AssertionError("unreachable")
 
 
+class PhaseRss:
+    """Peak RSS of `linkkeeper check` in its two phases, sampled from /proc every 0.2 s:
+    the scan it starts with (scan.py's no-change rescan) and the check proper, which
+    begins when its run's row is in the database."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.peaks = {"scan": 0.0, "check": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict[str, float | None]:
+        self._stop.set()
+        self._thread.join()
+        return {f"{phase}_rss_mb": round(mb, 1) or None for phase, mb in self.peaks.items()}
+
+    def _sample(self) -> None:
+        pid: int | None = None
+        phase = "scan"
+        while not self._stop.wait(0.2):
+            pid = pid if pid is not None and Path(f"/proc/{pid}").exists() else self._find()
+            if pid is None:
+                continue
+            if phase == "scan" and self._run_started():
+                phase = "check"
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                pid = None
+                continue
+            rss = next((int(line.split()[1]) for line in status.splitlines()
+                        if line.startswith("VmRSS:")), 0)
+            self.peaks[phase] = max(self.peaks[phase], rss / 1024)
+
+    def _find(self) -> int | None:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"check" in argv and str(self.db).encode() in argv:
+                    return int(entry.name)
+        return None
+
+    def _run_started(self) -> bool:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True,
+                                                    timeout=0.1)) as conn:
+                return bool(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+        except sqlite3.Error:
+            return False
+
+
 def run_size(urls: int, args: argparse.Namespace) -> list[dict[str, Any]]:
-    port = free_port(47180)
+    port = free_port(args.port)
     site, manifest = site_for(urls, args.hosts, port, args.world)
     if manifest["arguments"].get("port") != port:
         raise SystemExit(f"port {manifest['arguments'].get('port')} of the cached site is busy")
@@ -136,12 +195,15 @@ def run_size(urls: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         if tool == "linkkeeper":
             prescan(site, work / "linkkeeper.db")
         web = start_fault_web(port, work / f"faultweb-{tool}.jsonl")
+        phases = PhaseRss(work / "linkkeeper.db") if tool == "linkkeeper" else None
         try:
             result = measure(commands(site, port, work, args)[tool], label=tool, cwd=work,
                              timeout=args.timeout, stdout_path=work / f"{tool}.out",
                              env=dict(os.environ, BENCH_LOOPBACK_HOSTS="*.example"))
         finally:
             log, _stats = web.stop()
+            peaks = phases.stop() if phases is not None else {}
+        result |= peaks
         result |= {
             "urls": manifest["distinct_urls"],
             "requests": len(log),
@@ -181,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,300000", help="numbers of distinct URLs")
     parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--port", type=int, default=47180,
+                        help="the fault web's port (a site is generated for it)")
     parser.add_argument("--world", choices=("ok", "mix"), default="ok",
                         help="ok: every URL 200 (CPU-bound); mix: gen_site's failure mix")
     parser.add_argument("--tools", default="raw,linkkeeper")

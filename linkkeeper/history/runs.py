@@ -235,14 +235,22 @@ def _crc32(url: str) -> int:
     return zlib.crc32(url.encode())
 
 
+# Page cache while a plan is made: SQLite lets each sort use about this much memory before
+# it spills to a temporary file, and a plan sorts three times.
+PLAN_CACHE_KB = 16384
+
+
 @contextlib.contextmanager
 def sorting_on_disk(db: sqlite_utils.Database) -> Iterator[None]:
     """SQLite's sorts spill to temporary files, not memory, while a plan is made
     (outside any transaction: SQLite refuses to switch inside one)."""
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
     db.execute("PRAGMA temp_store=FILE")
+    db.execute(f"PRAGMA cache_size=-{PLAN_CACHE_KB}")
     try:
         yield
     finally:
+        db.execute(f"PRAGMA cache_size={int(cache)}")
         db.execute("PRAGMA temp_store=MEMORY")
 
 
