@@ -51,7 +51,7 @@ COLUMNS = (
     ("of_raw", "× raw loop"),
     ("cpu_s", "CPU s"),
     ("peak_rss_mb", "peak RSS MB"),
-    ("scan_rss_mb", "of which scan MB"),
+    ("scan_rss_mb", "scan+plan MB"),
     ("check_rss_mb", "check phase MB"),
     ("requests", "requests seen"),
 )
@@ -129,8 +129,9 @@ def start_fault_web(port: int, log: Path) -> FaultWebProcess:
 
 class PhaseRss:
     """Peak RSS of `linkkeeper check` in its two phases, sampled from /proc every 0.2 s:
-    the scan it starts with (scan.py's no-change rescan) and the check proper, which
-    begins when its run's row is in the database."""
+    the scan it starts with (scan.py's no-change rescan) and the plan (history/runs.py),
+    then the check proper, which begins when its run's row (committed with the plan) is
+    in the database. Python keeps what the first phase freed: the second starts there."""
 
     def __init__(self, db: Path) -> None:
         self.db = db
@@ -232,6 +233,9 @@ def charts(rows: list[dict[str, Any]], world: str) -> None:
             cpu = remember(f"scale_cpu_{world}", row["label"], row["urls"],
                            round(1000 * row["cpu_s"] / row["urls"], 3))
         rss = remember(f"scale_rss_{world}", row["label"], row["urls"], row["peak_rss_mb"])
+        if row.get("check_rss_mb"):
+            rss = remember(f"scale_rss_{world}", f"{row['label']}: check phase", row["urls"],
+                           row["check_rss_mb"])
     if cpu:
         line_chart("check, zero-latency fault web: CPU per URL", "distinct URLs",
                    "CPU ms per URL", cpu, CHARTS_DIR / f"scale_cpu_{world}.svg")
