@@ -22,11 +22,14 @@ for both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,8 @@ COLUMNS = (
     ("of_raw", "× raw loop"),
     ("cpu_s", "CPU s"),
     ("peak_rss_mb", "peak RSS MB"),
+    ("scan_rss_mb", "scan+plan MB"),
+    ("check_rss_mb", "check phase MB"),
     ("requests", "requests seen"),
 )
 
@@ -55,25 +60,42 @@ COLUMNS = (
 def site_for(urls: int, hosts: int, port: int, world: str) -> tuple[Path, dict[str, Any]]:
     """The generated site; world "ok": every URL answers 200 at once (the machinery alone),
     "mix": gen_site's failure mix (429s, flaky 503s, slow pages: politeness shows too)."""
-    saved = gen_site.BEHAVIOURS
-    if world == "ok":
-        gen_site.BEHAVIOURS = (gen_site.Behaviour("ok", 1.0, "/ok/{id}"),)
+    saved = gen_site.WORLDS["gentle"]
+    if world == "ok":  # the gentle world's host shares, every URL "ok" (WORLDS is what is read)
+        gen_site.WORLDS["gentle"] = ((gen_site.Behaviour("ok", 1.0, "/ok/{id}"),), saved[1])
     try:
-        return cached_site(
+        site, manifest = cached_site(
             f"site-scale-{world}-{urls}-h{hosts}", posts=max(urls // 4, 1), hosts=hosts,
             distinct_urls=urls, port=port,
         )
     finally:
-        gen_site.BEHAVIOURS = saved
+        gen_site.WORLDS["gentle"] = saved
+    if world == "ok" and set(manifest["by_behaviour"]) != {"ok"}:
+        raise SystemExit(f"{site} is not an all-ok world ({manifest['by_behaviour']}): delete it")
+    return site, manifest
 
 
 def prescan(site: Path, db: Path) -> None:
+    """A scanned database for the check (not measured): a copy of the site's cached one.
+
+    The first scan of a 1,000,000-URL site (250,000 posts) takes minutes; it is kept in
+    the site's `_benchmark/` folder, and made again when the site is newer than it.
+    """
+    cached = site / "_benchmark" / "prescanned.db"
+    manifest = site / "_benchmark" / "manifest.json"
+    if not cached.exists() or cached.stat().st_mtime < manifest.stat().st_mtime:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{cached}{suffix}").unlink(missing_ok=True)
+        done = subprocess.run(
+            [str(LINKKEEPER), "scan", str(site), "--db", str(cached), "--format", "json"],
+            capture_output=True, text=True,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"scan failed:\n{done.stderr[-2000:]}")
+        sqlite3.connect(cached).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    done = subprocess.run([str(LINKKEEPER), "scan", str(site), "--db", str(db), "--format", "json"],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"scan failed:\n{done.stderr[-2000:]}")
+    shutil.copyfile(cached, db)
 
 
 def commands(site: Path, port: int, work: Path, args: argparse.Namespace) -> dict[str, list[str]]:
@@ -105,8 +127,64 @@ def start_fault_web(port: int, log: Path) -> FaultWebProcess:
     raise AssertionError("unreachable")
 
 
+class PhaseRss:
+    """Peak RSS of `linkkeeper check` in its two phases, sampled from /proc every 0.2 s:
+    the scan it starts with (scan.py's no-change rescan) and the plan (history/runs.py),
+    then the check proper, which begins when its run's row (committed with the plan) is
+    in the database. Python keeps what the first phase freed: the second starts there."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.peaks = {"scan": 0.0, "check": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict[str, float | None]:
+        self._stop.set()
+        self._thread.join()
+        return {f"{phase}_rss_mb": round(mb, 1) or None for phase, mb in self.peaks.items()}
+
+    def _sample(self) -> None:
+        pid: int | None = None
+        phase = "scan"
+        while not self._stop.wait(0.2):
+            pid = pid if pid is not None and Path(f"/proc/{pid}").exists() else self._find()
+            if pid is None:
+                continue
+            if phase == "scan" and self._run_started():
+                phase = "check"
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                pid = None
+                continue
+            rss = next((int(line.split()[1]) for line in status.splitlines()
+                        if line.startswith("VmRSS:")), 0)
+            self.peaks[phase] = max(self.peaks[phase], rss / 1024)
+
+    def _find(self) -> int | None:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"check" in argv and str(self.db).encode() in argv:
+                    return int(entry.name)
+        return None
+
+    def _run_started(self) -> bool:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True,
+                                                    timeout=0.1)) as conn:
+                return bool(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+        except sqlite3.Error:
+            return False
+
+
 def run_size(urls: int, args: argparse.Namespace) -> list[dict[str, Any]]:
-    port = free_port(47180)
+    port = free_port(args.port)
     site, manifest = site_for(urls, args.hosts, port, args.world)
     if manifest["arguments"].get("port") != port:
         raise SystemExit(f"port {manifest['arguments'].get('port')} of the cached site is busy")
@@ -118,12 +196,15 @@ def run_size(urls: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         if tool == "linkkeeper":
             prescan(site, work / "linkkeeper.db")
         web = start_fault_web(port, work / f"faultweb-{tool}.jsonl")
+        phases = PhaseRss(work / "linkkeeper.db") if tool == "linkkeeper" else None
         try:
             result = measure(commands(site, port, work, args)[tool], label=tool, cwd=work,
                              timeout=args.timeout, stdout_path=work / f"{tool}.out",
                              env=dict(os.environ, BENCH_LOOPBACK_HOSTS="*.example"))
         finally:
             log, _stats = web.stop()
+            peaks = phases.stop() if phases is not None else {}
+        result |= peaks
         result |= {
             "urls": manifest["distinct_urls"],
             "requests": len(log),
@@ -152,6 +233,9 @@ def charts(rows: list[dict[str, Any]], world: str) -> None:
             cpu = remember(f"scale_cpu_{world}", row["label"], row["urls"],
                            round(1000 * row["cpu_s"] / row["urls"], 3))
         rss = remember(f"scale_rss_{world}", row["label"], row["urls"], row["peak_rss_mb"])
+        if row.get("check_rss_mb"):
+            rss = remember(f"scale_rss_{world}", f"{row['label']}: check phase", row["urls"],
+                           row["check_rss_mb"])
     if cpu:
         line_chart("check, zero-latency fault web: CPU per URL", "distinct URLs",
                    "CPU ms per URL", cpu, CHARTS_DIR / f"scale_cpu_{world}.svg")
@@ -163,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,300000", help="numbers of distinct URLs")
     parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--port", type=int, default=47180,
+                        help="the fault web's port (a site is generated for it)")
     parser.add_argument("--world", choices=("ok", "mix"), default="ok",
                         help="ok: every URL 200 (CPU-bound); mix: gen_site's failure mix")
     parser.add_argument("--tools", default="raw,linkkeeper")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,7 +30,15 @@ from linkkeeper.check.result import CheckResult
 from linkkeeper.clock import utcnow
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS
 from linkkeeper.history.recorder import Recorder, settle_abandoned
-from linkkeeper.history.runs import Run, plan_urls, remaining_urls, scan_time_statuses, start_run
+from linkkeeper.history.runs import (
+    Plan,
+    Run,
+    plan_urls,
+    planned_urls,
+    scan_time_statuses,
+    scan_time_statuses_of_run,
+    start_run,
+)
 from linkkeeper.history.state import ConfirmPolicy, StatePolicy
 from linkkeeper.history.truth import CheckRow
 from linkkeeper.scan import ScanProblem, ScanSummary, scan_site
@@ -155,20 +163,19 @@ async def run_audit_async(
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> AuditResult:
     t0 = time.perf_counter()
-    planned = plan_urls(
-        db, max_age=options.max_age, failing_only=options.failing_only, budget=options.budget,
+    planned = Plan(
+        max_age=options.max_age, failing_only=options.failing_only, budget=options.budget,
         shard=options.shard,
     )
     run = start_run(
         db,
-        planned,
+        planned,  # stored by SQLite and read back a page at a time: memory stays flat
         options=options.record_options,
         new_run=options.new_run,
         insecure=check_options.insecure,
     )
     if run.abandoned is not None:  # its failures still wait to be counted (or not)
         settle_abandoned(db, run.abandoned, StatePolicy(options.confirm))
-    todo = remaining_urls(db, run.id) if run.resumed else planned
     recorder = Recorder(db, run.id, confirm=options.confirm)
     host_times: dict[str, tuple[int, float]] = {}
     total = run.planned
@@ -186,13 +193,14 @@ async def run_audit_async(
 
     if on_progress:  # the start: what a resumed run had done is not this process's rate
         on_progress(recorder.done, total, dict(recorder.counts))
-    pre = scan_time_statuses(db, todo) if todo else {}  # [] means none, not all
-    fetch = [u for u in todo if u not in pre]
+    pre = scan_time_statuses_of_run(db, run.id)
     for url, (status, reason) in pre.items():
         record(_scan_time_result(url, status, reason))
+    fetch: Iterable[str] = (u for u in planned_urls(db, run.id) if u not in pre)
 
     archiver = Archiver(db, options.archive, run_id=run.id) if options.archive else None
     if archiver is not None:
+        fetch = list(fetch)  # the archiver plans its captures from the whole list
         archiver.plan(fetch)
         check_options = with_capture(check_options, archiver)
 

@@ -88,7 +88,7 @@ class Fetcher:
         self, url: URL, method: str, settings: HostSettings, capture: bool
     ) -> Answer:
         began = time.perf_counter()
-        started = utcnow()
+        started = utcnow() if capture else None  # the WARC record's date
         async with self.session.request(
             method,
             url,
@@ -108,6 +108,7 @@ class Fetcher:
                         response.content, self.options.capture_max_bytes, self.budget,
                         self.options.spool_dir,
                     )
+                    assert started is not None
                     exchange = _exchange(response, url, method, body, started, ip, complete)
                     if self.reads_text:
                         encoding = response.headers.get("Content-Encoding", "")

@@ -34,7 +34,8 @@ import codecs
 import hashlib
 import re
 import struct
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from charset_normalizer import from_bytes
@@ -90,6 +91,7 @@ _CJK = (
     "\uac00-\ud7af"  # Hangul syllables
 )
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+")
+_ASCII_TOKEN = re.compile(r"[a-z]+")  # the same tokens for ASCII text, four times faster
 
 
 # -- decoding -------------------------------------------------------------------------------
@@ -164,6 +166,11 @@ class PageText:
     text: str  # main text, boilerplate removed
     refresh: str | None  # the target of a <meta http-equiv=refresh>, as written
     encoding: str
+    # tokens(text), computed once: the drift fingerprint and the soft-404 similarity share them
+    words: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+
+    def tokens(self) -> tuple[str, ...]:
+        return self.words if self.words is not None else tuple(tokens(self.text))
 
 
 def _is_boilerplate(node: LexborNode) -> bool:
@@ -204,7 +211,8 @@ def page_text(body: bytes, content_type: str | None = None) -> PageText:
     if len(text) < 20:  # no marked-up article (or an empty one): the whole cleaned body
         body_node = tree.body
         text = body_node.text(separator=" ", strip=True) if body_node else ""
-    return PageText(title, heading, " ".join(text.split()), refresh, encoding)
+    text = " ".join(text.split())
+    return PageText(title, heading, text, refresh, encoding, tuple(tokens(text)))
 
 
 # -- shingles and sketches ------------------------------------------------------------------
@@ -212,6 +220,8 @@ def page_text(body: bytes, content_type: str | None = None) -> PageText:
 
 def tokens(text: str) -> list[str]:
     """Lower-cased letter runs; each CJK character is a token; digits dropped."""
+    if text.isascii():  # no CJK, and ASCII's letters are [a-z] once lowered
+        return _ASCII_TOKEN.findall(text.lower())
     return _TOKEN.findall(text.lower())
 
 
@@ -219,10 +229,11 @@ def shingles(text: str, width: int = SHINGLE) -> set[str]:
     return _shingles_of(tokens(text), width)
 
 
-def _shingles_of(words: list[str], width: int = SHINGLE) -> set[str]:
+def _shingles_of(words: Sequence[str], width: int = SHINGLE) -> set[str]:
     if len(words) <= width:
         return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + width]) for i in range(len(words) - width + 1)}
+    # zip of shifted views: the shingles built at C speed (a page has hundreds)
+    return set(map(" ".join, zip(*(words[i:] for i in range(width)), strict=False)))
 
 
 @lru_cache(maxsize=65536)
@@ -236,14 +247,59 @@ class Fingerprint:
 
     hashes: tuple[int, ...]  # sorted, at most SKETCH_SIZE
     size: int  # shingles in the full set
+    # the hash of the shingle starting at each word (made from words here, not loaded):
+    # what `without` reuses; never stored, never compared
+    windows: list[int] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of_text(cls, text: str, k: int = SKETCH_SIZE, *, ignore: frozenset[str] = frozenset()
                 ) -> Fingerprint:
         """The sketch of a text; `ignore`: tokens left out (an error page echoing its URL)."""
         words = [w for w in tokens(text) if w not in ignore] if ignore else tokens(text)
-        hashed = sorted({_hash(s) for s in _shingles_of(words)})
-        return cls(tuple(hashed[:k]), len(hashed))
+        return cls.of_words(words, k)
+
+    @classmethod
+    def of_words(cls, words: Sequence[str], k: int = SKETCH_SIZE) -> Fingerprint:
+        """The sketch of a text already cut into `tokens`."""
+        if len(words) <= SHINGLE:
+            hashed = sorted(set(map(_hash, _shingles_of(words))))
+            return cls(tuple(hashed[:k]), len(hashed))
+        windows = list(map(_hash, map(" ".join, zip(*(words[i:] for i in range(SHINGLE)),
+                                                     strict=False))))
+        hashed = sorted(set(windows))
+        return cls(tuple(hashed[:k]), len(hashed), windows)
+
+    def without(self, words: Sequence[str], ignore: frozenset[str],
+                k: int = SKETCH_SIZE) -> Fingerprint:
+        """The sketch of `words` (the words this one was made of) leaving out `ignore`.
+
+        Equal to ``of_words`` of the filtered words, but only the shingles that now span a
+        gap are hashed anew; every shingle clear of a left-out word is one of `windows`.
+        """
+        removed = [i for i, word in enumerate(words) if word in ignore]
+        if not removed:
+            return self
+        kept = [word for word in words if word not in ignore]
+        windows = self.windows
+        if windows is None or len(kept) <= SHINGLE or len(windows) != len(words) - SHINGLE + 1:
+            return Fingerprint.of_words(kept, k)
+        # the old shingles touching no left-out word, copied run by run
+        touched = sorted({i for r in removed for i in range(r - SHINGLE + 1, r + 1)})
+        hashed: set[int] = set()
+        start = 0
+        for i in touched:
+            if i >= start:
+                hashed.update(windows[start:i])
+                start = i + 1
+        hashed.update(windows[start:])
+        # the new ones: shingles of the kept words across a gap (g: the kept word before it)
+        last_start = len(kept) - SHINGLE
+        gaps = {r - n - 1 for n, r in enumerate(removed)}
+        for j in sorted({j for g in gaps for j in range(g - SHINGLE + 2, g + 1)}):
+            if 0 <= j <= last_start:
+                hashed.add(_hash(" ".join(kept[j : j + SHINGLE])))
+        ordered = sorted(hashed)
+        return Fingerprint(tuple(ordered[:k]), len(ordered))
 
     @property
     def empty(self) -> bool:
@@ -256,9 +312,9 @@ class Fingerprint:
         if self.empty or other.empty:
             return 0.0
         k = max(len(self.hashes), len(other.hashes))
-        union = sorted(set(self.hashes) | set(other.hashes))[:k]
         mine, theirs = set(self.hashes), set(other.hashes)
-        both = sum(1 for h in union if h in mine and h in theirs)
+        union = sorted(mine | theirs)[:k]
+        both = len((mine & theirs).intersection(union))
         return both / len(union)
 
     def dumps(self) -> str:
@@ -301,4 +357,4 @@ def is_html(content_type: str | None, body: bytes | None = None) -> bool:
 def fingerprint_page(body: bytes, content_type: str | None = None) -> tuple[PageText, Fingerprint]:
     """Main text and its fingerprint, from a page's (decoded-transfer) bytes."""
     page = page_text(body, content_type)
-    return page, Fingerprint.of_text(page.text)
+    return page, Fingerprint.of_words(page.tokens())

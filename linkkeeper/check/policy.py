@@ -35,13 +35,15 @@ class HostSettings:
     headers: dict[str, str]
     accept: AcceptRanges
 
-    @property
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(
+    # aiohttp's form of `timeouts`, made once per host (every request passes it)
+    client_timeout: aiohttp.ClientTimeout = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "client_timeout", aiohttp.ClientTimeout(
             total=self.timeouts.total,
             sock_connect=self.timeouts.connect,
             sock_read=self.timeouts.read,
-        )
+        ))
 
 
 class HostSettingsBook:

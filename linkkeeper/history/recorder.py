@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from typing import Any
@@ -43,9 +43,12 @@ from linkkeeper.history.truth import (
     DRIFT_THRESHOLD,
     CheckRow,
     HostFailure,
+    _host_level,
     host_failures,
+    network_level,
     run_verdict,
 )
+from linkkeeper.urls import host_key
 from linkkeeper.vocab import FAILURES, Status
 
 _STATE_COLS = tuple(f.name for f in fields(LinkState))
@@ -199,7 +202,7 @@ class Recorder:
     def judge(self, canaries: Iterable[CheckRow] | None = None) -> str | None:
         """Decide whether the run was cut off (truth.py), record why, and settle its failures."""
         self.flush()
-        self.degraded = run_verdict(self._rows(), canaries)
+        self.degraded = run_verdict(self._verdict_rows(), canaries)
         with Transaction(self.db) as conn:
             conn.execute("UPDATE runs SET degraded=? WHERE id=?", (self.degraded, self.run_id))
         self.settle()
@@ -237,14 +240,61 @@ class Recorder:
                 if change.new_failure:  # unsettled rows were never in the list
                     self.new_failures.append(url)
 
-    def _rows(self) -> list[CheckRow]:
-        return self.db.execute(
-            "SELECT url, status, reason, http_status FROM checks WHERE run_id=?", [self.run_id]
-        ).fetchall()
+    def _rows(self) -> Iterator[CheckRow]:
+        """The run's (url, status, reason, http_status) rows, read a page at a time."""
+        cursor = self.db.execute(
+            "SELECT url, status, reason, http_status FROM checks WHERE run_id=?"
+            " AND status NOT IN (?, ?)", [self.run_id, Status.EXCLUDED, Status.INVALID]
+        )
+        while page := cursor.fetchmany(5000):
+            yield from page
+
+    def _verdict_rows(self) -> list[CheckRow]:
+        """What `run_verdict` needs of the run's rows, for the same verdict in the memory of
+        the failures rather than of the run: every row of a host whose rows all failed at
+        the network level, one row of every other host (it shows the host answered), and
+        one failure when the run had any (a run without one is never degraded)."""
+        down: dict[str, list[CheckRow]] = {}
+        answered: dict[str, CheckRow] = {}
+        failure: CheckRow | None = None
+        for row in self._rows():
+            host = host_key(row[0])
+            if host in answered:
+                if failure is None and row[1] in FAILURES:
+                    failure = row
+                continue
+            if network_level(row[1], row[2], row[3]):
+                down.setdefault(host, []).append(row)
+            else:
+                answered[host] = row
+                for earlier in down.pop(host, ()):
+                    failure = failure or earlier
+                if failure is None and row[1] in FAILURES:
+                    failure = row
+        rows = [*answered.values(), *(row for rows in down.values() for row in rows)]
+        if not down and failure is not None and failure not in answered.values():
+            rows.append(failure)  # a host that answered: it stays up with it
+        return rows
+
+    def _host_failure_rows(self) -> list[CheckRow]:
+        """The rows `host_failures` can report: every row of the hosts whose rows all failed
+        at the host level (any other host is never down as a whole)."""
+        failing: dict[str, list[CheckRow]] = {}
+        healthy: set[str] = set()
+        for row in self._rows():
+            host = host_key(row[0])
+            if host in healthy:
+                continue
+            if _host_level(row[1], row[3]):
+                failing.setdefault(host, []).append(row)
+            else:
+                healthy.add(host)
+                failing.pop(host, None)
+        return [row for rows in failing.values() for row in rows]
 
     def record_host_failures(self) -> list[HostFailure]:
         """Hosts whose every link failed at the host level this run: one row each (truth.py)."""
-        self.host_failures = host_failures(self._rows())
+        self.host_failures = host_failures(self._host_failure_rows())
         with Transaction(self.db) as conn:
             conn.execute("DELETE FROM host_failures WHERE run_id=?", (self.run_id,))
             for failure in self.host_failures:

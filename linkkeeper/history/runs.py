@@ -7,6 +7,7 @@ is decided by state.py and written by recorder.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -57,7 +58,7 @@ def latest_unfinished_run(db: sqlite_utils.Database) -> dict[str, Any] | None:
 
 def start_run(
     db: sqlite_utils.Database,
-    urls: Sequence[str],
+    urls: Sequence[str] | Plan,
     *,
     options: dict[str, Any],
     command: str = "check",
@@ -66,10 +67,13 @@ def start_run(
 ) -> Run:
     """Resume the last unfinished run, or start a new one planning `urls`.
 
-    The look for a live run and the claim are one write transaction, so of two
-    `check`s started together exactly one gets the run and the other `RunBusy`."""
+    `urls` is a list, or a `Plan` that SQLite orders and stores itself (a million URLs
+    never held in Python). The look for a live run and the claim are one write
+    transaction, so of two `check`s started together exactly one gets the run and the
+    other `RunBusy`."""
     now = iso(utcnow())
-    with Transaction(db) as conn:
+    sorting = sorting_on_disk(db) if isinstance(urls, Plan) else contextlib.nullcontext()
+    with sorting, Transaction(db) as conn:
         unfinished = latest_unfinished_run(db)
         if unfinished and _run_alive(unfinished["pid"], unfinished["host"]):
             raise RunBusy(f"run {unfinished['id']} is still running (pid {unfinished['pid']})")
@@ -95,28 +99,43 @@ def start_run(
                 f"linkkeeper/{__version__}",
                 json.dumps(options, default=str, sort_keys=True),
                 int(insecure),
-                len(urls),
+                0 if isinstance(urls, Plan) else len(urls),
                 os.getpid(),
                 socket.gethostname(),
             ),
         )
         run_id = int(cur.lastrowid or 0)
-        conn.executemany(
-            "INSERT INTO plan (run_id, seq, url) VALUES (?,?,?)",
-            ((run_id, i, u) for i, u in enumerate(urls)),
-        )
-    return Run(run_id, False, now or "", len(urls), unfinished["id"] if unfinished else None)
+        if isinstance(urls, Plan):
+            planned = urls.store(db, conn, run_id)
+            conn.execute("UPDATE runs SET total=? WHERE id=?", (planned, run_id))
+        else:
+            conn.executemany(
+                "INSERT INTO plan (run_id, seq, url) VALUES (?,?,?)",
+                ((run_id, i, u) for i, u in enumerate(urls)),
+            )
+            planned = len(urls)
+    return Run(run_id, False, now or "", planned, unfinished["id"] if unfinished else None)
 
 
 def remaining_urls(db: sqlite_utils.Database, run_id: int) -> list[str]:
-    return [
-        r[0]
-        for r in db.execute(
-            "SELECT p.url FROM plan p WHERE p.run_id=? AND NOT EXISTS"
-            " (SELECT 1 FROM checks c WHERE c.run_id=p.run_id AND c.url=p.url) ORDER BY p.seq",
-            [run_id],
-        )
-    ]
+    return list(planned_urls(db, run_id))
+
+
+def planned_urls(db: sqlite_utils.Database, run_id: int, page: int = 5000) -> Iterator[str]:
+    """The run's planned URLs it has not checked yet, in plan order, read a page at a time
+    (no statement stays open while the recorder writes; memory is one page)."""
+    last = -1
+    while True:
+        rows = db.execute(
+            "SELECT p.seq, p.url FROM plan p WHERE p.run_id=? AND p.seq>? AND NOT EXISTS"
+            " (SELECT 1 FROM checks c WHERE c.run_id=p.run_id AND c.url=p.url)"
+            " ORDER BY p.seq LIMIT ?",
+            [run_id, last, page],
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield from (url for _, url in rows)
 
 
 def plan_urls(
@@ -128,41 +147,111 @@ def plan_urls(
     now: datetime | None = None,
     shard: Shard | None = None,  # only the hosts of this shard (shards.py)
 ) -> list[str]:
-    """Which URLs this run checks, in the order the scheduler should see them.
+    """Which URLs this run checks, in the order the scheduler should see them (`Plan`)."""
+    plan = Plan(max_age=max_age, failing_only=failing_only, budget=budget, now=now, shard=shard)
+    return plan.urls(db)
+
+
+@dataclass
+class Plan:
+    """Which URLs a run checks, in the order the scheduler should see them.
 
     Never-checked first, then the least recently checked; URLs checked ok
     within `max_age` are skipped (failing ones never are); the list is then
-    interleaved by host so that no host's backlog starves the others.
+    interleaved by host so that no host's backlog starves the others
+    (`interleave_by_host`, here in SQL: SQLite sorts a million URLs on disk
+    where a Python list of them would cost the run hundreds of MB).
     """
-    now = now or utcnow()
-    rows = db.execute(
-        "SELECT l.url, l.host, s.state, s.last_status, s.last_checked FROM links l"
-        " LEFT JOIN link_state s ON s.url = l.url"
-        " WHERE EXISTS (SELECT 1 FROM occurrences o WHERE o.url = l.url)"
-    ).fetchall()
-    # Never-checked first, then least recently checked; ties in a stable pseudo-random
-    # order, because URL order clusters a host's failures (all of /section-gone/ at once)
-    # and a burst of 503s would slow the whole host down for nothing.
-    rows.sort(key=lambda r: (r[4] is not None, r[4] or "", zlib.crc32(r[0].encode())))
-    chosen: list[tuple[str, str]] = []
-    for url, host, state, last_status, last_checked in rows:
+
+    max_age: timedelta | None = None
+    failing_only: bool = False
+    budget: int | None = None
+    now: datetime | None = None
+    shard: Shard | None = None  # only the hosts of this shard (shards.py), before the budget
+
+    def urls(self, db: sqlite_utils.Database) -> list[str]:
+        with sorting_on_disk(db):
+            return [row[0] for row in db.execute(
+                f"SELECT url FROM ({self._placed(db)}) ORDER BY at, first"
+            )]
+
+    def store(self, db: sqlite_utils.Database, conn: Any, run_id: int) -> int:
+        """Write the plan as `run_id`'s rows of `plan` (inside the caller's transaction,
+        opened within `sorting_on_disk`)."""
+        cur = conn.execute(
+            "INSERT INTO plan (run_id, seq, url) SELECT ?,"
+            f" row_number() OVER (ORDER BY at, first) - 1, url FROM ({self._placed(db)})",
+            [run_id],
+        )
+        return int(cur.rowcount)
+
+    def _placed(self, db: sqlite_utils.Database) -> str:
+        """The chosen URLs with their place: ORDER BY at, first is the plan's order."""
+        # Never-checked first, then least recently checked; ties in a stable pseudo-random
+        # order, because URL order clusters a host's failures (all of /section-gone/ at
+        # once) and a burst of 503s would slow the whole host down for nothing.
+        db.conn.create_function("lk_crc32", 1, _crc32, deterministic=True)
+        keep = ""
+        if self.failing_only or self.max_age is not None or self.shard is not None:
+            now = self.now or utcnow()
+            db.conn.create_function(
+                "lk_keep", 4, lambda *row: self._keep(now, *row), deterministic=True
+            )
+            keep = " AND lk_keep(coalesce(l.host, ''), s.state, s.last_status, s.last_checked)"
+        budget = "" if self.budget is None else f" WHERE pos <= {max(0, int(self.budget))}"
+        # interleave_by_host: the i-th of a host's n URLs goes at (i + 0.5) / n, hosts in
+        # the order of their first URL
+        return (
+            "SELECT url,"
+            " (row_number() OVER (PARTITION BY host ORDER BY pos) - 0.5)"
+            " / count(*) OVER (PARTITION BY host) AS at,"
+            " min(pos) OVER (PARTITION BY host) AS first"
+            " FROM (SELECT l.url AS url, coalesce(l.host, '') AS host, row_number() OVER"
+            " (ORDER BY s.last_checked IS NOT NULL, coalesce(s.last_checked, ''),"
+            " lk_crc32(l.url), l.rowid) AS pos"
+            " FROM links l LEFT JOIN link_state s ON s.url = l.url"
+            " WHERE EXISTS (SELECT 1 FROM occurrences o WHERE o.url = l.url)"
+            f"{keep}){budget}"
+        )
+
+    def _keep(self, now: datetime, host: str, state: str | None, last_status: str | None,
+              last_checked: str | None) -> int:
+        """1 when the link is planned: failing, or not checked ok within max_age; its shard's."""
         failing = last_status in FAILURES or state in (State.FAILING, State.DEAD)
-        if failing_only and not failing:
-            continue
+        if self.failing_only and not failing:
+            return 0
         if (
-            max_age is not None
+            self.max_age is not None
             and last_checked
             and not failing
             and last_status in (Status.OK, Status.REDIRECTED)
-            and now - (parse_iso(last_checked) or now) < max_age
+            and now - (parse_iso(last_checked) or now) < self.max_age
         ):
-            continue
-        chosen.append((url, host or ""))
-    if shard is not None:  # before the budget, which is then per shard
-        chosen = shard.select(chosen)
-    if budget is not None:
-        chosen = chosen[: max(0, budget)]
-    return interleave_by_host(chosen)
+            return 0
+        return int(self.shard is None or self.shard.owns(host))
+
+
+def _crc32(url: str) -> int:
+    return zlib.crc32(url.encode())
+
+
+# Page cache while a plan is made: SQLite lets each sort use about this much memory before
+# it spills to a temporary file, and a plan sorts three times.
+PLAN_CACHE_KB = 16384
+
+
+@contextlib.contextmanager
+def sorting_on_disk(db: sqlite_utils.Database) -> Iterator[None]:
+    """SQLite's sorts spill to temporary files, not memory, while a plan is made
+    (outside any transaction: SQLite refuses to switch inside one)."""
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute("PRAGMA temp_store=FILE")
+    db.execute(f"PRAGMA cache_size=-{PLAN_CACHE_KB}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size={int(cache)}")
+        db.execute("PRAGMA temp_store=MEMORY")
 
 
 def interleave_by_host(urls: Iterable[tuple[str, str]]) -> list[str]:
@@ -195,6 +284,23 @@ def scan_time_statuses(db: sqlite_utils.Database, urls: Iterable[str]) -> dict[s
         out[url] = (status, reason or "")
     wanted = set(urls)
     return {u: v for u, v in out.items() if u in wanted} if wanted else out
+
+
+def scan_time_statuses_of_run(db: sqlite_utils.Database, run_id: int
+                              ) -> dict[str, tuple[str, str]]:
+    """The run's planned URLs, not yet checked, that scan already classified (excluded or
+    invalid): url -> (status, reason), in plan order. Few: the rest is fetched."""
+    return {
+        url: (status, reason or "")
+        for url, status, reason in db.execute(
+            "SELECT l.url, l.status, l.reason FROM plan p JOIN links l ON l.url = p.url"
+            " WHERE p.run_id=? AND l.status IS NOT NULL"
+            " AND EXISTS (SELECT 1 FROM occurrences o WHERE o.url = l.url)"
+            " AND NOT EXISTS (SELECT 1 FROM checks c WHERE c.run_id=p.run_id AND c.url=p.url)"
+            " ORDER BY p.seq",
+            [run_id],
+        )
+    }
 
 
 def url_history(db: sqlite_utils.Database, url: str) -> Iterator[dict[str, Any]]:
