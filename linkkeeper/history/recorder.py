@@ -43,8 +43,8 @@ from linkkeeper.history.truth import (
     DRIFT_THRESHOLD,
     CheckRow,
     HostFailure,
-    _host_level,
     host_failures,
+    host_level,
     network_level,
     run_verdict,
 )
@@ -285,7 +285,7 @@ class Recorder:
             host = host_key(row[0])
             if host in healthy:
                 continue
-            if _host_level(row[1], row[3]):
+            if host_level(row[1], row[3]):
                 failing.setdefault(host, []).append(row)
             else:
                 healthy.add(host)

@@ -93,7 +93,7 @@ class HostFailure:
     urls: tuple[str, ...]
 
 
-def _host_level(status: str, http_status: int | None) -> bool:
+def host_level(status: str, http_status: int | None) -> bool:
     """A failure that says the host is not answering, rather than this page is gone."""
     if status not in FAILURES:
         return False
@@ -114,7 +114,7 @@ def host_failures(
     for host, checked in sorted(by_host.items()):
         if not host or len(checked) < min_links:
             continue
-        if not all(_host_level(status, code) for _, status, _, code in checked):
+        if not all(host_level(status, code) for _, status, _, code in checked):
             continue
         statuses = Counter(status for _, status, _, _ in checked)
         reasons = Counter(reason or "" for _, _, reason, _ in checked)
