@@ -353,11 +353,31 @@ def indexes_deferred(db: sqlite_utils.Database, *table_names: str) -> Iterator[N
     finally:
         # the build sorts millions of rows: spilled to temporary files, not kept in RAM
         # (with temp_store=MEMORY the sort of 2.1 M occurrences was the scan's peak)
-        db.execute("PRAGMA temp_store=FILE")
-        try:
+        with pragmas(db, temp_store="FILE"):
             ensure_schema(db)
-        finally:
-            db.execute("PRAGMA temp_store=MEMORY")
+
+
+_TUNABLE = frozenset({"cache_size", "temp_store", "wal_autocheckpoint"})
+
+
+@contextmanager
+def pragmas(db: sqlite_utils.Database, **values: int | str) -> Iterator[None]:
+    """Connection settings for one big operation (a scan, a plan, an index build), then
+    back to `connect`'s: memory-frugal where a million rows are sorted or written.
+
+    Only the settings in `_TUNABLE`, and outside a transaction (SQLite ignores a
+    `temp_store` change inside one)."""
+    unknown = set(values) - _TUNABLE
+    if unknown:
+        raise ValueError(f"not a tunable pragma: {', '.join(sorted(unknown))}")
+    before = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in values}
+    for name, value in values.items():
+        db.execute(f"PRAGMA {name}={value}")
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            db.execute(f"PRAGMA {name}={value}")
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import sqlite_utils
 
 from linkkeeper.clock import iso, utcnow
-from linkkeeper.db import SCHEMA_VERSION, Transaction, exclusive, indexes_deferred
+from linkkeeper.db import SCHEMA_VERSION, Transaction, exclusive, indexes_deferred, pragmas
 from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, ParsedPost, parse_post
 from linkkeeper.site import PostUnreadable, Site, stored_name
 from linkkeeper.urls import NO_SITE_URL
@@ -373,23 +373,14 @@ def _bulk_load(
     return indexes_deferred(db, *bulk) if bulk else nullcontext()
 
 
-@contextmanager
-def _scan_pragmas(db: sqlite_utils.Database) -> Iterator[None]:
+def _scan_pragmas(db: sqlite_utils.Database) -> AbstractContextManager[None]:
     """A small page cache and rarer WAL checkpoints while the scan writes, then as before.
 
     Each checkpoint syncs the file: at the default 1,000 pages a first scan of 20,000 posts
     checkpointed after every batch and waited ~3 s on the disk. Committed batches stay safe
     across a crash of the process (WAL); a power cut can lose the batches written since the
     last checkpoint, which the next scan parses again."""
-    cache = db.execute("PRAGMA cache_size").fetchone()[0]
-    checkpoint = db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    db.execute(f"PRAGMA cache_size=-{int(SCAN_CACHE_KIB)}")
-    db.execute(f"PRAGMA wal_autocheckpoint={int(SCAN_CHECKPOINT_PAGES)}")
-    try:
-        yield
-    finally:
-        db.execute(f"PRAGMA cache_size={int(cache)}")
-        db.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint)}")
+    return pragmas(db, cache_size=-int(SCAN_CACHE_KIB), wal_autocheckpoint=int(SCAN_CHECKPOINT_PAGES))
 
 
 @contextmanager

@@ -22,7 +22,7 @@ import sqlite_utils
 
 from linkkeeper import __version__
 from linkkeeper.clock import iso, parse_iso, utcnow
-from linkkeeper.db import Transaction
+from linkkeeper.db import Transaction, pragmas
 from linkkeeper.procs import pid_alive
 from linkkeeper.shards import Shard
 from linkkeeper.vocab import FAILURES, State, Status
@@ -240,18 +240,10 @@ def _crc32(url: str) -> int:
 PLAN_CACHE_KB = 16384
 
 
-@contextlib.contextmanager
-def sorting_on_disk(db: sqlite_utils.Database) -> Iterator[None]:
+def sorting_on_disk(db: sqlite_utils.Database) -> contextlib.AbstractContextManager[None]:
     """SQLite's sorts spill to temporary files, not memory, while a plan is made
     (outside any transaction: SQLite refuses to switch inside one)."""
-    cache = db.execute("PRAGMA cache_size").fetchone()[0]
-    db.execute("PRAGMA temp_store=FILE")
-    db.execute(f"PRAGMA cache_size=-{PLAN_CACHE_KB}")
-    try:
-        yield
-    finally:
-        db.execute(f"PRAGMA cache_size={int(cache)}")
-        db.execute("PRAGMA temp_store=MEMORY")
+    return pragmas(db, temp_store="FILE", cache_size=-PLAN_CACHE_KB)
 
 
 def interleave_by_host(urls: Iterable[tuple[str, str]]) -> list[str]:
