@@ -76,3 +76,25 @@ def test_an_older_run_shows_the_checks_as_they_were_then(tmp_path: Path) -> None
     assert records["https://x.example/1"]["status"] == "ok"
     assert records["https://x.example/1"]["checked_this_run"]
     assert not records["https://x.example/1"]["new_failure"]
+
+
+def test_a_link_cited_past_the_spill_writes_the_same_json_without_holding_its_posts(
+    tmp_path: Path,
+) -> None:
+    """One URL may be cited by every post: past `spill` citations its posts are written
+    one by one, and the document is the same as json.dumps of the whole record."""
+    import io
+    import json
+
+    from linkkeeper.report.results import SpilledPosts, dump_record
+
+    db = _history(tmp_path / "h.db")
+    whole = list(link_records(db, 2))
+    spilled = []
+    for rec in link_records(db, 2, spill=2):
+        out = io.StringIO()
+        dump_record(rec, out)
+        spilled.append((type(rec["posts"]), rec["kinds"], out.getvalue()))
+    assert spilled[0][0] is SpilledPosts  # x.example/1 is cited three times
+    assert [kinds for _, kinds, _ in spilled] == [r["kinds"] for r in whole]
+    assert [text for _, _, text in spilled] == [json.dumps(r, ensure_ascii=False) for r in whole]

@@ -21,8 +21,9 @@ from xml.etree import ElementTree as ET
 import sqlite_utils
 
 from linkkeeper import __version__
+from linkkeeper.report.links import brief
 from linkkeeper.report.model import CHANGE_NEW, LinkView, Report, is_web_url, occurrence_title
-from linkkeeper.report.results import link_records
+from linkkeeper.report.results import SPILL_POSTS, dump_record, link_records
 from linkkeeper.vocab import State, Status
 
 FORMATS = ("html", "markdown", "json", "csv", "junit", "sarif")
@@ -58,9 +59,9 @@ def write_json(db: sqlite_utils.Database, report: Report, out: TextIO) -> None:
     out.write(json.dumps(report_header(report), ensure_ascii=False))
     out.write(', "links": [')
     first = True
-    shown = iter(report.shown)
+    shown = brief(report.shown)  # only the change and archive keys are read from it
     link = next(shown, None)
-    for rec in link_records(db, report.run.get("id")):
+    for rec in link_records(db, report.run.get("id"), spill=SPILL_POSTS):
         while link is not None and link.url < rec["url"]:
             link = next(shown, None)
         if link is None:
@@ -72,7 +73,7 @@ def write_json(db: sqlite_utils.Database, report: Report, out: TextIO) -> None:
         rec["archived"] = _archive_dict(link)
         rec["archived_copy"] = link.archive_label
         out.write("\n  " if first else ",\n  ")
-        out.write(json.dumps(rec, ensure_ascii=False))
+        dump_record(rec, out)
         first = False
     out.write("\n]}\n")
 

@@ -13,7 +13,7 @@ rendered in another with memory that does not grow with the number of links.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, overload
@@ -75,9 +75,11 @@ def _snapshots(db: sqlite_utils.Database) -> Iterator[tuple[Any, ...]]:
     return iter(db.execute(_CAPTURES))
 
 
-def stream_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkView]:
+def stream_links(db: sqlite_utils.Database, spec: StreamSpec, *,
+                 cited_max: int | None = None) -> Iterator[LinkView]:
     """Every link some post cites, in URL order, with its latest status, state, change
-    against the baseline and archived copy."""
+    against the baseline and archived copy; with `cited_max`, at most that many of its
+    occurrences (for readers that need the rest of the link only)."""
     rows = db.execute(_links_sql(spec.baseline), {"baseline": spec.baseline})
     occurrences = db.execute(_OCCURRENCES)
     captures = _snapshots(db)
@@ -88,7 +90,7 @@ def stream_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkVi
         url = row[0]
         cited: list[Occurrence] = []
         while occ is not None and occ[0] <= url:
-            if occ[0] == url:
+            if occ[0] == url and (cited_max is None or len(cited) < cited_max):
                 cited.append(Occurrence(occ[1], occ[3], occ[2], occ[4] or "", occ[5] or "",
                                         occ[6] if isinstance(occ[6], str) else str(occ[6] or "")))
             occ = next(occurrences, None)
@@ -183,8 +185,27 @@ class LinkStream:
         return found
 
 
+def brief(links: Iterable[LinkView]) -> Iterator[LinkView]:
+    """The links of `links` with at most one occurrence each when they are streamed: one
+    URL may be cited by every post, and some readers need only its status and change."""
+    if isinstance(links, LinkStream):
+        return (link for link in stream_links(links.db, links.spec, cited_max=1)
+                if not links.changed_only or link.change is not None)
+    return iter(links)
+
+
+def bounded_sorts(db: sqlite_utils.Database) -> None:
+    """Let SQLite's sorts spill to a file past its cache (db.connect keeps them in memory).
+
+    The occurrence queries sort each URL's citations by post and line; one URL can be
+    cited by every post (214,000 times at 1,000,000 links), and an in-memory sort of them
+    grows with the archive: spilled, memory stays within the page cache."""
+    db.execute("PRAGMA temp_store=FILE")
+
+
 def open_stream(db: sqlite_utils.Database, baseline: int | None,
                 serve_url: str | None) -> StreamSpec:
     """The spec of a report's stream: the copies chosen for failing links are few (looked
     up only for them), so they are read once, in full."""
+    bounded_sorts(db)
     return StreamSpec(baseline, serve_url, chosen_copies(db, serve_url))

@@ -54,12 +54,19 @@ def run_record(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     return rec
 
 
-def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterator[dict[str, Any]]:
+def link_records(db: sqlite_utils.Database, run_id: int | None = None, *,
+                 spill: int | None = None) -> Iterator[dict[str, Any]]:
     """Every link of the inventory with its latest check (up to `run_id`) and state.
 
     Streamed: one query walks the links (with their state and latest check) in URL
     order while a second walks the occurrences in the same order, so memory stays flat
     at 100,000 links and millions of checks (SQLite sorts on disk when it must).
+
+    One URL can be cited by every post (an image in a template: 214,000 citations at
+    1,000,000 links, ~360 MB as a list of dicts). With `spill`, a link cited more than
+    `spill` times gets its "posts" as a one-shot iterator (`SpilledPosts`) that must be
+    consumed before the next record is asked for (`dump_record` does); its "kinds" come
+    from the (url, kind) index.
     """
     check_cols = ("run_id", "status", "reason", "http_status", "final_url", "redirects",
                   "permanent_redirect", "method", "attempts", "requests", "elapsed_ms",
@@ -86,21 +93,23 @@ def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterat
         "SELECT o.url, o.post, o.kind, o.line, o.text, p.title FROM occurrences o"
         " LEFT JOIN posts p ON p.path = o.post ORDER BY o.url, o.post, o.line"
     )
-    pending = next(occurrences, None)
+    cited = _Cited(occurrences)
     split = 4 + len(check_cols)
     for row in rows:
         url, host, scan_status, scan_reason = row[:4]
         c = dict(zip(check_cols, row[4:split], strict=True)) if row[4] is not None else {}
         s = dict(zip(state_cols, row[split:], strict=True))
-        posts: list[dict[str, Any]] = []
+        cited.skip_before(url)
+        posts: list[dict[str, Any]] | SpilledPosts = []
         kinds: set[str] = set()
-        while pending is not None and pending[0] <= url:
-            if pending[0] == url:
-                _, post, kind, line, text, title = pending
-                posts.append({"path": post, "line": line, "kind": kind, "text": text,
-                              "title": title})
-                kinds.add(kind)
-            pending = next(occurrences, None)
+        for post in cited.take(url):
+            posts.append(post)
+            kinds.add(post["kind"])
+            if spill is not None and len(posts) >= spill:
+                kinds = {k for (k,) in db.execute(
+                    "SELECT DISTINCT kind FROM occurrences WHERE url = ?", [url])}
+                posts = SpilledPosts(posts, cited.take(url))
+                break
         evidence = json.loads(c["evidence"]) if c.get("evidence") else None
         yield {
             "url": url,
@@ -134,10 +143,65 @@ def link_records(db: sqlite_utils.Database, run_id: int | None = None) -> Iterat
 
 def write_json(db: sqlite_utils.Database, run_id: int, out: Any) -> None:
     """Stream the document: the links list can be 100,000 entries long."""
+    db.execute("PRAGMA temp_store=FILE")  # see report.links.bounded_sorts
     out.write('{"run": ')
     out.write(json.dumps(run_record(db, run_id), ensure_ascii=False))
     out.write(', "links": [')
-    for i, rec in enumerate(link_records(db, run_id)):
+    for i, rec in enumerate(link_records(db, run_id, spill=SPILL_POSTS)):
         out.write("\n  " if i == 0 else ",\n  ")
-        out.write(json.dumps(rec, ensure_ascii=False))
+        dump_record(rec, out)
     out.write("\n]}\n")
+
+
+# a record cited more often than this has its posts written one by one (see link_records)
+SPILL_POSTS = 1000
+
+
+class _Cited:
+    """The occurrence query, walked in URL order beside the links."""
+
+    def __init__(self, rows: Iterator[tuple[Any, ...]]) -> None:
+        self.rows = rows
+        self.pending = next(rows, None)
+
+    def skip_before(self, url: str) -> None:
+        while self.pending is not None and self.pending[0] < url:
+            self.pending = next(self.rows, None)
+
+    def take(self, url: str) -> Iterator[dict[str, Any]]:
+        while self.pending is not None and self.pending[0] == url:
+            _, post, kind, line, text, title = self.pending
+            self.pending = next(self.rows, None)
+            yield {"path": post, "line": line, "kind": kind, "text": text, "title": title}
+
+
+class SpilledPosts:
+    """A record's posts when there are too many to hold: the first ones, then the rest
+    read from the occurrence query as they are written. Iterate once, before the next
+    record."""
+
+    def __init__(self, first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> None:
+        self.first, self.rest = first, rest
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        yield from self.first
+        self.first = []
+        yield from self.rest
+
+
+def dump_record(rec: dict[str, Any], out: Any) -> None:
+    """Write one record as JSON (what json.dumps writes), its posts one at a time when
+    they are spilled, so no record is ever whole in memory."""
+    posts = rec.get("posts")
+    if not isinstance(posts, SpilledPosts):
+        out.write(json.dumps(rec, ensure_ascii=False))
+        return
+    keys = list(rec)
+    at = keys.index("posts")
+    head = json.dumps({k: rec[k] for k in keys[:at]}, ensure_ascii=False)
+    out.write(head[:-1] + (', "posts": [' if at else '"posts": ['))
+    for i, post in enumerate(posts):
+        out.write(json.dumps(post, ensure_ascii=False) if i == 0
+                  else ", " + json.dumps(post, ensure_ascii=False))
+    tail = json.dumps({k: rec[k] for k in keys[at + 1:]}, ensure_ascii=False)
+    out.write("]" + (", " + tail[1:] if len(tail) > 2 else "}"))
