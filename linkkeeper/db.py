@@ -237,7 +237,9 @@ def connect(path: Path | str) -> sqlite_utils.Database:
     conn.execute("PRAGMA foreign_keys=OFF")
     # a 64 MB page cache keeps the occurrence/link indexes in memory during big scans
     conn.execute("PRAGMA cache_size=-65536")
-    conn.execute("PRAGMA temp_store=MEMORY")
+    # sorts and temporary tables past the page cache spill to files: an in-memory sort of
+    # a million rows (an index build, a plan, one URL's citations) grew with the archive
+    conn.execute("PRAGMA temp_store=FILE")
     db = sqlite_utils.Database(conn)
     upgrade(db)
     ensure_schema(db)
@@ -351,10 +353,7 @@ def indexes_deferred(db: sqlite_utils.Database, *table_names: str) -> Iterator[N
     try:
         yield
     finally:
-        # the build sorts millions of rows: spilled to temporary files, not kept in RAM
-        # (with temp_store=MEMORY the sort of 2.1 M occurrences was the scan's peak)
-        with pragmas(db, temp_store="FILE"):
-            ensure_schema(db)
+        ensure_schema(db)  # its sorts spill to files past the page cache (`connect`)
 
 
 _TUNABLE = frozenset({"cache_size", "temp_store", "wal_autocheckpoint"})

@@ -241,9 +241,9 @@ PLAN_CACHE_KB = 16384
 
 
 def sorting_on_disk(db: sqlite_utils.Database) -> contextlib.AbstractContextManager[None]:
-    """SQLite's sorts spill to temporary files, not memory, while a plan is made
-    (outside any transaction: SQLite refuses to switch inside one)."""
-    return pragmas(db, temp_store="FILE", cache_size=-PLAN_CACHE_KB)
+    """SQLite's sorts spill to temporary files past a small cache while a plan is made
+    (outside any transaction: SQLite applies the setting between transactions)."""
+    return pragmas(db, cache_size=-PLAN_CACHE_KB)
 
 
 def interleave_by_host(urls: Iterable[tuple[str, str]]) -> list[str]:

@@ -194,18 +194,8 @@ def brief(links: Iterable[LinkView]) -> Iterator[LinkView]:
     return iter(links)
 
 
-def bounded_sorts(db: sqlite_utils.Database) -> None:
-    """Let SQLite's sorts spill to a file past its cache (db.connect keeps them in memory).
-
-    The occurrence queries sort each URL's citations by post and line; one URL can be
-    cited by every post (214,000 times at 1,000,000 links), and an in-memory sort of them
-    grows with the archive: spilled, memory stays within the page cache."""
-    db.execute("PRAGMA temp_store=FILE")
-
-
 def open_stream(db: sqlite_utils.Database, baseline: int | None,
                 serve_url: str | None) -> StreamSpec:
     """The spec of a report's stream: the copies chosen for failing links are few (looked
     up only for them), so they are read once, in full."""
-    bounded_sorts(db)
     return StreamSpec(baseline, serve_url, chosen_copies(db, serve_url))

@@ -143,7 +143,6 @@ def link_records(db: sqlite_utils.Database, run_id: int | None = None, *,
 
 def write_json(db: sqlite_utils.Database, run_id: int, out: Any) -> None:
     """Stream the document: the links list can be 100,000 entries long."""
-    db.execute("PRAGMA temp_store=FILE")  # see report.links.bounded_sorts
     out.write('{"run": ')
     out.write(json.dumps(run_record(db, run_id), ensure_ascii=False))
     out.write(', "links": [')
