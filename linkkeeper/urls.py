@@ -271,8 +271,9 @@ def _origin(base: str) -> str | None:
 def _root_relative_normal(raw: str, base: str) -> UrlInfo | None:
     """A root-relative link (``/a/b?q``) already in normal form, resolved against ``base``:
     the base's origin plus the link, as `urljoin` resolves it (which drops an empty
-    ``;params`` and removes dot segments: links with ';' or dot segments take the long way)."""
-    if raw[1:2] in ("/", "\\") or (";" in raw and ";" in _PATH_PART.match(raw).group()):
+    ``;params`` and removes dot segments: links with ';' or dot segments take the long way;
+    so do links with a backslash, which the long way reads as '/' anywhere in a relative link)."""
+    if "\\" in raw or raw[1:2] == "/" or (";" in raw and ";" in _PATH_PART.match(raw).group()):
         return None
     origin = _origin(base)
     return None if origin is None else _already_normal(origin + raw)

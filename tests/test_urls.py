@@ -430,6 +430,8 @@ def test_fast_path_for_root_relative_links_agrees_with_the_general_one(
         ("/a/%2E%2E/b", "https://archive.example/"),
         ("/a;", "https://archive.example/"),
         ("/a?", "https://archive.example/"),
+        ("/?\\", "https://archive.example/"),  # found by hypothesis: '\\' read as '/'
+        ("/a\\b?c\\d", "https://archive.example/"),
         ("https://t.co/s?url=https%3A//p.net/a/74&amp;text=%E4%BC%8A", None),
         ("https://t.co/s?a=1&amp;amp;b=2", None),
         ("https://t.co/%e4%b8%ad", None),
