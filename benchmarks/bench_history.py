@@ -83,31 +83,6 @@ def synthetic(url: str, index: int, night: int) -> Any:
     return CheckResult(url, Status.BLOCKED, "403 Forbidden (bot block)", 403, **common)
 
 
-def build(db_path: Path, runs: int, sizes: Path) -> None:
-    """Record ``runs`` nights over the scanned links; one JSON line of size per night."""
-    from linkkeeper.db import connect
-    from linkkeeper.history.recorder import Recorder
-    from linkkeeper.history.runs import start_run
-
-    db = connect(db_path)
-    urls = [row[0] for row in db.execute("SELECT url FROM links ORDER BY url")]
-    with sizes.open("w", encoding="utf-8") as out:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        out.write(json.dumps({"night": 0, "checks": 0, "bytes": db_size(db_path)}) + "\n")
-        for night in range(1, runs + 1):
-            started = time.perf_counter()
-            run = start_run(db, urls, options={"benchmark": "history"}, new_run=True)
-            recorder = Recorder(db, run.id, batch_size=500)
-            for index, url in enumerate(urls):
-                recorder.add(synthetic(url, index, night))
-            recorder.finish()
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            out.write(json.dumps({"night": night, "checks": night * len(urls),
-                                  "bytes": db_size(db_path),
-                                  "seconds": round(time.perf_counter() - started, 2)}) + "\n")
-            out.flush()
-
-
 TEMPLATE = 1000  # synthetic()'s outcome depends on index % 1000 only (bucket is a bijection)
 _SHIFT = "strftime('%Y-%m-%dT%H:%M:%S+00:00', {col}, '+' || (i.n / 1000) || ' seconds')"
 _STATE_TIMES = ("since", "first_failed", "last_ok", "first_fingerprint_at", "last_checked")
@@ -175,20 +150,24 @@ def _recount(db: Any, run_id: int) -> None:
                [done, requests, json.dumps(counts), run_id])
 
 
-def build_bulk(db_path: Path, runs: int, sizes: Path) -> None:
-    """`build`, fast: each night the first TEMPLATE URLs (index order) go through
-    `start_run` + `Recorder` exactly as in `build`, then every other URL's rows are copied
-    from the template URL with the same outcome by SQL (`_copy_night`), in the same
-    transaction-free bulk way a merge would. tests/test_scale_benchmarks.py checks that this
-    gives the same checks, link states, plans, runs and JSON report as `build`."""
+def build(db_path: Path, runs: int, sizes: Path, bulk: bool = False) -> None:
+    """Record ``runs`` nights over the scanned links; one JSON line of size per night.
+
+    Each night goes through `start_run` + `Recorder` as `check` does. With ``bulk`` only
+    the first TEMPLATE URLs (index order) are recorded, and every other URL's rows are
+    copied by SQL from the template URL with the same outcome (`_copy_night`), in the
+    same transaction-free bulk way a merge would: benchmarks/tests/test_scale_benchmarks.py
+    checks that this gives the same checks, link states, plans, runs and JSON report."""
     from linkkeeper.db import Transaction, connect
     from linkkeeper.history.recorder import Recorder
     from linkkeeper.history.runs import start_run
 
     db = connect(db_path)
-    db.conn.create_function("bench_redirect", 1, _redirect_json, deterministic=True)
     urls = [row[0] for row in db.execute("SELECT url FROM links ORDER BY url")]
-    _index_table(db, urls)
+    if bulk:
+        db.conn.create_function("bench_redirect", 1, _redirect_json, deterministic=True)
+        _index_table(db, urls)
+    recorded = urls[:TEMPLATE] if bulk else urls
     with sizes.open("w", encoding="utf-8") as out:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         out.write(json.dumps({"night": 0, "checks": 0, "bytes": db_size(db_path)}) + "\n")
@@ -196,12 +175,13 @@ def build_bulk(db_path: Path, runs: int, sizes: Path) -> None:
             started = time.perf_counter()
             run = start_run(db, urls, options={"benchmark": "history"}, new_run=True)
             recorder = Recorder(db, run.id, batch_size=500)
-            for index, url in enumerate(urls[:TEMPLATE]):
+            for index, url in enumerate(recorded):
                 recorder.add(synthetic(url, index, night))
             recorder.finish()
-            with Transaction(db):
-                _copy_night(db, run.id)
-                _recount(db, run.id)
+            if bulk:
+                with Transaction(db):
+                    _copy_night(db, run.id)
+                    _recount(db, run.id)
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             out.write(json.dumps({"night": night, "checks": night * len(urls),
                                   "bytes": db_size(db_path),
@@ -309,12 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--write-md", action="store_true", help="update BENCHMARKS.md + charts")
     parser.add_argument("--bulk", action="store_true",
-                        help="record the nights by SQL copies of 1,000 recorded URLs (build_bulk)")
+                        help="record the nights by SQL copies of 1,000 recorded URLs (build(bulk=True))")
     parser.add_argument("--build-into", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sizes-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.build_into:  # the child that records the runs
-        (build_bulk if args.bulk else build)(args.build_into, args.runs, args.sizes_to)
+        build(args.build_into, args.runs, args.sizes_to, bulk=args.bulk)
         return 0
     load_before = os.getloadavg()[0]
     db, sizes = cached_history(args.links, args.runs, args.bulk)

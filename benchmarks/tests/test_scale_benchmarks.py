@@ -146,7 +146,7 @@ def _json_report(db_path: Path) -> dict:
 
 
 def test_bulk_history_records_what_the_recorder_records(tmp_path: Path):
-    """The 1 M-link history is written by `build_bulk` (SQL copies of 1,000 recorded URLs):
+    """The 1 M-link history is written by `build(bulk=True)` (SQL copies of 1,000 recorded URLs):
     it must give the very rows, and the same report, as recording every URL (`build`)."""
     import shutil
     import subprocess
@@ -163,7 +163,7 @@ def test_bulk_history_records_what_the_recorder_records(tmp_path: Path):
     shutil.copy(scanned, one)
     shutil.copy(scanned, two)
     bench_history.build(one, 4, tmp_path / "s1.jsonl")
-    bench_history.build_bulk(two, 4, tmp_path / "s2.jsonl")
+    bench_history.build(two, 4, tmp_path / "s2.jsonl", bulk=True)
     recorded, bulk = _history_rows(one), _history_rows(two)
     assert len(recorded["checks"]) == 4 * len(recorded["link_state"]) > 4 * 2000
     for table in recorded:
