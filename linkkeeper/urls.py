@@ -272,7 +272,7 @@ def _root_relative_normal(raw: str, base: str) -> UrlInfo | None:
     """A root-relative link (``/a/b?q``) already in normal form, resolved against ``base``:
     the base's origin plus the link, as `urljoin` resolves it (which drops an empty
     ``;params`` and removes dot segments: links with ';' or dot segments take the long way;
-    so do links with a backslash, which the long way reads as '/' anywhere in a relative link)."""
+    so do links with a backslash, which the long way reads as '/' in their path)."""
     if "\\" in raw or raw[1:2] == "/" or (";" in raw and ";" in _PATH_PART.match(raw).group()):
         return None
     origin = _origin(base)
@@ -305,7 +305,7 @@ def _normalize_any(raw: str, base: str | None) -> UrlInfo:
             base_info = _normalize(base, None)
             if base_info.status is not None:
                 return _invalid(text, f"relative link and the base {base!r} is not an http(s) URL")
-            text = urljoin(base_info.url, text.replace("\\", "/"))
+            text = urljoin(base_info.url, _path_slashes(text))
         match = _SCHEME.match(text)
         if match is None:
             return _invalid(text, "cannot resolve the relative link")
@@ -313,6 +313,15 @@ def _normalize_any(raw: str, base: str | None) -> UrlInfo:
     if scheme not in ("http", "https"):
         return _excluded(text, f"scheme {scheme}: is not checked")
     return _split_and_build(text, scheme, match.end())
+
+
+def _path_slashes(link: str) -> str:
+    """A relative link with its path's backslashes read as '/', as browsers read them in
+    http(s) URLs; a backslash in the query or fragment is data and stays."""
+    if "\\" not in link:
+        return link
+    end = next((i for i, char in enumerate(link) if char in "?#"), len(link))
+    return link[:end].replace("\\", "/") + link[end:]
 
 
 def _split_and_build(text: str, scheme: str, start: int) -> UrlInfo:

@@ -4,7 +4,7 @@ for any text (never raises, checkable keys are absolute http(s) and idempotent).
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from linkkeeper.urls import UrlInfo, is_image_url, normalize_url, parse_srcset, unwrap_proxy
@@ -442,3 +442,23 @@ def test_widened_fast_path_on_links_seen_in_the_corpus(raw: str, base: str | Non
     from linkkeeper.urls import _normalize_any
 
     assert normalize_url(raw, base) == _normalize_any(raw, base)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    rest=st.lists(st.sampled_from([*"az09-._~:/?#@!$&'()*+,=\\", "%5C", "/./"]), max_size=20)
+    .map("".join)
+)
+def test_a_root_relative_link_means_what_the_same_absolute_link_means(rest: str) -> None:
+    """'/p\\q?x\\y' on the site is 'https://site/p\\q?x\\y': the path's backslash is a '/',
+    the query's and the fragment's stay (a browser requests the same URL either way)."""
+    assume(not rest.startswith(("/", "\\")))  # '//host', '/\\host': another host
+    raw = f"/{rest}"
+    assert normalize_url(raw, "https://site.example/blog/") == normalize_url(
+        "https://site.example" + raw
+    ), raw
+
+
+def test_a_backslash_in_the_query_of_a_relative_link_is_kept() -> None:
+    info = normalize_url("a\\b?q=c\\d#e\\f", "https://site.example/blog/")
+    assert (info.url, info.fragment) == ("https://site.example/blog/a/b?q=c\\d", "e\\f")
