@@ -1,4 +1,4 @@
-"""Commands of the audit: `scan`, `check`, `history` and `demo`.
+"""Commands of the audit: `scan`, `check`, `prune`, `history` and `demo`.
 
 Each one loads its parameters, makes one library call (scan.scan_site, audit.run_audit,
 history.runs, demo.run_demo) and prints what it returns.
@@ -6,6 +6,7 @@ history.runs, demo.run_demo) and prints what it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -364,6 +365,71 @@ def format_check_summary(db: Any, r: Any, *, verbose: bool = False) -> str:
         lines.extend(f"  {avg:>8.0f}  {h} ({plural(n, 'URL')})" for avg, h, n in slow)
     if r.archive is not None:
         lines.append(format_archive_summary(r.archive))
+    return "\n".join(lines)
+
+
+@cli.command(context_settings=CONTEXT)
+@site_argument
+@site_option
+@config_option
+@db_option
+@click.option("--keep-runs", type=int, default=None,
+              help="Keep every check of the newest N complete runs.")
+@click.option("--keep-days", type=float, default=None,
+              help="Keep every check of the runs started in the last D days.")
+@click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+@click.option("--vacuum", is_flag=True,
+              help="Then shrink the file (VACUUM: needs free space about its size).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_context
+def prune(ctx: click.Context, **params: Any) -> None:
+    """Forget the per-URL checks of old runs (history retention).
+
+    A nightly full run adds ~490 MB a night at 1.3 M links. Outside the window kept
+    (--keep-runs and/or --keep-days: a run either keeps stays) each URL keeps only its
+    last check, and the checks of runs that captured it; runs, link states and captures
+    stay, and reports compare as before. Freed space is reused by the next nights;
+    --vacuum also returns it to the disk.
+
+    \b
+    Examples:
+      linkkeeper prune ~/blog --keep-runs 30 --dry-run
+      linkkeeper prune --db ~/blog/linkkeeper.db --keep-days 90 --vacuum
+    """
+    from linkkeeper.db import connect
+    from linkkeeper.history.retention import RetentionError, prune_history
+    from linkkeeper.history.runs import RunBusy
+
+    p = load_params(ctx, merge_site_option(params))
+    database = connect(existing_db_path(p))
+    try:
+        result = prune_history(database, keep_runs=p["keep_runs"], keep_days=p["keep_days"],
+                               dry_run=p["dry_run"], vacuum=p["vacuum"])
+    except RetentionError as exc:
+        raise ConfigError(str(exc)) from None
+    except RunBusy as exc:
+        raise click.ClickException(f"{exc}: prune when it has finished") from None
+    if p["fmt"] == "json":
+        click.echo(json.dumps(dataclasses.asdict(result), indent=2))
+        return
+    click.echo(format_prune_summary(result))
+
+
+def format_prune_summary(r: Any) -> str:
+    if not r.runs:
+        return "nothing to prune: every run is inside the window kept"
+    runs = f"run {r.runs[0]}" if len(r.runs) == 1 else f"runs {r.runs[0]}–{r.runs[-1]}"
+    verb = "would delete" if r.dry_run else "deleted"
+    lines = [f"{runs}: {verb} {plural(r.checks_deleted, 'check')} and "
+             f"{plural(r.plan_rows_deleted, 'plan row')}; kept {plural(r.checks_kept, 'check')}"
+             " (each URL's last one, and those of runs that captured it)"]
+    mb = 1_000_000
+    if r.vacuumed:
+        lines.append(f"database {r.bytes_before / mb:,.0f} MB -> {r.bytes_after / mb:,.0f} MB")
+    elif not r.dry_run:
+        lines.append(f"database {r.bytes_after / mb:,.0f} MB, {r.free_bytes / mb:,.0f} MB of it"
+                     " free for the next nights (--vacuum gives it back to the disk)")
     return "\n".join(lines)
 
 

@@ -56,6 +56,13 @@ def latest_unfinished_run(db: sqlite_utils.Database) -> dict[str, Any] | None:
     return dict(zip(("id", "pid", "host", "state"), row, strict=True))
 
 
+def refuse_if_running(db: sqlite_utils.Database) -> None:
+    """`RunBusy` when the newest run is unfinished and its process still lives."""
+    unfinished = latest_unfinished_run(db)
+    if unfinished and _run_alive(unfinished["pid"], unfinished["host"]):
+        raise RunBusy(f"run {unfinished['id']} is still running (pid {unfinished['pid']})")
+
+
 def start_run(
     db: sqlite_utils.Database,
     urls: Sequence[str] | Plan,

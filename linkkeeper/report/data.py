@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 import sqlite_utils
 
 from linkkeeper.clock import iso, utcnow
+from linkkeeper.history.retention import pruned_through
 from linkkeeper.history.runs import previous_run_id
 from linkkeeper.report.links import LinkStream, open_stream
 from linkkeeper.report.model import (  # noqa: F401 - the model, re-exported for its readers
@@ -86,6 +87,10 @@ def resolve_since(db: sqlite_utils.Database, since: str | None, run_id: int) -> 
             "SELECT max(id) FROM runs WHERE started_at < ?", [iso(when)]
         ).fetchone()
         baseline = int(row[0]) if row and row[0] is not None else None
+    pruned = pruned_through(db)
+    if baseline is not None and pruned is not None and baseline <= pruned:
+        raise ReportError(f"--since {text}: the checks of runs up to {pruned} were pruned"
+                          f" (linkkeeper prune); compare with run {pruned + 1} or later")
     if baseline is not None and baseline >= run_id:  # never compare a run with itself
         started = db.execute("SELECT started_at FROM runs WHERE id=?", [run_id]).fetchone()[0]
         raise ReportError(f"--since {text}: nothing to compare, the last run (run {run_id}, "
