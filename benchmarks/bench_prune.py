@@ -40,13 +40,17 @@ def _run(label: str, command: list[str], db: Path) -> dict[str, Any]:
     return result
 
 
-def _report(linkkeeper: str, db: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    out = db.with_name("report.json")
-    result = _run("report --format json", [linkkeeper, "report", "--db", str(db), "--format",
-                                           "json", "-o", str(out)], db)
-    document = json.loads(out.read_text(encoding="utf-8"))
+def _report(linkkeeper: str, db: Path, out: Path) -> dict[str, Any]:
+    return _run("report --format json", [linkkeeper, "report", "--db", str(db), "--format",
+                                         "json", "-o", str(out)], db)
+
+
+def _document(path: Path) -> dict[str, Any]:
+    """A report without its time stamp. Read only after every measured run: a child's
+    peak RSS starts at this process's size when it is forked."""
+    document = json.loads(path.read_text(encoding="utf-8"))
     document["report"].pop("generated_at", None)
-    return result, document
+    return document
 
 
 def run(links: int, runs: int, keep: int) -> tuple[list[dict[str, Any]], str]:
@@ -58,19 +62,20 @@ def run(links: int, runs: int, keep: int) -> tuple[list[dict[str, Any]], str]:
     shutil.copyfile(source, db)
     linkkeeper = str(REPO / ".venv" / "bin" / "linkkeeper")
     before_mb = _bytes(db) / 1e6
-    report_before, document_before = _report(linkkeeper, db)
+    report_before = _report(linkkeeper, db, folder / "before.json")
     prune = [linkkeeper, "prune", "--db", str(db), "--keep-runs", str(keep), "--format", "json"]
     first = _run(f"prune --keep-runs {keep}", prune, db)
     pruned = json.loads(first["stdout"])
     again = _run(f"prune --keep-runs {keep} again (nothing to do)", prune, db)
     vacuum = _run("prune --vacuum", [*prune, "--vacuum"], db)
-    report_after, document_after = _report(linkkeeper, db)
+    report_after = _report(linkkeeper, db, folder / "after.json")
     report_before["label"] += " (before)"
     report_after["label"] += " (after)"
     rows = [report_before, first, again, vacuum, report_after]
     for row in rows:
         record(row, benchmark="prune", links=links, runs=runs, load=os.getloadavg()[0])
-    same = "the same" if document_before == document_after else "**not** the same"
+    same = ("the same" if _document(folder / "before.json") == _document(folder / "after.json")
+            else "**not** the same")
     checks = pruned["checks_deleted"] + pruned["checks_kept"]
     sentence = (
         f"{links:,} links × {runs} nights ({links * runs:,} checks), database "
