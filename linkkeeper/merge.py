@@ -48,6 +48,7 @@ import sqlite_utils
 
 from linkkeeper.archive.cdx import FOLDER_INDEX_NAME, iter_file_indexes
 from linkkeeper.db import TABLES, Transaction, connect
+from linkkeeper.history.retention import RETENTION_TABLE
 from linkkeeper.history.runs import parse_iso
 from linkkeeper.shards import Shard, ShardError
 
@@ -148,6 +149,9 @@ def merge(
     summary = MergeSummary(shards=len(shards))
     db.execute("CREATE TEMP TABLE IF NOT EXISTS seen_posts (path TEXT PRIMARY KEY)")
     db.execute("DELETE FROM temp.seen_posts")
+    for shard in shards:  # every shard readable and whole before anything is merged
+        _attach(db, shard.db)
+        db.execute("DETACH DATABASE s")
     touched: set[int] = set()
     for shard in shards:
         _attach(db, shard.db)
@@ -186,6 +190,12 @@ def _attach(db: sqlite_utils.Database, path: Path) -> None:
     if not {"runs", "checks", "links"} <= tables:
         db.execute("DETACH DATABASE s")
         raise MergeError(f"{path}: not a linkkeeper database (no runs/checks/links tables)")
+    if RETENTION_TABLE in tables:  # its old runs' counts could not be rebuilt from checks
+        row = db.execute(f"SELECT pruned_through FROM s.[{RETENTION_TABLE}]").fetchone()
+        db.execute("DETACH DATABASE s")
+        raise MergeError(f"{path}: the checks of its runs up to {row[0] if row else '?'} were"
+                         " pruned (linkkeeper prune); merge shards before pruning, and prune"
+                         " the merged database")
 
 
 def _merge_shard(

@@ -409,3 +409,25 @@ def test_merge_errors_are_one_line(tmp_path: Path) -> None:
     assert res.returncode == 1 and "cannot also be a shard" in res.stderr
     res = run("merge", "--db", tmp_path / "o.db", tmp_path / "out.db", "--window", "soon")
     assert res.returncode == 3
+
+
+def test_a_pruned_shard_is_refused_before_anything_is_merged(tmp_path: Path) -> None:
+    """Its old runs' counts could not be rebuilt from its checks: one line, nothing written."""
+    from linkkeeper.db import connect
+    from linkkeeper.history.retention import prune_history
+
+    good, pruned = tmp_path / "good.db", tmp_path / "pruned.db"
+    for path in (good, pruned):
+        db = connect(path)
+        for run_id in (1, 2, 3):
+            db.execute("INSERT INTO runs (id, started_at, state) VALUES (?, ?, 'complete')",
+                       [run_id, f"2026-01-0{run_id}T00:00:00Z"])
+            db.execute("INSERT INTO checks (run_id, url, status) VALUES (?, 'https://a.example/',"
+                       " 'ok')", [run_id])
+        db.conn.commit()
+    assert prune_history(connect(pruned), keep_runs=1).runs == (1,)
+    res = run("merge", "--db", tmp_path / "out.db", good, pruned)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "runs up to 1 were pruned" in res.stderr and "prune the merged database" in res.stderr
+    with sqlite3.connect(tmp_path / "out.db") as out:
+        assert out.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
