@@ -53,8 +53,10 @@ the final name. Closing also writes the file's digest sidecar (sha256 and CRC-32
 byte written, :mod:`linkkeeper.archive.digests`: a WACZ export copies the file without reading
 it), the file's CDXJ index and refreshes the folder index
 (:mod:`linkkeeper.archive.cdx`, cdxj-indexer reading the closed file back), so pywb replays the
-folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. A closed file is never opened for
-writing again.
+folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. With ``live_index`` (the
+archiver's stores) cdxj-indexer reads the file in a child process while it is written
+(:mod:`linkkeeper.archive.live_index`), so closing only collects the same lines. A closed file
+is never opened for writing again.
 
 A failed write (disk full, ...) cuts the file back to its last whole capture and raises
 the OSError with the file's path in it (``named``); a body that is a spooled
@@ -91,7 +93,12 @@ from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from linkkeeper import __version__
-from linkkeeper.archive.cdx import WARC_SUFFIX, index_warc, rebuild_folder_index
+from linkkeeper.archive.cdx import (
+    WARC_SUFFIX,
+    index_warc,
+    rebuild_folder_index,
+    write_index_text,
+)
 from linkkeeper.archive.compress import (
     DEFAULT_COMPRESS_LEVEL,
     STORED_LEVEL,
@@ -99,6 +106,7 @@ from linkkeeper.archive.compress import (
     incompressible,
 )
 from linkkeeper.archive.digests import DigestingWriter, RunningDigest, record_closed_file
+from linkkeeper.archive.live_index import LiveIndex
 from linkkeeper.archive.records import OPEN_SUFFIX, header_value
 from linkkeeper.archive.repair import fsync_dir, repair_folder
 from linkkeeper.archive.snapshots import Capture, PriorCapture
@@ -308,6 +316,7 @@ class _OpenFile:
     warcinfo_id: str
     size: int  # bytes written so far (kept here: tell() is a system call)
     digest: RunningDigest  # of those bytes: the sidecar written at close (archive/digests.py)
+    live: LiveIndex | None  # cdxj-indexer reading the file as it grows (archive/live_index.py)
 
 
 class WarcStore:
@@ -322,6 +331,7 @@ class WarcStore:
         info: dict[str, str] | None = None,
         clock: Callable[[], datetime] = utcnow,
         compress_level: int = DEFAULT_COMPRESS_LEVEL,
+        live_index: bool = False,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", prefix):
             raise ValueError(f"file prefix must be a plain name: {prefix!r}")
@@ -334,6 +344,7 @@ class WarcStore:
                 raise ValueError(f"warcinfo field cannot be written: {name!r}: {value!r}")
         self.clock = clock
         self.compress_level = compress_level
+        self.live_index = live_index
         self._lock = threading.Lock()
         self._current: _OpenFile | None = None
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -389,6 +400,8 @@ class WarcStore:
             request_offset = offset + response_length
             end = request_offset + request_length
             current.size = end
+            if current.live is not None:
+                current.live.grow(end)
             capture = Capture(
                 url=ex.url,
                 warc_file=current.rel,
@@ -425,6 +438,7 @@ class WarcStore:
             current.digest.rollback()
         except OSError:
             self._current = None
+            _drop_live(current)
             with contextlib.suppress(OSError):
                 current.handle.close()
 
@@ -537,6 +551,9 @@ class WarcStore:
             warcinfo_id=warcinfo.rec_headers.get_header("WARC-Record-ID"),
             size=size,
             digest=digest,
+            live=LiveIndex(path, final.relative_to(self.folder).as_posix())
+            if self.live_index
+            else None,
         )
         return self._current
 
@@ -573,10 +590,15 @@ class WarcStore:
                 with contextlib.suppress(OSError):
                     handle.close()  # releases the flock
         except OSError as error:  # left `.open`: the next repair() closes it
+            _drop_live(current)
             raise named(error, current.path) from error
         try:
             record_closed_file(current.final, current.digest)
-            index_warc(self.folder, current.rel)
+            lines = current.live.finish(current.size) if current.live is not None else None
+            if lines is None:
+                index_warc(self.folder, current.rel)
+            else:  # the same lines, made by cdxj-indexer while the file was written
+                write_index_text(self.folder, current.rel, lines)
             rebuild_folder_index(self.folder)
         except OSError as error:  # the next repair() indexes a closed file without one
             raise named(error, self.folder) from error
@@ -588,6 +610,7 @@ class WarcStore:
         with self._lock:
             current, self._current = self._current, None
             if current is not None:
+                _drop_live(current)
                 with contextlib.suppress(OSError):
                     current.handle.close()
 
@@ -596,6 +619,13 @@ class WarcStore:
     def repair(self) -> list[str]:
         """Close what a crashed run left (archive/repair.py); one message per action taken."""
         return repair_folder(self.folder, skip=self._current.path if self._current else None)
+
+
+def _drop_live(current: _OpenFile) -> None:
+    """The file will not be closed by this run: its live index is not wanted."""
+    live, current.live = current.live, None
+    if live is not None:
+        live.abandon()
 
 
 def _same_file(path: Path, handle: BinaryIO) -> bool:
