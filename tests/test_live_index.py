@@ -12,6 +12,7 @@ from pathlib import Path
 from test_warc import T0, Clock, exchange
 
 from linkkeeper.archive.cdx import index_path_for, index_warc
+from linkkeeper.archive.digests import digest_file, trusted_digest
 from linkkeeper.archive.live_index import LiveIndex
 from linkkeeper.archive.warc import WarcStore
 
@@ -50,6 +51,8 @@ def test_live_index_equals_cdxj_indexer_reading_the_closed_files(tmp_path: Path)
     assert list(live_indexes) == list(old_indexes)
     for rel, text in live_indexes.items():
         assert text.count("\n") > 10
+        # the digest sidecar, from the child's reading: what reading the file gives
+        assert trusted_digest(live / rel) == digest_file(live / rel)
         index_warc(live, rel)  # cdxj-indexer reading the closed file, as before
         assert index_path_for(live / rel).read_text() == text
     assert (live / "index.cdxj").read_text().count("\n") == sum(
@@ -67,6 +70,7 @@ def test_a_dead_child_means_the_closed_file_is_indexed_the_old_way(tmp_path: Pat
         live._proc.wait()
         _write_some(store, clock, 40)  # announcing to a dead child: no error
     (rel, text), = _indexes(tmp_path).items()
+    assert trusted_digest(tmp_path / rel) == digest_file(tmp_path / rel)
     index_warc(tmp_path, rel)
     assert index_path_for(tmp_path / rel).read_text() == text
     assert text.count("\n") == 50
@@ -104,4 +108,7 @@ def test_the_child_alone_indexes_what_it_is_told_is_whole(tmp_path: Path) -> Non
         )
     finally:
         os.close(fd)
-    assert done.stdout.decode() == text
+    head, _, lines = done.stdout.decode().partition("\n")
+    whole = digest_file(tmp_path / rel)
+    assert head == f"#read {whole.size} {whole.sha256} {whole.crc32}"
+    assert lines == text

@@ -8,6 +8,8 @@ cdxj-indexer (:func:`linkkeeper.archive.cdx.cdxj_indexer`, ``sort=True``, the sa
 the capture goes on. When the file is closed, the child has little left to read; its lines
 (byte for byte those of :func:`linkkeeper.archive.cdx.index_warc`, which reads the same
 bytes from offset 0) are written to the index file by the writer, atomically as before.
+As it reads every byte of the file once, the child also digests them (sha256 and CRC-32, the
+file's digest sidecar, archive/digests.py), which the writer then need not do itself.
 
 The child reads only what the writer says is whole: after each capture the store announces
 its committed size (:meth:`LiveIndex.grow`, at most every ``_ANNOUNCE_BYTES``), never a
@@ -31,11 +33,27 @@ import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from linkkeeper.archive.digests import FileDigest, RunningDigest
 
 _ANNOUNCE_BYTES = 1 << 20  # announce the committed size once it grew by this much
 _FINISH_TIMEOUT = 300.0  # seconds the writer waits for the last lines before indexing itself
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `linkkeeper/`
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What the child read: the index text and the digest of the bytes it indexed."""
+
+    text: str
+    size: int
+    sha256: str
+    crc32: int
+
+    def digest(self, mtime_ns: int) -> FileDigest:
+        return FileDigest(self.size, self.sha256, self.crc32, mtime_ns)
 
 
 class LiveIndex:
@@ -87,8 +105,8 @@ class LiveIndex:
         except OSError:
             self.abandon()  # the child is gone: the file is indexed at close instead
 
-    def finish(self, size: int) -> str | None:
-        """The index text of the file, whole at `size` bytes; None: index it the old way."""
+    def finish(self, size: int) -> Finished | None:
+        """The index of the file, whole at `size` bytes; None: index it the old way."""
         proc = self._proc
         if proc is None:
             return None
@@ -101,10 +119,13 @@ class LiveIndex:
             self.abandon()
             return None
         self._proc = None
-        text = out.decode("utf-8", "surrogateescape")
-        if proc.returncode != 0 or (text and not text.endswith("\n")):
+        head, _, text = out.decode("utf-8", "surrogateescape").partition("\n")
+        fields = head.split(" ")
+        if proc.returncode != 0 or len(fields) != 4 or fields[0] != "#read":
             return None
-        return text
+        if int(fields[1]) != size or (text and not text.endswith("\n")):
+            return None
+        return Finished(text, size, fields[2], int(fields[3]))
 
     def abandon(self) -> None:
         """Stop the child without its lines (a failed write, an error): it exits at once."""
@@ -127,6 +148,7 @@ class _GrowingFile(io.RawIOBase):
         self._pos = 0
         self._limit = 0
         self._final = False
+        self.digest = RunningDigest()  # of every byte read (each is read once, in order)
 
     def readable(self) -> bool:
         return True
@@ -144,6 +166,7 @@ class _GrowingFile(io.RawIOBase):
         if not data:
             raise OSError(f"the file ends at {self._pos}, before the {self._limit} announced")
         self._pos += len(data)
+        self.digest.update(data)
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
@@ -170,7 +193,11 @@ def _child(argv: list[str]) -> int:
     CDXJIndexer = cdxj_indexer()
     source = _GrowingFile(fd, sys.stdin.buffer)
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
-    CDXJIndexer(output=out, inputs=[source], filename=warc_file, sort=True).process_all()
+    lines = io.StringIO()
+    CDXJIndexer(output=lines, inputs=[source], filename=warc_file, sort=True).process_all()
+    digest = source.digest.result(0)
+    out.write(f"#read {digest.size} {digest.sha256} {digest.crc32}\n")
+    out.write(lines.getvalue())
     out.flush()
     return 0
 

@@ -105,7 +105,12 @@ from linkkeeper.archive.compress import (
     GzipMemberSink,
     incompressible,
 )
-from linkkeeper.archive.digests import DigestingWriter, RunningDigest, record_closed_file
+from linkkeeper.archive.digests import (
+    DigestingWriter,
+    RunningDigest,
+    record_closed_file,
+    write_sidecar,
+)
 from linkkeeper.archive.live_index import LiveIndex
 from linkkeeper.archive.records import OPEN_SUFFIX, header_value
 from linkkeeper.archive.repair import fsync_dir, repair_folder
@@ -315,7 +320,8 @@ class _OpenFile:
     writer: WARCWriter
     warcinfo_id: str
     size: int  # bytes written so far (kept here: tell() is a system call)
-    digest: RunningDigest  # of those bytes: the sidecar written at close (archive/digests.py)
+    digest: RunningDigest | None  # of those bytes, for the sidecar written at close
+    # (archive/digests.py); None when the live index's child digests them
     live: LiveIndex | None  # cdxj-indexer reading the file as it grows (archive/live_index.py)
 
 
@@ -380,7 +386,8 @@ class WarcStore:
             response = self._response_record(current, ex, digest, prior if revisit else None)
             request = self._request_record(current, ex, response.rec_headers)
             offset = current.size
-            current.digest.mark()
+            if current.digest is not None:
+                current.digest.mark()
             try:
                 sink, writer = current.sink, current.writer
                 if not revisit and incompressible(ex.response_headers, ex.body):
@@ -435,7 +442,8 @@ class WarcStore:
         try:
             current.handle.truncate(offset)
             current.handle.seek(offset)
-            current.digest.rollback()
+            if current.digest is not None:
+                current.digest.rollback()
         except OSError:
             self._current = None
             _drop_live(current)
@@ -533,8 +541,13 @@ class WarcStore:
             if _same_file(path, handle):
                 break
             handle.close()
-        digest = RunningDigest()
-        sink = GzipMemberSink(DigestingWriter(handle, digest), self.compress_level)
+        rel = final.relative_to(self.folder).as_posix()
+        live = LiveIndex(path, rel) if self.live_index else None
+        if live is not None and live.alive:  # its child digests the file as it reads it
+            digest, sink = None, GzipMemberSink(handle, self.compress_level)
+        else:
+            digest = RunningDigest()
+            sink = GzipMemberSink(DigestingWriter(handle, digest), self.compress_level)
         writer = WARCWriter(sink, gzip=False, warc_version=WARC_VERSION)
         warcinfo = writer.create_warcinfo_record(final.name, self._warcinfo_fields())
         warcinfo.rec_headers.replace_header("WARC-Date", warc_date(started))
@@ -544,16 +557,14 @@ class WarcStore:
         self._current = _OpenFile(
             path=path,
             final=final,
-            rel=final.relative_to(self.folder).as_posix(),
+            rel=rel,
             handle=handle,
             sink=sink,
             writer=writer,
             warcinfo_id=warcinfo.rec_headers.get_header("WARC-Record-ID"),
             size=size,
             digest=digest,
-            live=LiveIndex(path, final.relative_to(self.folder).as_posix())
-            if self.live_index
-            else None,
+            live=live,
         )
         return self._current
 
@@ -593,12 +604,14 @@ class WarcStore:
             _drop_live(current)
             raise named(error, current.path) from error
         try:
-            record_closed_file(current.final, current.digest)
-            lines = current.live.finish(current.size) if current.live is not None else None
-            if lines is None:
+            read = current.live.finish(current.size) if current.live is not None else None
+            mtime_ns = os.stat(current.final).st_mtime_ns
+            if read is None:
+                record_closed_file(current.final, current.digest)  # reads it if need be
                 index_warc(self.folder, current.rel)
-            else:  # the same lines, made by cdxj-indexer while the file was written
-                write_index_text(self.folder, current.rel, lines)
+            else:  # the same digest and lines, made while the file was written
+                write_sidecar(current.final, read.digest(mtime_ns))
+                write_index_text(self.folder, current.rel, read.text)
             rebuild_folder_index(self.folder)
         except OSError as error:  # the next repair() indexes a closed file without one
             raise named(error, self.folder) from error
