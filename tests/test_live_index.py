@@ -74,6 +74,7 @@ def test_a_dead_child_means_the_closed_file_is_indexed_the_old_way(tmp_path: Pat
     index_warc(tmp_path, rel)
     assert index_path_for(tmp_path / rel).read_text() == text
     assert text.count("\n") == 50
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_the_child_gives_nothing_when_the_writer_goes_away(tmp_path: Path) -> None:

@@ -33,27 +33,20 @@ import io
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+import threading
 from pathlib import Path
 
+from linkkeeper.archive.cdx import replacing
 from linkkeeper.archive.digests import FileDigest, RunningDigest
 
 _ANNOUNCE_BYTES = 1 << 20  # announce the committed size once it grew by this much
+_PIPE_PIECE = 1 << 20
 _FINISH_TIMEOUT = 300.0  # seconds the writer waits for the last lines before indexing itself
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `linkkeeper/`
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """What the child read: the index text and the digest of the bytes it indexed."""
-
-    text: str
-    size: int
-    sha256: str
-    crc32: int
-
-    def digest(self, mtime_ns: int) -> FileDigest:
-        return FileDigest(self.size, self.sha256, self.crc32, mtime_ns)
+class _ChildFailed(Exception):
+    """The child's output is not a whole index of the file: it is not used."""
 
 
 class LiveIndex:
@@ -105,27 +98,42 @@ class LiveIndex:
         except OSError:
             self.abandon()  # the child is gone: the file is indexed at close instead
 
-    def finish(self, size: int) -> Finished | None:
-        """The index of the file, whole at `size` bytes; None: index it the old way."""
+    def finish(self, size: int, index: Path) -> FileDigest | None:
+        """Write the index of the file, whole at `size` bytes, to `index` (streamed, renamed
+        into place) and return the digest of those bytes (``mtime_ns`` 0: the caller's to
+        set); None, and `index` untouched: index the file the old way."""
         proc = self._proc
         if proc is None:
             return None
         self._send(f"end {size}\n", blocking=True)
-        if self._proc is None:
+        if self._proc is None or proc.stdout is None:
             return None
+        watchdog = threading.Timer(_FINISH_TIMEOUT, self._kill, (proc,))
+        watchdog.start()
         try:
-            out, _ = proc.communicate(timeout=_FINISH_TIMEOUT)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
+            fields = proc.stdout.readline().decode("ascii", "replace").split()
+            if len(fields) != 4 or fields[0] != "#read" or int(fields[1]) != size:
+                raise _ChildFailed(f"unexpected head {fields!r}")
+            with replacing(index, "wb") as out:
+                last = b"\n"
+                while piece := proc.stdout.read(_PIPE_PIECE):
+                    out.write(piece)
+                    last = piece[-1:]
+                if proc.wait() != 0 or last != b"\n":
+                    raise _ChildFailed(f"exit {proc.returncode}")
+        except (_ChildFailed, OSError, ValueError):
             self.abandon()
             return None
+        finally:
+            watchdog.cancel()
         self._proc = None
-        head, _, text = out.decode("utf-8", "surrogateescape").partition("\n")
-        fields = head.split(" ")
-        if proc.returncode != 0 or len(fields) != 4 or fields[0] != "#read":
-            return None
-        if int(fields[1]) != size or (text and not text.endswith("\n")):
-            return None
-        return Finished(text, size, fields[2], int(fields[3]))
+        proc.stdout.close()
+        return FileDigest(size, fields[2], int(fields[3]))
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(OSError):
+            proc.kill()
 
     def abandon(self) -> None:
         """Stop the child without its lines (a failed write, an error): it exits at once."""

@@ -80,7 +80,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -95,9 +95,9 @@ from warcio.warcwriter import WARCWriter
 from linkkeeper import __version__
 from linkkeeper.archive.cdx import (
     WARC_SUFFIX,
+    index_path_for,
     index_warc,
     rebuild_folder_index,
-    write_index_text,
 )
 from linkkeeper.archive.compress import (
     DEFAULT_COMPRESS_LEVEL,
@@ -604,14 +604,14 @@ class WarcStore:
             _drop_live(current)
             raise named(error, current.path) from error
         try:
-            read = current.live.finish(current.size) if current.live is not None else None
-            mtime_ns = os.stat(current.final).st_mtime_ns
+            live, current.live = current.live, None
+            read = live.finish(current.size, index_path_for(current.final)) if live else None
             if read is None:
                 record_closed_file(current.final, current.digest)  # reads it if need be
                 index_warc(self.folder, current.rel)
-            else:  # the same digest and lines, made while the file was written
-                write_sidecar(current.final, read.digest(mtime_ns))
-                write_index_text(self.folder, current.rel, read.text)
+            else:  # the same digest and index lines, made while the file was written
+                mtime_ns = os.stat(current.final).st_mtime_ns
+                write_sidecar(current.final, replace(read, mtime_ns=mtime_ns))
             rebuild_folder_index(self.folder)
         except OSError as error:  # the next repair() indexes a closed file without one
             raise named(error, self.folder) from error
