@@ -9,12 +9,20 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from test_warc import T0, Clock, exchange
 
+import linkkeeper.archive.warc as warc_module
 from linkkeeper.archive.cdx import index_path_for, index_warc
 from linkkeeper.archive.digests import digest_file, trusted_digest
 from linkkeeper.archive.live_index import LiveIndex
 from linkkeeper.archive.warc import WarcStore
+
+
+@pytest.fixture(autouse=True)
+def _small_files_indexed_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start the child once a file passes 200 kB here (16 MiB in use)."""
+    monkeypatch.setattr(warc_module, "LIVE_INDEX_FROM", 200_000)
 
 
 def _write_some(store: WarcStore, clock: Clock, count: int) -> None:
@@ -65,7 +73,7 @@ def test_a_dead_child_means_the_closed_file_is_indexed_the_old_way(tmp_path: Pat
     with WarcStore(tmp_path, clock=clock, live_index=True) as store:
         _write_some(store, clock, 10)
         live = store._current.live  # type: ignore[union-attr]
-        assert live is not None and live._proc is not None
+        assert live is not None and live._proc is not None and store._current.digest is None
         live._proc.kill()
         live._proc.wait()
         _write_some(store, clock, 40)  # announcing to a dead child: no error
@@ -113,3 +121,17 @@ def test_the_child_alone_indexes_what_it_is_told_is_whole(tmp_path: Path) -> Non
     whole = digest_file(tmp_path / rel)
     assert head == f"#read {whole.size} {whole.sha256} {whole.crc32}"
     assert lines == text
+
+
+def test_a_small_file_is_indexed_at_close_without_a_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warc_module, "LIVE_INDEX_FROM", 16 << 20)
+    clock = Clock()
+    with WarcStore(tmp_path, clock=clock, live_index=True) as store:
+        _write_some(store, clock, 20)
+        assert store._current is not None and not store._current.live_tried
+    (rel, text), = _indexes(tmp_path).items()
+    assert trusted_digest(tmp_path / rel) == digest_file(tmp_path / rel)
+    index_warc(tmp_path, rel)
+    assert index_path_for(tmp_path / rel).read_text() == text

@@ -11,7 +11,9 @@ bytes from offset 0) are written to the index file by the writer, atomically as 
 As it reads every byte of the file once, the child also digests them (sha256 and CRC-32, the
 file's digest sidecar, archive/digests.py), which the writer then need not do itself.
 
-The child reads only what the writer says is whole: after each capture the store announces
+The writer starts the child once a file passes ``warc.LIVE_INDEX_FROM`` bytes (a smaller
+file is indexed at close as before: a process costs more than reading it back); the child
+reads from offset 0 all the same. It reads only what the writer says is whole: after each capture the store announces
 its committed size (:meth:`LiveIndex.grow`, at most every ``_ANNOUNCE_BYTES``), never a
 record being written or one a failed write is cut back from. It is handed a read-only
 descriptor of the file (so the rename at close does not matter) and nothing else: no lock,

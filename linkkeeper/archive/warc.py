@@ -54,8 +54,9 @@ byte written, :mod:`linkkeeper.archive.digests`: a WACZ export copies the file w
 it), the file's CDXJ index and refreshes the folder index
 (:mod:`linkkeeper.archive.cdx`, cdxj-indexer reading the closed file back), so pywb replays the
 folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. With ``live_index`` (the
-archiver's stores) cdxj-indexer reads the file in a child process while it is written
-(:mod:`linkkeeper.archive.live_index`), so closing only collects the same lines. A closed file
+archiver's stores), once a file passes ``LIVE_INDEX_FROM`` bytes cdxj-indexer reads it in a
+child process while it is written (:mod:`linkkeeper.archive.live_index`; it also digests it), so
+closing only collects the same lines; smaller files are not worth a process. A closed file
 is never opened for writing again.
 
 A failed write (disk full, ...) cuts the file back to its last whole capture and raises
@@ -278,6 +279,7 @@ def _leading_fields(record_type: str, url: str, date: str) -> dict[str, str]:
 
 
 _EMPTY_DIGEST = sha1_b32(b"")
+LIVE_INDEX_FROM = 16 << 20  # a file this big is indexed by a child while written
 
 
 _ID_BATCH = 256
@@ -322,7 +324,8 @@ class _OpenFile:
     size: int  # bytes written so far (kept here: tell() is a system call)
     digest: RunningDigest | None  # of those bytes, for the sidecar written at close
     # (archive/digests.py); None when the live index's child digests them
-    live: LiveIndex | None  # cdxj-indexer reading the file as it grows (archive/live_index.py)
+    live: LiveIndex | None = None  # cdxj-indexer reading the file as it grows (live_index.py)
+    live_tried: bool = False  # a child was started for this file (it may have failed)
 
 
 class WarcStore:
@@ -409,6 +412,8 @@ class WarcStore:
             current.size = end
             if current.live is not None:
                 current.live.grow(end)
+            elif self.live_index and end >= LIVE_INDEX_FROM and not current.live_tried:
+                self._start_live_index(current)
             capture = Capture(
                 url=ex.url,
                 warc_file=current.rel,
@@ -541,13 +546,8 @@ class WarcStore:
             if _same_file(path, handle):
                 break
             handle.close()
-        rel = final.relative_to(self.folder).as_posix()
-        live = LiveIndex(path, rel) if self.live_index else None
-        if live is not None and live.alive:  # its child digests the file as it reads it
-            digest, sink = None, GzipMemberSink(handle, self.compress_level)
-        else:
-            digest = RunningDigest()
-            sink = GzipMemberSink(DigestingWriter(handle, digest), self.compress_level)
+        digest = RunningDigest()
+        sink = GzipMemberSink(DigestingWriter(handle, digest), self.compress_level)
         writer = WARCWriter(sink, gzip=False, warc_version=WARC_VERSION)
         warcinfo = writer.create_warcinfo_record(final.name, self._warcinfo_fields())
         warcinfo.rec_headers.replace_header("WARC-Date", warc_date(started))
@@ -557,16 +557,25 @@ class WarcStore:
         self._current = _OpenFile(
             path=path,
             final=final,
-            rel=rel,
+            rel=final.relative_to(self.folder).as_posix(),
             handle=handle,
             sink=sink,
             writer=writer,
             warcinfo_id=warcinfo.rec_headers.get_header("WARC-Record-ID"),
             size=size,
             digest=digest,
-            live=live,
         )
         return self._current
+
+    def _start_live_index(self, current: _OpenFile) -> None:
+        """Index (and digest) the file in a child from now on; it reads from offset 0."""
+        current.live_tried = True
+        live = LiveIndex(current.path, current.rel)
+        if live.alive:
+            current.live = live
+            current.digest = None  # the child digests every byte, these included
+            current.sink.redirect(current.handle)
+            live.grow(current.size)
 
     def _warcinfo_fields(self) -> dict[str, str]:
         fields = {
