@@ -341,7 +341,7 @@ class Archiver:
         try:
             self._store = await asyncio.to_thread(
                 WarcStore, self.options.folder, max_file_size=self.options.warc_max_size,
-                info=info, live_index=True,  # each file indexed as it is written
+                info=info,
             )
         except OSError as error:  # checking goes on without archiving
             self._pause(named(error, self.options.folder))

@@ -33,7 +33,6 @@ import types
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
 
 FOLDER_INDEX_NAME = "index.cdxj"
 WARC_SUFFIX = ".warc.gz"
@@ -115,27 +114,16 @@ def index_warc(folder: Path, warc_file: str) -> Path:
     CDXJIndexer = cdxj_indexer()
 
     warc_path = folder / warc_file
-    with replacing(index_path_for(warc_path)) as out:
+    target = index_path_for(warc_path)
+    tmp = _temp_name(target)
+    with open(tmp, "w", encoding="utf-8") as out:
         CDXJIndexer(
             output=out, inputs=[str(warc_path)], filename=warc_file, sort=True
         ).process_all()
-    return index_path_for(warc_path)
-
-
-@contextmanager
-def replacing(target: Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """`target` written under a temporary name, synced, then renamed (a reader never sees
-    half of it); on an error the temporary file is removed and `target` left as it was."""
-    tmp = _temp_name(target)
-    try:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, target)
+    return target
 
 
 def iter_file_indexes(folder: Path) -> Iterator[Path]:

@@ -102,11 +102,6 @@ class GzipMemberSink:
         self._stream: Any = None  # the zlib compressor of a streamed record
         self._streamed = 0
 
-    def redirect(self, out: BinaryIO) -> None:
-        """Write to `out` from now on (between records: nothing is pending)."""
-        self._write_pending()
-        self._out = out
-
     def stream_next(self) -> None:
         """Compress the next record as it is written and put it in the file at once."""
         self._write_pending()

@@ -53,11 +53,8 @@ the final name. Closing also writes the file's digest sidecar (sha256 and CRC-32
 byte written, :mod:`linkkeeper.archive.digests`: a WACZ export copies the file without reading
 it), the file's CDXJ index and refreshes the folder index
 (:mod:`linkkeeper.archive.cdx`, cdxj-indexer reading the closed file back), so pywb replays the
-folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. With ``live_index`` (the
-archiver's stores), once a file passes ``LIVE_INDEX_FROM`` bytes cdxj-indexer reads it in a
-child process while it is written (:mod:`linkkeeper.archive.live_index`; it also digests it), so
-closing only collects the same lines; smaller files are not worth a process. A closed file
-is never opened for writing again.
+folder with :func:`linkkeeper.archive.cdx.pywb_collection_config`. A closed file is never opened for
+writing again.
 
 A failed write (disk full, ...) cuts the file back to its last whole capture and raises
 the OSError with the file's path in it (``named``); a body that is a spooled
@@ -81,7 +78,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -94,25 +91,14 @@ from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from linkkeeper import __version__
-from linkkeeper.archive.cdx import (
-    WARC_SUFFIX,
-    index_path_for,
-    index_warc,
-    rebuild_folder_index,
-)
+from linkkeeper.archive.cdx import WARC_SUFFIX, index_warc, rebuild_folder_index
 from linkkeeper.archive.compress import (
     DEFAULT_COMPRESS_LEVEL,
     STORED_LEVEL,
     GzipMemberSink,
     incompressible,
 )
-from linkkeeper.archive.digests import (
-    DigestingWriter,
-    RunningDigest,
-    record_closed_file,
-    write_sidecar,
-)
-from linkkeeper.archive.live_index import LiveIndex
+from linkkeeper.archive.digests import DigestingWriter, RunningDigest, record_closed_file
 from linkkeeper.archive.records import OPEN_SUFFIX, header_value
 from linkkeeper.archive.repair import fsync_dir, repair_folder
 from linkkeeper.archive.snapshots import Capture, PriorCapture
@@ -279,7 +265,6 @@ def _leading_fields(record_type: str, url: str, date: str) -> dict[str, str]:
 
 
 _EMPTY_DIGEST = sha1_b32(b"")
-LIVE_INDEX_FROM = 16 << 20  # a file this big is indexed by a child while written
 
 
 _ID_BATCH = 256
@@ -322,10 +307,7 @@ class _OpenFile:
     writer: WARCWriter
     warcinfo_id: str
     size: int  # bytes written so far (kept here: tell() is a system call)
-    digest: RunningDigest | None  # of those bytes, for the sidecar written at close
-    # (archive/digests.py); None when the live index's child digests them
-    live: LiveIndex | None = None  # cdxj-indexer reading the file as it grows (live_index.py)
-    live_tried: bool = False  # a child was started for this file (it may have failed)
+    digest: RunningDigest  # of those bytes: the sidecar written at close (archive/digests.py)
 
 
 class WarcStore:
@@ -340,7 +322,6 @@ class WarcStore:
         info: dict[str, str] | None = None,
         clock: Callable[[], datetime] = utcnow,
         compress_level: int = DEFAULT_COMPRESS_LEVEL,
-        live_index: bool = False,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", prefix):
             raise ValueError(f"file prefix must be a plain name: {prefix!r}")
@@ -353,7 +334,6 @@ class WarcStore:
                 raise ValueError(f"warcinfo field cannot be written: {name!r}: {value!r}")
         self.clock = clock
         self.compress_level = compress_level
-        self.live_index = live_index
         self._lock = threading.Lock()
         self._current: _OpenFile | None = None
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -389,8 +369,7 @@ class WarcStore:
             response = self._response_record(current, ex, digest, prior if revisit else None)
             request = self._request_record(current, ex, response.rec_headers)
             offset = current.size
-            if current.digest is not None:
-                current.digest.mark()
+            current.digest.mark()
             try:
                 sink, writer = current.sink, current.writer
                 if not revisit and incompressible(ex.response_headers, ex.body):
@@ -410,10 +389,6 @@ class WarcStore:
             request_offset = offset + response_length
             end = request_offset + request_length
             current.size = end
-            if current.live is not None:
-                current.live.grow(end)
-            elif self.live_index and end >= LIVE_INDEX_FROM and not current.live_tried:
-                self._start_live_index(current)
             capture = Capture(
                 url=ex.url,
                 warc_file=current.rel,
@@ -447,11 +422,9 @@ class WarcStore:
         try:
             current.handle.truncate(offset)
             current.handle.seek(offset)
-            if current.digest is not None:
-                current.digest.rollback()
+            current.digest.rollback()
         except OSError:
             self._current = None
-            _drop_live(current)
             with contextlib.suppress(OSError):
                 current.handle.close()
 
@@ -567,16 +540,6 @@ class WarcStore:
         )
         return self._current
 
-    def _start_live_index(self, current: _OpenFile) -> None:
-        """Index (and digest) the file in a child from now on; it reads from offset 0."""
-        current.live_tried = True
-        live = LiveIndex(current.path, current.rel)
-        if live.alive:
-            current.live = live
-            current.digest = None  # the child digests every byte, these included
-            current.sink.redirect(current.handle)
-            live.grow(current.size)
-
     def _warcinfo_fields(self) -> dict[str, str]:
         fields = {
             "software": SOFTWARE,
@@ -610,17 +573,10 @@ class WarcStore:
                 with contextlib.suppress(OSError):
                     handle.close()  # releases the flock
         except OSError as error:  # left `.open`: the next repair() closes it
-            _drop_live(current)
             raise named(error, current.path) from error
         try:
-            live, current.live = current.live, None
-            read = live.finish(current.size, index_path_for(current.final)) if live else None
-            if read is None:
-                record_closed_file(current.final, current.digest)  # reads it if need be
-                index_warc(self.folder, current.rel)
-            else:  # the same digest and index lines, made while the file was written
-                mtime_ns = os.stat(current.final).st_mtime_ns
-                write_sidecar(current.final, replace(read, mtime_ns=mtime_ns))
+            record_closed_file(current.final, current.digest)
+            index_warc(self.folder, current.rel)
             rebuild_folder_index(self.folder)
         except OSError as error:  # the next repair() indexes a closed file without one
             raise named(error, self.folder) from error
@@ -632,7 +588,6 @@ class WarcStore:
         with self._lock:
             current, self._current = self._current, None
             if current is not None:
-                _drop_live(current)
                 with contextlib.suppress(OSError):
                     current.handle.close()
 
@@ -641,13 +596,6 @@ class WarcStore:
     def repair(self) -> list[str]:
         """Close what a crashed run left (archive/repair.py); one message per action taken."""
         return repair_folder(self.folder, skip=self._current.path if self._current else None)
-
-
-def _drop_live(current: _OpenFile) -> None:
-    """The file will not be closed by this run: its live index is not wanted."""
-    live, current.live = current.live, None
-    if live is not None:
-        live.abandon()
 
 
 def _same_file(path: Path, handle: BinaryIO) -> bool:
