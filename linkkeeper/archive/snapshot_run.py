@@ -28,9 +28,6 @@ from linkkeeper.archive.snapshots import Capture
 from linkkeeper.check.checker import Checker
 from linkkeeper.check.options import CheckOptions
 from linkkeeper.check.result import CheckResult
-from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, parse_post
-from linkkeeper.scan import scan_site
-from linkkeeper.site import PostUnreadable, open_site
 from linkkeeper.urls import normalize_url
 
 Say = Callable[[str], None]
@@ -120,7 +117,6 @@ def run_snapshot(
                                    site_url=site_url, source_keys=source_keys, say=say)
     archiver = Archiver(db, archive_options)
     archiver.plan(wanted, explicit=explicit)
-    # no checks are recorded: the drift fingerprints of pages read would be thrown away
     # no checks are recorded: drift fingerprints and soft-404 verdicts would be thrown away
     options = with_capture(
         replace(check_options, fingerprints=False, soft404=False, read_pages=False), archiver
@@ -155,6 +151,11 @@ def urls_to_snapshot(
     say: Say = _quiet,
 ) -> list[str]:
     """The checkable URLs cited by a site (scanned first) or by post files (parsed only)."""
+    # imported here: `snapshot URL...` reads no post (the parsers cost ~0.04 s of start-up)
+    from linkkeeper.extract.post import DEFAULT_SOURCE_KEYS, parse_post
+    from linkkeeper.scan import scan_site
+    from linkkeeper.site import PostUnreadable, open_site
+
     keys = tuple(source_keys) or DEFAULT_SOURCE_KEYS
     site = open_site(paths, site_url)
     if site.config_problem:
