@@ -95,6 +95,7 @@ def prune_history(
             plan = _plan_rows(db, runs)
             return PruneResult(tuple(runs), deleted, kept, plan, before, before,
                                _free_bytes(db), dry_run, False)
+        _remember(db, boundary, 0)  # first: an interrupted prune has pruned these runs too
         deleted = kept = plan = 0
         for run_id in runs:
             gone, stay = _prune_run(db, run_id, boundary, progress)
