@@ -38,6 +38,18 @@ class Occurrence:
     date: str = ""  # the post's date
 
 
+@dataclass(slots=True)
+class Citations:
+    """What the counts and the links table need of a link's occurrences, read without
+    making an `Occurrence` of each (see links.counted_links): how many, the first post
+    (by path, line), the kinds and the years of the citing posts' dates."""
+
+    count: int
+    first_post: str
+    kinds: tuple[str, ...]  # distinct, sorted
+    years: tuple[str, ...]  # distinct: each post's date cut to 4 characters ("" when none)
+
+
 # what to do about a failing link (the HTML report's last column)
 TODO_REPLACE, TODO_WAIT, TODO_CHECK, TODO_NOTHING = "replace", "wait", "check", "nothing"
 
@@ -61,6 +73,9 @@ class LinkView:
     change: str | None = None  # newly-broken | recovered | changed | None
     archive: ArchivedCopy | None = None
     looked_everywhere: bool = False  # every archive asked answered "nothing"
+    # set by links.counted_links, which fills `occurrences` only for the links the lists
+    # keep (failing or changed); None: read from `occurrences`
+    citations: Citations | None = None
 
     @property
     def archive_label(self) -> str:

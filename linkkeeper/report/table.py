@@ -91,9 +91,16 @@ class TableSpill:
     def add(self, link: LinkView) -> None:
         """Spill one row (a million of them: written as JSON text directly, see below)."""
         mask = 0
-        occurrences = link.occurrences
         kinds = self.kinds
-        for kind in (occurrences[0].kind,) if len(occurrences) == 1 else link.kinds:
+        cited = link.citations
+        if cited is not None:
+            count, first, link_kinds = cited.count, _string(cited.first_post), cited.kinds
+        else:
+            occurrences = link.occurrences
+            count = len(occurrences)
+            first = _string(occurrences[0].post) if occurrences else "null"
+            link_kinds = (occurrences[0].kind,) if count == 1 else link.kinds
+        for kind in link_kinds:
             mask |= 1 << kinds.setdefault(kind, len(kinds))
         url = link.url
         shown = display_url(url)
@@ -107,8 +114,7 @@ class TableSpill:
             f"{self.statuses.setdefault(link.status, len(self.statuses))},"
             f"{self.states.setdefault(link.state, len(self.states))},{mask},"
             f"{'null' if code is None else int(code)},"
-            f"{_string('' if link.status == 'ok' else link.reason)},{len(occurrences)}"
-            f"\0{_string(occurrences[0].post) if occurrences else 'null'}\0"
+            f"{_string('' if link.status == 'ok' else link.reason)},{count}\0{first}\0"
             f"{self.times.setdefault(checked, len(self.times))},{_string(_archive_cell(link))},"
             f"{_string(link.change or '')},{_string('' if shown == url else shown)}]\n"
         )

@@ -82,11 +82,16 @@ class Tally:
             c["recovered"] += link.change == CHANGE_RECOVERED
 
     def _rot(self, link: LinkView) -> None:
-        occurrences = link.occurrences
-        if link.status in UNCHECKABLE or link.run_id is None or not occurrences:
+        if link.status in UNCHECKABLE or link.run_id is None:
             return
-        years = {occurrence_title(occ, self.meta)[1][:4] for occ in occurrences} if len(
-            occurrences) > 1 else (occurrence_title(occurrences[0], self.meta)[1][:4],)
+        if link.citations is not None:
+            years: Iterable[str] = link.citations.years
+        else:
+            occurrences = link.occurrences
+            if not occurrences:
+                return
+            years = {occurrence_title(occ, self.meta)[1][:4] for occ in occurrences} if len(
+                occurrences) > 1 else (occurrence_title(occurrences[0], self.meta)[1][:4],)
         for year in years:
             if len(year) == 4 and year.isdigit():
                 row = self.years.setdefault(year, [0, 0, 0, 0])
