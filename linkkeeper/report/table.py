@@ -41,6 +41,7 @@ CHUNK_ROWS = 25_000  # rows per file beside the page (~5 MB)
 
 
 _string = json.encoder.encode_basestring  # one JSON string (C), as json.dumps writes it
+_EMPTY = _string("")
 
 
 def _script_safe(text: str) -> str:
@@ -115,8 +116,10 @@ class TableSpill:
             f"{self.states.setdefault(link.state, len(self.states))},{mask},"
             f"{'null' if code is None else int(code)},"
             f"{_string('' if link.status == 'ok' else link.reason)},{count}\0{first}\0"
-            f"{self.times.setdefault(checked, len(self.times))},{_string(_archive_cell(link))},"
-            f"{_string(link.change or '')},{_string('' if shown == url else shown)}]\n"
+            f"{self.times.setdefault(checked, len(self.times))},"
+            f"{_string(_archive_cell(link)) if link.archive else _EMPTY},"
+            f"{_string(link.change) if link.change else _EMPTY},"
+            f"{_EMPTY if shown == url else _string(shown)}]\n"
         )
         key = severity(link)
         handle = self._files.get(key)
