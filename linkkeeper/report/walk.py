@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,18 +42,14 @@ def walk(db: sqlite_utils.Database, spec: StreamSpec, *, since: str | None,
         rows = TableSpill() if table else None
         tally, shown = _walk(db, spec, since, rows)
         return Walked(tally, rows, shown)
-    # spawned, not forked: the worker shares no SQLite handle (nor any lock a thread held)
-    # with this process; its start-up (~0.3 s) is small beside half a big walk
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
         upper = pool.submit(_walk_upper, _path(db), spec, middle, since, table)
         rows = TableSpill() if table else None
         try:
             tally, shown = _walk(db, spec, since, rows, hi=middle)
-            try:
-                later, later_shown, part = upper.result()
-            except BrokenProcessPool:  # no worker (a __main__ that cannot be re-imported)
-                later, later_shown = _walk(db, spec, since, rows, lo=middle)
-                part = None
+            later, later_shown, part = upper.result()
         except BaseException:
             if rows is not None:
                 rows.close()
