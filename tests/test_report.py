@@ -509,38 +509,3 @@ def test_counted_links_match_the_stream(history: History, tmp_path: Path) -> Non
     assert kept >= 5
     years = {y for lnk in counted for y in lnk.citations.years}
     assert {"", "2021", "2022", "2023"} <= years and "2019" not in years
-
-
-@pytest.mark.parametrize("since", [None, "1"])
-def test_two_process_walk_builds_the_same_report(history: History, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 since: str | None) -> None:
-    """Past SPLIT_LINKS the upper half of the URLs is walked in a worker process: the
-    page and its every list come out as from one walk (hosts, times and kinds first
-    seen in the worker's half are renumbered into the table)."""
-    from datetime import UTC, datetime
-
-    from linkkeeper.report import walk as walk_module
-    from linkkeeper.report.html import write_html
-
-    when = datetime(2030, 1, 1, tzinfo=UTC)
-    pages = {}
-    for split in (10**9, 2):
-        monkeypatch.setattr(walk_module, "SPLIT_LINKS", split)
-        rep = build_report(connect(history.db), since=since, now=when, table=True)
-        target = tmp_path / f"split-{split}" / "index.html"
-        write_html(rep, target, inline_rows=1, head_rows=1, chunk_rows=4)
-        rows = sorted(target.parent.glob("index.files/*/rows-*.js"))
-        assert rows, "the table is split into row files"
-        pages[split] = ([target.read_text(encoding="utf-8")]
-                        + [p.read_text(encoding="utf-8") for p in rows], rep)
-    (one, one_rep), (two, two_rep) = pages[10**9], pages[2]
-    build = re.compile(r"index\.files/[0-9-]+")
-    assert [build.sub("", p) for p in two] == [build.sub("", p) for p in one]
-    assert two_rep.summary == one_rep.summary and two_rep.hosts == one_rep.hosts
-    assert two_rep.rot == one_rep.rot and two_rep.post_meta == one_rep.post_meta
-    assert [(p.path, [(b.link.url, b.occurrence) for b in p.bad]) for p in two_rep.posts] == [
-        (p.path, [(b.link.url, b.occurrence) for b in p.bad]) for p in one_rep.posts]
-    assert [lnk.url for lnk in two_rep.changes or []] == [
-        lnk.url for lnk in one_rep.changes or []]
-    assert len(two_rep.shown) == len(one_rep.shown)

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from linkkeeper.clock import iso, utcnow
 from linkkeeper.history.runs import previous_run_id
-from linkkeeper.report.links import LinkStream, open_stream
+from linkkeeper.report.links import LinkStream, counted_links, open_stream
 from linkkeeper.report.model import (  # noqa: F401 - the model, re-exported for its readers
     ALIVE_STATUSES,
     CHANGE_NEW,
@@ -51,8 +51,8 @@ from linkkeeper.report.model import (  # noqa: F401 - the model, re-exported for
     status_rank,
 )
 from linkkeeper.report.results import run_record
-from linkkeeper.report.tally import hosts_of, posts_of, rot_of, summary_of
-from linkkeeper.report.walk import walk
+from linkkeeper.report.table import TableSpill
+from linkkeeper.report.tally import Tally, hosts_of, posts_of, rot_of, summary_of
 
 # the list forms, for reports built in memory (tests/report_world.py)
 _summary, _posts, _hosts, _rot = summary_of, posts_of, hosts_of, rot_of
@@ -124,10 +124,18 @@ def build_report(
     run_id = latest_run_id(db)
     baseline_id = resolve_since(db, since, run_id)
     spec = open_stream(db, baseline_id, serve_url)
-    walked = walk(db, spec, since=since, table=table)
-    tally = walked.tally
-    links = LinkStream(db, spec, count=tally.links)
-    shown_links = links if since is None else LinkStream(db, spec, count=walked.shown,
+    links = LinkStream(db, spec, count=0)
+    tally = Tally()
+    rows = TableSpill() if table else None
+    shown_count = 0
+    for link in counted_links(db, spec):
+        shown = since is None or link.change is not None
+        shown_count += shown
+        tally.add(link, shown=shown)
+        if rows is not None and shown:
+            rows.add(link)
+    links.count = tally.links
+    shown_links = links if since is None else LinkStream(db, spec, count=shown_count,
                                                          changed_only=True)
     return Report(
         generated_at=iso(now or utcnow()),
@@ -144,7 +152,7 @@ def build_report(
         post_meta=tally.meta,
         serve_url=serve_url,
         changes=tally.changes,
-        table=walked.rows,
+        table=rows,
     )
 
 

@@ -43,16 +43,7 @@ class StreamSpec:
     chosen: dict[str, tuple[ArchivedCopy | None, bool]] = field(default_factory=dict)
 
 
-# A URL range [:lo, :hi) of the build's walk (walk.py splits the links in two)
-_RANGE = {(False, False): "", (True, False): " WHERE {col} >= :lo",
-          (False, True): " WHERE {col} < :hi", (True, True): " WHERE {col} >= :lo AND {col} < :hi"}
-
-
-def _where(col: str, lo: str | None, hi: str | None) -> str:
-    return _RANGE[lo is not None, hi is not None].format(col=col)
-
-
-def _links_sql(baseline: int | None, where: str = "") -> str:
+def _links_sql(baseline: int | None) -> str:
     # A link's status as of the baseline matters only when it was checked after it: the
     # baseline run's own check (one lookup), else its latest check before (rarely needed).
     before = "NULL" if baseline is None else (
@@ -65,7 +56,7 @@ def _links_sql(baseline: int | None, where: str = "") -> str:
         " s.last_ok, c.status, c.http_status, c.reason, c.checked_at, c.run_id, c.final_url, "
         + before + " FROM links l LEFT JOIN link_state s ON s.url = l.url"
         " LEFT JOIN checks c ON c.run_id = s.last_run AND c.url = l.url" + join
-        + where + " ORDER BY l.url"
+        + " ORDER BY l.url"
     )
 
 
@@ -76,22 +67,20 @@ _OCCURRENCES = (
 # The same rows without the posts (read once, see _PostDates), in table order and sorted:
 # through the (url, kind) index every row would be a random read of the table
 _CITATIONS = (
-    "SELECT url, post, kind, line, text FROM occurrences NOT INDEXED{where}"
+    "SELECT url, post, kind, line, text FROM occurrences NOT INDEXED"
     " ORDER BY url, post, line, id"
 )
 # SQLite takes the bare columns of a max() aggregate from the row holding the maximum
 _CAPTURES = (
     "SELECT url, max(date), warc_file, http_status FROM snapshots"
-    " WHERE coalesce(http_status, 200) < 400{where} GROUP BY url ORDER BY url"
+    " WHERE coalesce(http_status, 200) < 400 GROUP BY url ORDER BY url"
 )
 
 
-def _snapshots(db: sqlite_utils.Database, lo: str | None = None,
-               hi: str | None = None) -> Iterator[tuple[Any, ...]]:
+def _snapshots(db: sqlite_utils.Database) -> Iterator[tuple[Any, ...]]:
     if db.execute("SELECT 1 FROM sqlite_master WHERE name='snapshots'").fetchone() is None:
         return iter(())
-    where = _where("url", lo, hi).replace(" WHERE ", " AND ")
-    return iter(db.execute(_CAPTURES.format(where=where), {"lo": lo, "hi": hi}))
+    return iter(db.execute(_CAPTURES))
 
 
 def stream_links(db: sqlite_utils.Database, spec: StreamSpec, *,
@@ -153,18 +142,15 @@ class _PostDates:
         return found
 
 
-def counted_links(db: sqlite_utils.Database, spec: StreamSpec, lo: str | None = None,
-                  hi: str | None = None) -> Iterator[LinkView]:
-    """The links of `stream_links` (those with `lo` <= URL < `hi` when given), for counting:
-    each with its `citations`, and its occurrences only when the lists keep it (failing or
-    changed); cheaper per link (no object per citation, no join to `posts`)."""
-    params = {"baseline": spec.baseline, "lo": lo, "hi": hi}
-    rows = db.execute(_links_sql(spec.baseline, _where("l.url", lo, hi)), params)
-    groups = groupby(db.execute(_CITATIONS.format(where=_where("url", lo, hi)), params),
-                     itemgetter(0))
+def counted_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkView]:
+    """The links of `stream_links`, for counting: each with its `citations`, and its
+    occurrences only when the lists keep it (failing or changed); cheaper per link (no
+    object per citation, no join to `posts`)."""
+    rows = db.execute(_links_sql(spec.baseline), {"baseline": spec.baseline})
+    groups = groupby(db.execute(_CITATIONS), itemgetter(0))
     posts = _PostDates(db)
     years, meta = posts.years, posts.meta
-    captures = _snapshots(db, lo, hi)
+    captures = _snapshots(db)
     group = next(groups, None)
     cap = next(captures, None)
     chosen, serve_url = spec.chosen, spec.serve_url

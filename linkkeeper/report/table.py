@@ -23,7 +23,6 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
@@ -60,33 +59,13 @@ def _archive_cell(link: LinkView) -> str:
     return stamp if len(stamp) == 14 and href == f"archive/{stamp}/{link.url}" else href
 
 
-@dataclass
-class SpillPart:
-    """The rows another process spilled (`TableSpill.part`), for `TableSpill.absorb`."""
-
-    folder: str
-    files: dict[tuple[int, int], str]
-    names: dict[str, list[str]]  # statuses, states, kinds, hosts, times: in index order
-    total: int
-
-
-_NUMBERED = ("statuses", "states", "kinds", "hosts", "times")
-
-
 class TableSpill:
-    """Rows spilled to one file per severity, read back worst first (see module doc).
+    """Rows spilled to one file per severity, read back worst first (see module doc)."""
 
-    With `apart`, the numbered cells of a row (host, status, state, kinds, time) are set
-    off by U+0001, which JSON text never holds raw, so that another spill can renumber
-    them when it absorbs the rows (walk.py: the links of a second process)."""
-
-    def __init__(self, near: Path | None = None, *, apart: bool = False) -> None:
+    def __init__(self, near: Path | None = None) -> None:
         self._dir = tempfile.mkdtemp(prefix=".linkkeeper-table-", dir=near)
         self._gone = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._files: dict[tuple[int, int], TextIO] = {}
-        self._sep = "\x01" if apart else ","
-        self._later: list[tuple[SpillPart, list[list[str]]]] = []  # absorbed, with renumbering
-        self._later_gone: list[weakref.finalize] = []
         self.closed = False
         self.statuses = {name: i for i, name in enumerate(STATUS_SEVERITY)}
         self.states: dict[str, int] = {}
@@ -108,8 +87,6 @@ class TableSpill:
             handle.close()
         self._files.clear()
         self._gone()
-        for gone in self._later_gone:
-            gone()
         self.closed = True
 
     def add(self, link: LinkView) -> None:
@@ -133,14 +110,13 @@ class TableSpill:
         # the row as JSON text around its post, which becomes an index into its block's
         # post list when read back: '[url,...,posts' NUL '"path"' NUL 'checked,...]' (JSON
         # text holds no raw NUL or newline), so nothing is encoded or parsed twice
-        sep = self._sep
         text = (
-            f"[{_string(url)}{sep}{self.hosts.setdefault(link.host, len(self.hosts))}{sep}"
-            f"{self.statuses.setdefault(link.status, len(self.statuses))}{sep}"
-            f"{self.states.setdefault(link.state, len(self.states))}{sep}{mask}{sep}"
+            f"[{_string(url)},{self.hosts.setdefault(link.host, len(self.hosts))},"
+            f"{self.statuses.setdefault(link.status, len(self.statuses))},"
+            f"{self.states.setdefault(link.state, len(self.states))},{mask},"
             f"{'null' if code is None else int(code)},"
             f"{_string('' if link.status == 'ok' else link.reason)},{count}\0{first}\0"
-            f"{self.times.setdefault(checked, len(self.times))}{sep}"
+            f"{self.times.setdefault(checked, len(self.times))},"
             f"{_string(_archive_cell(link)) if link.archive else _EMPTY},"
             f"{_string(link.change) if link.change else _EMPTY},"
             f"{_EMPTY if shown == url else _string(shown)}]\n"
@@ -153,39 +129,14 @@ class TableSpill:
         handle.write(text)
         self.total += 1
 
-    def part(self) -> SpillPart:
-        """Hand the rows to another process: the files stay until it has absorbed them."""
-        for handle in self._files.values():
-            handle.close()
-        self._gone.detach()
-        self.closed = True
-        return SpillPart(self._dir, {key: handle.name for key, handle in self._files.items()},
-                         {name: list(getattr(self, name)) for name in _NUMBERED}, self.total)
-
-    def absorb(self, part: SpillPart) -> None:
-        """Take the rows of `part` (spilled with `apart`, from links after all of these,
-        in URL order) as if they had been added here: each of its numbers renumbered."""
-        self._later_gone.append(weakref.finalize(self, shutil.rmtree, part.folder, True))
-        maps = []
-        for name in _NUMBERED:
-            mine: dict[str, int] = getattr(self, name)
-            maps.append([str(mine.setdefault(value, len(mine))) for value in part.names[name]])
-        self._later.append((part, maps))
-        self.total += part.total
-
     def _rows(self) -> Iterator[tuple[str, str, str]]:
-        keys = set(self._files).union(*(part.files for part, _ in self._later))
-        for key in sorted(keys):
-            handle = self._files.get(key)
-            if handle is not None:
-                handle.flush()
-                handle.seek(0)
-                for line in handle:
-                    before, path, after = line[:-1].split("\0")
-                    yield before, path, after
-            for part, maps in self._later:
-                if key in part.files:
-                    yield from _renumbered(part.files[key], *maps)
+        for key in sorted(self._files):
+            handle = self._files[key]
+            handle.flush()
+            handle.seek(0)
+            for line in handle:
+                before, path, after = line[:-1].split("\0")
+                yield before, path, after
 
     def blocks(self, size: int, first: int | None = None) -> Iterator[tuple[str, str]]:
         """(post paths, rows), each as JSON array text, of `size` rows each (the first block
@@ -229,24 +180,6 @@ class TableSpill:
             tmp.replace(folder / name)
             table["chunks"].append(f"{quote(href)}/{name}")
         return table
-
-
-def _renumbered(path: str, statuses: list[str], states: list[str], kinds: list[str],
-                hosts: list[str], times: list[str]) -> Iterator[tuple[str, str, str]]:
-    """The rows of an absorbed file, with the absorbing spill's numbers (see `absorb`)."""
-    masks: dict[str, str] = {}
-    with open(path, encoding="utf-8") as rows:
-        for line in rows:
-            before, post, after = line[:-1].split("\0")
-            url, host, status, state, mask, rest = before.split("\x01")
-            when, tail = after.split("\x01")
-            bits = masks.get(mask)
-            if bits is None:
-                old = int(mask)
-                bits = masks[mask] = str(sum(1 << int(kinds[i]) for i in range(old.bit_length())
-                                             if old >> i & 1))
-            yield (f"{url},{hosts[int(host)]},{statuses[int(status)]},{states[int(state)]},"
-                   f"{bits},{rest}", post, f"{times[int(when)]},{tail}")
 
 
 def table_data(report: Report) -> dict[str, Any]:

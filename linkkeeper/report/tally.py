@@ -67,30 +67,6 @@ class Tally:
             if failure:
                 self._post(link)
 
-    def merge(self, later: Tally) -> None:
-        """Add what `later` counted over links that all come after this one's in URL order
-        (walk.py): the same counts, lists and orders as one tally over both."""
-        self.links += later.links
-        for mine, theirs in ((self.states, later.states), (self.counts, later.counts),
-                             (self.host_total, later.host_total),
-                             (self.host_failures, later.host_failures),
-                             (self.host_blocked, later.host_blocked)):
-            mine.update(theirs)
-        for host, errors in later.host_errors.items():
-            self.host_errors[host].update(errors)
-        for year, counts in later.years.items():
-            row = self.years.setdefault(year, [0, 0, 0, 0])
-            row[:] = [a + b for a, b in zip(row, counts, strict=True)]
-        for path, meta in later.meta.items():
-            self.meta.setdefault(path, meta)
-        for path, post in later.posts.items():
-            known = self.posts.get(path)
-            if known is None:
-                self.posts[path] = post
-            else:
-                known.bad.extend(post.bad)
-        self.changes.extend(later.changes)
-
     def _summary(self, link: LinkView, status: str, blocked: bool) -> None:
         c = self.counts
         self.states[link.state] += 1
