@@ -115,6 +115,21 @@ def stream_links(db: sqlite_utils.Database, spec: StreamSpec, *,
         yield link
 
 
+SORT_KB = 16_384  # memory for the sort of every citation; past it the sort spills to files
+
+
+def _sorted(db: sqlite_utils.Database, sql: str) -> Iterator[tuple[Any, ...]]:
+    """Run a query that sorts millions of rows with a smaller sort buffer than the page
+    cache's 64 MB: SQLite sizes a sort by the cache, and that memory, freed after the
+    sort, stayed in the process for the whole build."""
+    size = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute(f"PRAGMA cache_size=-{SORT_KB}")
+    try:
+        return iter(db.execute(sql))  # the sort runs here, before the first row
+    finally:
+        db.execute(f"PRAGMA cache_size={int(size)}")
+
+
 def _post_date(value: Any) -> str:
     return value if isinstance(value, str) else str(value or "")
 
@@ -147,7 +162,7 @@ def counted_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkV
     occurrences only when the lists keep it (failing or changed); cheaper per link (no
     object per citation, no join to `posts`)."""
     rows = db.execute(_links_sql(spec.baseline), {"baseline": spec.baseline})
-    groups = groupby(db.execute(_CITATIONS), itemgetter(0))
+    groups = groupby(_sorted(db, _CITATIONS), itemgetter(0))
     posts = _PostDates(db)
     years, meta = posts.years, posts.meta
     captures = _snapshots(db)
