@@ -475,3 +475,37 @@ def test_charts_escape_and_scale() -> None:
     svg = str(charts.rot_chart(rot))
     assert ">2024<" in svg and ">15%<" in svg
     assert "No runs yet" in str(charts.history_chart([]))
+
+
+def test_counted_links_match_the_stream(history: History, tmp_path: Path) -> None:
+    """The build's walk (no object per citation, no join to `posts`) sees what the formats'
+    stream sees: same links, statuses and changes, citations summarised from the same
+    occurrences, and the kept (failing or changed) links with every occurrence; also for
+    a citation whose post is gone from `posts` and a post whose date is not text."""
+    from linkkeeper.report.links import counted_links, open_stream, stream_links
+    from linkkeeper.report.model import Citations
+
+    db_path = copy_db(history.db, tmp_path / "counted.db")
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DELETE FROM posts WHERE path LIKE '%alpha%'")
+        conn.execute("UPDATE posts SET date=20210302 WHERE path LIKE '%beta%'")
+    db = connect(db_path)
+    spec = open_stream(db, 1, None)
+    streamed, counted = list(stream_links(db, spec)), list(counted_links(db, spec))
+    assert [lnk.url for lnk in counted] == [lnk.url for lnk in streamed]
+    kept = 0
+    for full, light in zip(streamed, counted, strict=True):
+        assert (light.status, light.state, light.change, light.archive, light.checked_at) == (
+            full.status, full.state, full.change, full.archive, full.checked_at)
+        occ = full.occurrences
+        assert light.citations == Citations(
+            len(occ), occ[0].post, tuple(full.kinds), light.citations.years)
+        assert sorted(light.citations.years) == sorted({o.date[:4] for o in occ})
+        if full.change or full.is_failure:
+            kept += 1
+            assert light.occurrences == occ
+        else:
+            assert light.occurrences == []
+    assert kept >= 5
+    years = {y for lnk in counted for y in lnk.citations.years}
+    assert {"", "2021", "2022", "2023"} <= years and "2019" not in years

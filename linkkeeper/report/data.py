@@ -25,7 +25,7 @@ import sqlite_utils
 from linkkeeper.clock import iso, utcnow
 from linkkeeper.history.retention import pruned_through
 from linkkeeper.history.runs import previous_run_id
-from linkkeeper.report.links import LinkStream, open_stream
+from linkkeeper.report.links import LinkStream, counted_links, open_stream
 from linkkeeper.report.model import (  # noqa: F401 - the model, re-exported for its readers
     ALIVE_STATUSES,
     CHANGE_NEW,
@@ -133,7 +133,7 @@ def build_report(
     tally = Tally()
     rows = TableSpill() if table else None
     shown_count = 0
-    for link in links:
+    for link in counted_links(db, spec):
         shown = since is None or link.change is not None
         shown_count += shown
         tally.add(link, shown=shown)

@@ -31,7 +31,8 @@ _STRUCTURE = frozenset("/?#@:%.\\[]&=")
 
 def display_url(url: str) -> str:
     """The readable form of `url`; `url` itself when nothing can be decoded safely."""
-    if "%" not in url and "xn--" not in url.lower():
+    if "%" not in url and (("n--" not in url and "N--" not in url)
+                           or "xn--" not in url.lower()):  # no copy of the URL when no "n--"
         return url
     try:
         match = _WEB.fullmatch(url)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import groupby, islice
+from operator import itemgetter
 from typing import Any, overload
 
 import sqlite_utils
@@ -26,6 +27,7 @@ from linkkeeper.report.model import (
     CHANGE_NEW,
     CHANGE_OTHER,
     CHANGE_RECOVERED,
+    Citations,
     LinkView,
     Occurrence,
 )
@@ -61,6 +63,12 @@ def _links_sql(baseline: int | None) -> str:
 _OCCURRENCES = (
     "SELECT o.url, o.post, o.kind, o.line, o.text, p.title, p.date FROM occurrences o"
     " LEFT JOIN posts p ON p.path = o.post ORDER BY o.url, o.post, o.line, o.id"
+)
+# The same rows without the posts (read once, see _PostDates), in table order and sorted:
+# through the (url, kind) index every row would be a random read of the table
+_CITATIONS = (
+    "SELECT url, post, kind, line, text FROM occurrences NOT INDEXED"
+    " ORDER BY url, post, line, id"
 )
 # SQLite takes the bare columns of a max() aggregate from the row holding the maximum
 _CAPTURES = (
@@ -104,6 +112,88 @@ def stream_links(db: sqlite_utils.Database, spec: StreamSpec, *,
         if url in chosen and link.is_failure:
             link.archive, link.looked_everywhere = chosen[url]
         _mark_change(link, row[14], spec.baseline)
+        yield link
+
+
+SORT_KB = 16_384  # memory for the sort of every citation; past it the sort spills to files
+
+
+def _sorted(db: sqlite_utils.Database, sql: str) -> Iterator[tuple[Any, ...]]:
+    """Run a query that sorts millions of rows with a smaller sort buffer than the page
+    cache's 64 MB: SQLite sizes a sort by the cache, and that memory, freed after the
+    sort, stayed in the process for the whole build."""
+    size = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute(f"PRAGMA cache_size=-{SORT_KB}")
+    try:
+        return iter(db.execute(sql))  # the sort runs here, before the first row
+    finally:
+        db.execute(f"PRAGMA cache_size={int(size)}")
+
+
+def _post_date(value: Any) -> str:
+    return value if isinstance(value, str) else str(value or "")
+
+
+class _PostDates:
+    """The posts' years for every citation, read once in table order (one short string a
+    post, not a join per citation), and the title and date of the posts the lists name,
+    each looked up once by its key."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        years: dict[str, str] = {}
+        self.years = {path: years.setdefault(year, year) for path, year in (
+            (path, _post_date(day)[:4]) for path, day in db.execute(
+                "SELECT path, date FROM posts"))}
+        self.named: dict[str, tuple[str, str]] = {}
+
+    def meta(self, path: str) -> tuple[str, str]:
+        """(title or "", date) as the join gave them ("", "" for a post not in `posts`)."""
+        found = self.named.get(path)
+        if found is None:
+            row = self.db.execute("SELECT title, date FROM posts WHERE path = ?",
+                                  [path]).fetchone()
+            found = self.named[path] = (row[0] or "", _post_date(row[1])) if row else ("", "")
+        return found
+
+
+def counted_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkView]:
+    """The links of `stream_links`, for counting: each with its `citations`, and its
+    occurrences only when the lists keep it (failing or changed); cheaper per link (no
+    object per citation, no join to `posts`)."""
+    rows = db.execute(_links_sql(spec.baseline), {"baseline": spec.baseline})
+    groups = groupby(_sorted(db, _CITATIONS), itemgetter(0))
+    posts = _PostDates(db)
+    years, meta = posts.years, posts.meta
+    captures = _snapshots(db)
+    group = next(groups, None)
+    cap = next(captures, None)
+    chosen, serve_url = spec.chosen, spec.serve_url
+    for row in rows:
+        url = row[0]
+        while group is not None and group[0] < url:
+            group = next(groups, None)
+        if group is None or group[0] != url:  # no post cites it any more
+            continue
+        cited = list(group[1])
+        group = next(groups, None)
+        while cap is not None and cap[0] < url:
+            cap = next(captures, None)
+        link = _link(row, [])
+        if cap is not None and cap[0] == url:
+            link.archive = _capture(cap, serve_url)
+        if url in chosen and link.is_failure:
+            link.archive, link.looked_everywhere = chosen[url]
+        _mark_change(link, row[14], spec.baseline)
+        first = cited[0][1]
+        if len(cited) == 1:
+            link.citations = Citations(1, first, (cited[0][2],), (years.get(first, ""),))
+        else:
+            link.citations = Citations(len(cited), first, tuple(sorted({c[2] for c in cited})),
+                                       tuple({years.get(c[1], "") for c in cited}))
+        if link.change or link.is_failure:
+            link.occurrences = [Occurrence(c[1], c[3], c[2], c[4] or "", *meta(c[1]))
+                                for c in cited]
         yield link
 
 

@@ -14,6 +14,10 @@ from typing import Any
 from linkkeeper.report.copies import ArchivedCopy
 from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
 
+# Enum members read once: `State.DEAD` is a lookup on the enum class (~4x a global), and
+# these are compared for each of a million links
+_DEAD, _DRIFTED, _FLAKY = State.DEAD, State.DRIFTED, State.FLAKY
+_SOFT_404 = Status.SOFT_404
 ALIVE_STATUSES = frozenset({Status.OK, Status.REDIRECTED})
 UNCHECKABLE = frozenset({Status.EXCLUDED, Status.INVALID})
 CHANGE_NEW = "newly-broken"
@@ -36,6 +40,18 @@ class Occurrence:
     text: str
     title: str | None = None  # the post's title (None: not known here, see Report.post_meta)
     date: str = ""  # the post's date
+
+
+@dataclass(slots=True)
+class Citations:
+    """What the counts and the links table need of a link's occurrences, read without
+    making an `Occurrence` of each (see links.counted_links): how many, the first post
+    (by path, line), the kinds and the years of the citing posts' dates."""
+
+    count: int
+    first_post: str
+    kinds: tuple[str, ...]  # distinct, sorted
+    years: tuple[str, ...]  # distinct: each post's date cut to 4 characters ("" when none)
 
 
 # what to do about a failing link (the HTML report's last column)
@@ -61,6 +77,9 @@ class LinkView:
     change: str | None = None  # newly-broken | recovered | changed | None
     archive: ArchivedCopy | None = None
     looked_everywhere: bool = False  # every archive asked answered "nothing"
+    # set by links.counted_links, which fills `occurrences` only for the links the lists
+    # keep (failing or changed); None: read from `occurrences`
+    citations: Citations | None = None
 
     @property
     def archive_label(self) -> str:
@@ -74,7 +93,7 @@ class LinkView:
         """(code, advice) for a failing link: replace, wait, check by hand, or nothing to use."""
         if self.is_blocked:
             return TODO_CHECK, "check by hand: the site blocks us"
-        if self.state not in (State.DEAD, State.DRIFTED) and self.status != Status.SOFT_404:
+        if self.state not in (_DEAD, _DRIFTED) and self.status != _SOFT_404:
             return TODO_WAIT, "wait: not yet confirmed dead"
         if self.archive:
             return TODO_REPLACE, "replace with this copy (linkkeeper fix)"
@@ -87,7 +106,7 @@ class LinkView:
     @property
     def is_failure(self) -> bool:
         """Broken or failing: what the "by post" section lists."""
-        return self.status in FAILURES or self.state == State.DEAD
+        return self.status in FAILURES or self.state == _DEAD
 
     @property
     def is_alive(self) -> bool:
@@ -270,33 +289,34 @@ STATUS_SEVERITY: tuple[str, ...] = (
     Status.REDIRECTED, Status.OK, "unchecked", Status.EXCLUDED, Status.INVALID,
 )
 _STATUS_RANK = {status: rank for rank, status in enumerate(STATUS_SEVERITY)}
+_UNCHECKED_RANK = _STATUS_RANK["unchecked"]
 
 
 def status_rank(status: str) -> int:
     """Position of a status in STATUS_SEVERITY (an unknown status ranks with `unchecked`)."""
-    return _STATUS_RANK.get(status, _STATUS_RANK["unchecked"])
+    return _STATUS_RANK.get(status, _UNCHECKED_RANK)
 
 
 def severity(link: LinkView) -> tuple[int, int]:
     """Sort key, worst first: dead, soft-404, other failures (broken before timeouts),
     blocked, drifted, flaky, alive, unchecked, and excluded and invalid last."""
-    if link.state == State.DEAD:
+    state, status = link.state, link.status
+    if state == _DEAD:
         group = 0
-    elif link.status == Status.SOFT_404:
+    elif status == _SOFT_404:
         group = 1
-    elif link.is_failure:
+    elif status in FAILURES:  # is_failure (dead is above)
         group = 2
-    elif link.is_blocked:
+    elif status in INCONCLUSIVE:  # is_blocked
         group = 3
-    elif link.state == State.DRIFTED:
+    elif state == _DRIFTED:
         group = 4
-    elif link.state == State.FLAKY:
+    elif state == _FLAKY:
         group = 5
-    elif link.status in UNCHECKABLE:
+    elif status in UNCHECKABLE:
         group = 8
     elif link.run_id is None:
         group = 7
     else:
         group = 6
-    return group, status_rank(link.status)
-
+    return group, _STATUS_RANK.get(status, _UNCHECKED_RANK)

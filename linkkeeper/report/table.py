@@ -41,6 +41,7 @@ CHUNK_ROWS = 25_000  # rows per file beside the page (~5 MB)
 
 
 _string = json.encoder.encode_basestring  # one JSON string (C), as json.dumps writes it
+_EMPTY = _string("")
 
 
 def _script_safe(text: str) -> str:
@@ -91,9 +92,16 @@ class TableSpill:
     def add(self, link: LinkView) -> None:
         """Spill one row (a million of them: written as JSON text directly, see below)."""
         mask = 0
-        occurrences = link.occurrences
         kinds = self.kinds
-        for kind in (occurrences[0].kind,) if len(occurrences) == 1 else link.kinds:
+        cited = link.citations
+        if cited is not None:
+            count, first, link_kinds = cited.count, _string(cited.first_post), cited.kinds
+        else:
+            occurrences = link.occurrences
+            count = len(occurrences)
+            first = _string(occurrences[0].post) if occurrences else "null"
+            link_kinds = (occurrences[0].kind,) if count == 1 else link.kinds
+        for kind in link_kinds:
             mask |= 1 << kinds.setdefault(kind, len(kinds))
         url = link.url
         shown = display_url(url)
@@ -107,10 +115,11 @@ class TableSpill:
             f"{self.statuses.setdefault(link.status, len(self.statuses))},"
             f"{self.states.setdefault(link.state, len(self.states))},{mask},"
             f"{'null' if code is None else int(code)},"
-            f"{_string('' if link.status == 'ok' else link.reason)},{len(occurrences)}"
-            f"\0{_string(occurrences[0].post) if occurrences else 'null'}\0"
-            f"{self.times.setdefault(checked, len(self.times))},{_string(_archive_cell(link))},"
-            f"{_string(link.change or '')},{_string('' if shown == url else shown)}]\n"
+            f"{_string('' if link.status == 'ok' else link.reason)},{count}\0{first}\0"
+            f"{self.times.setdefault(checked, len(self.times))},"
+            f"{_string(_archive_cell(link)) if link.archive else _EMPTY},"
+            f"{_string(link.change) if link.change else _EMPTY},"
+            f"{_EMPTY if shown == url else _string(shown)}]\n"
         )
         key = severity(link)
         handle = self._files.get(key)

@@ -27,7 +27,9 @@ from linkkeeper.report.model import (
     occurrence_title,
     severity,
 )
-from linkkeeper.vocab import State, Status
+from linkkeeper.vocab import FAILURES, INCONCLUSIVE, State, Status
+
+_DEAD, _SOFT_404, _BROKEN = State.DEAD, Status.SOFT_404, Status.BROKEN  # read once (model.py)
 
 
 @dataclass
@@ -50,21 +52,24 @@ class Tally:
     def add(self, link: LinkView, *, shown: bool = True) -> None:
         """Count `link` in the summary and rot curve; in hosts and posts when the lists show it."""
         self.links += 1
-        failure, blocked = link.is_failure, link.is_blocked
-        self._summary(link, blocked)
-        self._rot(link)
+        status = link.status
+        failure = status in FAILURES or link.state == _DEAD  # link.is_failure, inlined
+        blocked = status in INCONCLUSIVE  # link.is_blocked
+        self._summary(link, status, blocked)
+        if link.run_id is not None and status not in UNCHECKABLE:
+            self._rot(link)
         if link.change:
             self.changes.append(link)
             self._remember_posts(link)
         if shown:
-            self._host(link, failure, blocked)
+            if link.host and status not in UNCHECKABLE:
+                self._host(link, failure, blocked)
             if failure:
                 self._post(link)
 
-    def _summary(self, link: LinkView, blocked: bool) -> None:
+    def _summary(self, link: LinkView, status: str, blocked: bool) -> None:
         c = self.counts
         self.states[link.state] += 1
-        status = link.status
         if link.run_id is None:
             c["unchecked"] += 1
         elif status not in UNCHECKABLE:
@@ -73,7 +78,7 @@ class Tally:
             c["alive"] += 1
             if link.archive:
                 c["live_with_capture"] += 1
-        elif status == Status.SOFT_404:
+        elif status == _SOFT_404:
             c["soft_404"] += 1
         elif blocked:
             c["blocked"] += 1
@@ -82,32 +87,37 @@ class Tally:
             c["recovered"] += link.change == CHANGE_RECOVERED
 
     def _rot(self, link: LinkView) -> None:
-        occurrences = link.occurrences
-        if link.status in UNCHECKABLE or link.run_id is None or not occurrences:
-            return
-        years = {occurrence_title(occ, self.meta)[1][:4] for occ in occurrences} if len(
-            occurrences) > 1 else (occurrence_title(occurrences[0], self.meta)[1][:4],)
+        """The link in the rot curve of each year its posts are dated (checked links only)."""
+        if link.citations is not None:
+            years: Iterable[str] = link.citations.years
+        else:
+            occurrences = link.occurrences
+            if not occurrences:
+                return
+            years = {occurrence_title(occ, self.meta)[1][:4] for occ in occurrences} if len(
+                occurrences) > 1 else (occurrence_title(occurrences[0], self.meta)[1][:4],)
+        state, status = link.state, link.status
+        column = 1 if state == _DEAD else 2 if status == _SOFT_404 else \
+            3 if status == _BROKEN else 0
         for year in years:
-            if len(year) == 4 and year.isdigit():
-                row = self.years.setdefault(year, [0, 0, 0, 0])
-                row[0] += 1
-                if link.state == State.DEAD:
-                    row[1] += 1
-                elif link.status == Status.SOFT_404:
-                    row[2] += 1
-                elif link.status == Status.BROKEN:
-                    row[3] += 1
+            row = self.years.get(year)
+            if row is None:
+                if len(year) != 4 or not year.isdigit():
+                    continue
+                row = self.years[year] = [0, 0, 0, 0]
+            row[0] += 1
+            if column:
+                row[column] += 1
 
     def _host(self, link: LinkView, failure: bool, blocked: bool) -> None:
-        if link.status in UNCHECKABLE or not link.host:
-            return
-        self.host_total[link.host] += 1
+        host = link.host
+        self.host_total[host] += 1
         if failure:
-            self.host_failures[link.host] += 1
-            self.host_errors[link.host][(link.reason, link.status)] += 1
+            self.host_failures[host] += 1
+            self.host_errors[host][(link.reason, link.status)] += 1
         elif blocked:
-            self.host_blocked[link.host] += 1
-            self.host_errors[link.host][(link.reason, link.status)] += 1
+            self.host_blocked[host] += 1
+            self.host_errors[host][(link.reason, link.status)] += 1
 
     def _remember_posts(self, link: LinkView) -> None:
         for occ in link.occurrences:
