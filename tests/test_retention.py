@@ -165,3 +165,19 @@ def test_keep_days_counts_from_now_and_a_young_history_loses_nothing(tmp_path: P
     assert result.runs == (1,) and result.checks_deleted == 1
     with pytest.raises(RetentionError):
         prune_history(db)
+
+
+def test_an_old_interrupted_run_does_not_stop_the_window_but_the_newest_unfinished_is_kept(
+    tmp_path: Path,
+) -> None:
+    db = connect(tmp_path / "i.db")
+    states = ["complete", "interrupted", "complete", "complete", "complete", "interrupted"]
+    for run_id, state in enumerate(states, 1):
+        db.execute("INSERT INTO runs (id, started_at, state) VALUES (?, ?, ?)",
+                   [run_id, f"2026-01-0{run_id}T00:00:00Z", state])
+        db.execute("INSERT INTO checks (run_id, url, status) VALUES (?, 'https://a.example/',"
+                   " 'ok')", [run_id])
+    db.conn.commit()
+    result = prune_history(db, keep_runs=1)  # keeps 5 (newest complete), 4 (its baseline), 6
+    assert result.runs == (1, 2, 3) and result.checks_deleted == 3
+    assert [r[0] for r in db.execute("SELECT run_id FROM checks ORDER BY run_id")] == [4, 5, 6]

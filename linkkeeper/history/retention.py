@@ -130,8 +130,9 @@ def _boundary(db: sqlite_utils.Database, keep_runs: int | None, keep_days: float
     # the oldest kept run reports "what changed" against its baseline: keep that run too
     anchor = previous_run_id(db, oldest_kept)
     boundary = (anchor if anchor is not None else oldest_kept) - 1
-    running = db.execute("SELECT min(id) FROM runs WHERE state NOT IN ('complete', 'abandoned')"
-                         ).fetchone()[0]
+    # only the newest run can be resumed, and it is newer than the newest complete one (kept);
+    # an older 'interrupted' run (a merged database has them) never comes back: prunable
+    running = db.execute("SELECT min(id) FROM runs WHERE state = 'running'").fetchone()[0]
     if running is not None:
         boundary = min(boundary, int(running) - 1)
     return max(boundary, 0)
