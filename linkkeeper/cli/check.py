@@ -405,15 +405,25 @@ def prune(ctx: click.Context, **params: Any) -> None:
     database = connect(existing_db_path(p))
     try:
         result = prune_history(database, keep_runs=p["keep_runs"], keep_days=p["keep_days"],
-                               dry_run=p["dry_run"], vacuum=p["vacuum"])
+                               dry_run=p["dry_run"], vacuum=p["vacuum"],
+                               progress=_prune_progress() if sys.stderr.isatty() else None)
     except RetentionError as exc:
         raise ConfigError(str(exc)) from None
     except RunBusy as exc:
         raise click.ClickException(f"{exc}: prune when it has finished") from None
+    if sys.stderr.isatty():
+        click.echo("\r\033[K", err=True, nl=False)  # the live line goes
     if p["fmt"] == "json":
         click.echo(json.dumps(dataclasses.asdict(result), indent=2))
         return
     click.echo(format_prune_summary(result))
+
+
+def _prune_progress() -> Any:
+    """A live line on a terminal: a prune of a big history takes minutes."""
+    def show(run_id: int, deleted: int) -> None:
+        click.echo(f"\rpruning run {run_id}: {deleted:,} checks deleted ", err=True, nl=False)
+    return show
 
 
 def format_prune_summary(r: Any) -> str:
