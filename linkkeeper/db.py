@@ -227,12 +227,33 @@ def opened_databases() -> list[Path]:
     return list(_OPENED)
 
 
+BUSY_TIMEOUT = 30.0  # seconds a connection waits for another's write lock
+
+
+def _write_ahead_log(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting for a process switching the same new file at the same moment.
+
+    SQLite answers that race with "database is locked" at once, without the busy timeout:
+    two commands started together on a new database (a cron job and a user) failed one."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 def connect(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database with the schema and pragmas in place."""
     if Path(path).absolute() not in _OPENED:
         _OPENED.append(Path(path).absolute())
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None)
+    _write_ahead_log(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=OFF")
     # a 64 MB page cache keeps the occurrence/link indexes in memory during big scans

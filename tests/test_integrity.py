@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,31 @@ def test_check_goes_on_past_bad_files(faultweb: FaultWeb, tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "not a regular file" in done.stderr and "outside the site" in done.stderr
     assert _q(site / "linkkeeper.db", "SELECT count(*) FROM checks") == [(2,)]
+
+
+def _connect_at_the_barrier(path: str, barrier: Any, errors: Any) -> None:
+    barrier.wait()
+    try:
+        connect(path).conn.close()
+    except Exception as exc:  # reported to the test, which fails on it
+        errors.put(repr(exc))
+
+
+def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Path) -> None:
+    """SQLite answers two switches of one new file to WAL at the same moment with "database
+    is locked" at once (no busy timeout): one of two commands started together failed."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    for i in range(40):
+        barrier = ctx.Barrier(2)
+        procs = [ctx.Process(target=_connect_at_the_barrier,
+                             args=(str(tmp_path / f"{i}.db"), barrier, errors))
+                 for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0
+    assert errors.empty(), errors.get()
