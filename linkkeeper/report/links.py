@@ -77,10 +77,30 @@ _CAPTURES = (
 )
 
 
-def _snapshots(db: sqlite_utils.Database) -> Iterator[tuple[Any, ...]]:
-    if db.execute("SELECT 1 FROM sqlite_master WHERE name='snapshots'").fetchone() is None:
-        return iter(())
-    return iter(db.execute(_CAPTURES))
+class _Captures:
+    """The latest captures in URL order, read alongside a walk over the links."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        has_table = db.execute("SELECT 1 FROM sqlite_master WHERE name='snapshots'").fetchone()
+        self.rows: Iterator[tuple[Any, ...]] = iter(db.execute(_CAPTURES) if has_table else ())
+        self.row = next(self.rows, None)
+
+    def at(self, url: str) -> tuple[Any, ...] | None:
+        """The capture of `url`, or None (URLs are asked for in increasing order)."""
+        while self.row is not None and self.row[0] < url:
+            self.row = next(self.rows, None)
+        return self.row if self.row is not None and self.row[0] == url else None
+
+
+def _finished(link: LinkView, row: tuple[Any, ...], capture: tuple[Any, ...] | None,
+              spec: StreamSpec) -> LinkView:
+    """The link with its archived copy and its change against the baseline."""
+    if capture is not None:
+        link.archive = _capture(capture, spec.serve_url)
+    if link.url in spec.chosen and link.is_failure:
+        link.archive, link.looked_everywhere = spec.chosen[link.url]
+    _mark_change(link, row[14], spec.baseline)
+    return link
 
 
 def stream_links(db: sqlite_utils.Database, spec: StreamSpec, *,
@@ -90,29 +110,19 @@ def stream_links(db: sqlite_utils.Database, spec: StreamSpec, *,
     occurrences (for readers that need the rest of the link only)."""
     rows = db.execute(_links_sql(spec.baseline), {"baseline": spec.baseline})
     occurrences = db.execute(_OCCURRENCES)
-    captures = _snapshots(db)
+    captures = _Captures(db)
     occ = next(occurrences, None)
-    cap = next(captures, None)
-    chosen, serve_url = spec.chosen, spec.serve_url
     for row in rows:
         url = row[0]
         cited: list[Occurrence] = []
         while occ is not None and occ[0] <= url:
             if occ[0] == url and (cited_max is None or len(cited) < cited_max):
                 cited.append(Occurrence(occ[1], occ[3], occ[2], occ[4] or "", occ[5] or "",
-                                        occ[6] if isinstance(occ[6], str) else str(occ[6] or "")))
+                                        _post_date(occ[6])))
             occ = next(occurrences, None)
-        while cap is not None and cap[0] < url:
-            cap = next(captures, None)
         if not cited:  # no post cites it any more
             continue
-        link = _link(row, cited)
-        if cap is not None and cap[0] == url:
-            link.archive = _capture(cap, serve_url)
-        if url in chosen and link.is_failure:
-            link.archive, link.looked_everywhere = chosen[url]
-        _mark_change(link, row[14], spec.baseline)
-        yield link
+        yield _finished(_link(row, cited), row, captures.at(url), spec)
 
 
 SORT_KB = 16_384  # memory for the sort of every citation; past it the sort spills to files
@@ -165,10 +175,8 @@ def counted_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkV
     groups = groupby(_sorted(db, _CITATIONS), itemgetter(0))
     posts = _PostDates(db)
     years, meta = posts.years, posts.meta
-    captures = _snapshots(db)
+    captures = _Captures(db)
     group = next(groups, None)
-    cap = next(captures, None)
-    chosen, serve_url = spec.chosen, spec.serve_url
     for row in rows:
         url = row[0]
         while group is not None and group[0] < url:
@@ -177,14 +185,7 @@ def counted_links(db: sqlite_utils.Database, spec: StreamSpec) -> Iterator[LinkV
             continue
         cited = list(group[1])
         group = next(groups, None)
-        while cap is not None and cap[0] < url:
-            cap = next(captures, None)
-        link = _link(row, [])
-        if cap is not None and cap[0] == url:
-            link.archive = _capture(cap, serve_url)
-        if url in chosen and link.is_failure:
-            link.archive, link.looked_everywhere = chosen[url]
-        _mark_change(link, row[14], spec.baseline)
+        link = _finished(_link(row, []), row, captures.at(url), spec)
         first = cited[0][1]
         if len(cited) == 1:
             link.citations = Citations(1, first, (cited[0][2],), (years.get(first, ""),))
