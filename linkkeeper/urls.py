@@ -320,7 +320,7 @@ def _path_slashes(link: str) -> str:
     http(s) URLs; a backslash in the query or fragment is data and stays."""
     if "\\" not in link:
         return link
-    end = next((i for i, char in enumerate(link) if char in "?#"), len(link))
+    end = _PATH_PART.match(link).end()  # type: ignore[union-attr]  # it matches any text
     return link[:end].replace("\\", "/") + link[end:]
 
 
