@@ -14,12 +14,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 from helpers import web_args, write_site
 
+from linkkeeper.check.options import host_policies
 from linkkeeper.faultweb import FaultWeb
+from linkkeeper.settings import ConfigError
 
 LINKKEEPER = [sys.executable, "-m", "linkkeeper"]
 
@@ -143,10 +146,51 @@ def test_check_json_history_and_exit_codes(faultweb: FaultWeb, tmp_path: Path) -
 def test_bad_options_exit_3(tmp_path: Path) -> None:
     site = make_site(tmp_path / "site", {"a": ("https://news.example/ok/a", [])})
     for bad in (["--connect-to", "nonsense"], ["--accept", "abc"], ["--max-age", "soon"],
-                ["--exclude", "(unclosed"]):
+                ["--exclude", "(unclosed"],
+                # no number a run can use: inf crashed every request, nan passes every test
+                ["--timeout", "inf"], ["--host-rate", "nan"], ["--max-age", "inf"],
+                ["--max-age", "-3d"],
+                # a line break in a header would write a second header into every request
+                ["-H", "X-A: b\r\nEvil: 1"], ["-H", "X A: b"]):
         res = run("check", site, *bad)
         assert res.returncode == 3, (bad, res.stderr)
-        assert "Traceback" not in res.stderr
+        assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+@pytest.mark.parametrize("setting, says", [
+    ('concurrency = "8"', "concurrency = '8': give a whole number of at least 1"),
+    ("concurrency = 0", "at least 1"),
+    ("concurrency = 2.5", "whole number"),
+    ("rate = nan", "rate = nan"),
+    ("rate = -1", "at least 0"),
+    ("timeout = inf", "timeout = inf"),
+    ('read_timeout = "slow"', "read_timeout"),
+    ("headers = 5", "give a table"),
+    ('headers = {"X-Y" = "a\\r\\nEvil: 1"}', "line break"),
+    ('headers = {"X Y" = "a"}', "not a token"),
+    ("headers = {a = [1]}", "plain value"),
+])
+def test_a_hostile_host_table_is_refused_in_one_line(tmp_path: Path, setting: str, says: str
+                                                     ) -> None:
+    tables = tomllib.loads(f'[hosts."news.example"]\n{setting}\n')["hosts"]
+    with pytest.raises(ConfigError) as caught:
+        host_policies(tables, tmp_path / "linkkeeper.toml")
+    assert says in caught.value.message and "news.example" in caught.value.message
+
+
+def test_a_host_table_with_usable_values_is_read(tmp_path: Path) -> None:
+    text = '[hosts."news.example"]\nconcurrency = 2\nrate = 0.5\ntimeout = 5\nheaders = {X-N = 1}\n'
+    policy = host_policies(tomllib.loads(text)["hosts"])["news.example"]
+    assert (policy.concurrency, policy.rate, policy.total_timeout) == (2, 0.5, 5)
+    assert policy.headers == {"X-N": "1"}
+
+
+def test_the_command_line_refuses_a_hostile_config_file_in_one_line(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", {"a": ("https://news.example/ok/a", [])})
+    (site / "linkkeeper.toml").write_text('[hosts."news.example"]\ntimeout = inf\n')
+    res = run("check", site, "--no-snapshot")
+    assert res.returncode == 3 and "timeout = inf" in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1
 
 
 @pytest.mark.faultweb(latency={"slow.example": (150, 150)}, hosts=["slow.example"])

@@ -161,6 +161,9 @@ def test_keep_days_counts_from_now_and_a_young_history_loses_nothing(tmp_path: P
     from datetime import UTC, datetime
     now = datetime(2026, 3, 3, tzinfo=UTC)
     assert prune_history(db, keep_days=400, now=now).runs == ()
+    # a window longer than dates reach, or than there are runs, keeps everything
+    for huge in ({"keep_days": 1e9}, {"keep_days": float("inf")}, {"keep_runs": 10**30}):
+        assert prune_history(db, now=now, **huge).runs == ()  # type: ignore[arg-type]
     result = prune_history(db, keep_days=10, now=now)  # keeps 3, 4 and 2 (3's baseline)
     assert result.runs == (1,) and result.checks_deleted == 1
     with pytest.raises(RetentionError):

@@ -6,6 +6,8 @@ command line cannot disagree.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,20 @@ from linkkeeper.check.accept import AcceptRanges
 from linkkeeper.settings import ConfigError
 
 DEFAULT_USER_AGENT = f"linkkeeper/{__version__} (+https://github.com/linkkeeper)"
+MIN_TIMEOUT = 0.01  # seconds: the shortest connect/read/total timeout accepted
+
+# RFC 9110's token: what a header name may be
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a request header cannot be sent as given, or None. A line break in a value would
+    let one setting write a second header (or a second request) into every request."""
+    if not _HEADER_NAME.fullmatch(name):
+        return f"header name {name!r} is not a token (letters, digits and !#$%&'*+-.^_`|~)"
+    if any(c in value for c in "\r\n\0"):
+        return f"header {name}: the value holds a line break or NUL"
+    return None
 
 
 @dataclass
@@ -107,14 +123,52 @@ def host_policies(tables: dict[str, dict[str, Any]], source: Path | None = None
                               f"{', '.join(sorted(unknown))}")
         try:
             out[host.lower()] = HostPolicy(
-                concurrency=table.get("concurrency"),
-                rate=table.get("rate"),
-                connect_timeout=table.get("connect_timeout"),
-                read_timeout=table.get("read_timeout"),
-                total_timeout=table.get("total_timeout", table.get("timeout")),
-                headers={str(k): str(v) for k, v in (table.get("headers") or {}).items()},
+                concurrency=_whole(table, "concurrency", 1),
+                rate=_number(table, "rate", 0),
+                connect_timeout=_number(table, "connect_timeout", MIN_TIMEOUT),
+                read_timeout=_number(table, "read_timeout", MIN_TIMEOUT),
+                total_timeout=_number(
+                    table, "total_timeout" if "total_timeout" in table else "timeout", MIN_TIMEOUT),
+                headers=_headers(table.get("headers")),
                 accept=AcceptRanges.parse(str(table["accept"])) if "accept" in table else None,
             )
         except ValueError as exc:
             raise ConfigError(f"{source}: [hosts.{host!r}]: {exc}") from None
     return out
+
+
+def _number(table: dict[str, Any], key: str, minimum: float, whole: bool = False
+            ) -> float | None:
+    """A host table's number, None when absent; ValueError when it is not one a run can use
+    (a string, a boolean, nan, inf, below ``minimum``)."""
+    value = table.get(key)
+    if value is None:
+        return None
+    kinds = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) \
+            or value < minimum:
+        what = "a whole number" if whole else "a number"
+        raise ValueError(f"{key} = {value!r}: give {what} of at least {minimum:g}")
+    return value
+
+
+def _whole(table: dict[str, Any], key: str, minimum: int) -> int | None:
+    value = _number(table, key, minimum, whole=True)
+    return None if value is None else int(value)
+
+
+def _headers(table: object) -> dict[str, str]:
+    """A host table's ``headers``: names and plain values that can be sent as written."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ValueError(f"headers = {table!r}: give a table of name = \"value\"")
+    headers = {}
+    for name, value in table.items():
+        if isinstance(value, dict | list):
+            raise ValueError(f"headers.{name}: give a plain value, not a table or a list")
+        problem = header_problem(str(name), str(value))
+        if problem:
+            raise ValueError(problem)
+        headers[str(name)] = str(value)
+    return headers

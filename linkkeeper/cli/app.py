@@ -12,6 +12,7 @@ Exit codes follow lychee: 0 nothing to report, 1 runtime error, 2 link failures,
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ import click
 
 from linkkeeper import __version__
 from linkkeeper.archive.archiver import ArchiveCounts, ArchiveOptions, parse_kinds
-from linkkeeper.check.options import CheckOptions, host_policies
+from linkkeeper.check.options import MIN_TIMEOUT, CheckOptions, header_problem, host_policies
 from linkkeeper.db import connect, default_db_path, default_warc_dir
 from linkkeeper.settings import (
     ConfigError,
@@ -222,10 +223,14 @@ def parse_duration(text: str | None) -> timedelta | None:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     try:
         if s[-1] in units:
-            return timedelta(seconds=float(s[:-1]) * units[s[-1]])
-        return timedelta(seconds=float(s))
-    except (ValueError, IndexError):
+            span = timedelta(seconds=float(s[:-1]) * units[s[-1]])
+        else:
+            span = timedelta(seconds=float(s))
+    except (ValueError, IndexError, OverflowError):  # OverflowError: inf, or past 999,999,999 days
         raise click.BadParameter(f"{text!r} is not a duration like 90s, 30m, 12h, 7d") from None
+    if span < timedelta(0):
+        raise click.BadParameter(f"{text!r}: a duration cannot be negative")
+    return span
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
@@ -289,9 +294,24 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     for v in values:
         name, sep, value = v.partition(":")
         if not sep or not name.strip():
-            raise click.BadParameter(f"{v!r}: expected 'Name: value'")
+            raise click.BadParameter(f"--header {v!r}: expected 'Name: value'")
+        problem = header_problem(name.strip(), value.strip())
+        if problem:
+            raise click.BadParameter(f"--header: {problem}")
         headers[name.strip()] = value.strip()
     return headers
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: no timeout, rate or cap can be either
+    (``inf`` crashed every request of a run; ``nan`` passes every comparison)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def plural(n: int, word: str) -> str:
@@ -329,7 +349,7 @@ def check_options(fn: Any) -> Any:
                      default=option_default(CheckOptions, "host_concurrency"),
                      envvar="LINKKEEPER_HOST_CONCURRENCY",
                      help="Concurrent connections to one host (never exceeded)."),
-        click.option("--host-rate", type=click.FloatRange(0), show_default=True,
+        click.option("--host-rate", type=FiniteFloat(0), show_default=True,
                      default=option_default(CheckOptions, "host_rate"), envvar="LINKKEEPER_HOST_RATE",
                      help="Requests per second to one host (0: no limit)."),
         click.option("--max-redirects", "-m", type=click.IntRange(0), show_default=True,
@@ -340,17 +360,17 @@ def check_options(fn: Any) -> Any:
                      help="Tries for timeouts, connection errors, 5xx and 429."),
         click.option("--max-retries", type=click.IntRange(0), envvar="LINKKEEPER_MAX_RETRIES",
                      help="lychee's name: retries after the first try (--attempts N+1)."),
-        click.option("--retry-after-cap", type=click.FloatRange(0), show_default=True,
+        click.option("--retry-after-cap", type=FiniteFloat(0), show_default=True,
                      default=option_default(CheckOptions, "retry_after_cap"),
                      envvar="LINKKEEPER_RETRY_AFTER_CAP",
                      help="Longest Retry-After (seconds) honoured before giving up."),
-        click.option("--connect-timeout", type=click.FloatRange(0.01), show_default=True,
+        click.option("--connect-timeout", type=FiniteFloat(MIN_TIMEOUT), show_default=True,
                      default=option_default(CheckOptions, "connect_timeout"),
                      envvar="LINKKEEPER_CONNECT_TIMEOUT"),
-        click.option("--read-timeout", type=click.FloatRange(0.01), show_default=True,
+        click.option("--read-timeout", type=FiniteFloat(MIN_TIMEOUT), show_default=True,
                      default=option_default(CheckOptions, "read_timeout"),
                      envvar="LINKKEEPER_READ_TIMEOUT"),
-        click.option("--timeout", "-t", type=click.FloatRange(0.01), show_default=True,
+        click.option("--timeout", "-t", type=FiniteFloat(MIN_TIMEOUT), show_default=True,
                      default=option_default(CheckOptions, "total_timeout"), envvar="LINKKEEPER_TIMEOUT",
                      help="Total seconds for one request."),
         click.option("--user-agent", "-u", envvar="LINKKEEPER_USER_AGENT",

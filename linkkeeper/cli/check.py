@@ -21,6 +21,7 @@ from linkkeeper.cli.app import (
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_RUNTIME,
+    FiniteFloat,
     archive_options,
     archive_options_from,
     check_options,
@@ -163,7 +164,7 @@ def format_scan_summary(s: Any) -> str:
               default=option_default(CheckOptions, "soft404"), envvar="LINKKEEPER_SOFT404",
               help="Detect soft 404s: probe one certainly-nonexistent URL per host+directory "
               "and judge 2xx pages (redirects to the home page, error pages, meta refresh).")
-@click.option("--soft404-threshold", type=click.FloatRange(0, 1), show_default=True,
+@click.option("--soft404-threshold", type=FiniteFloat(0, 1), show_default=True,
               default=option_default(CheckOptions, "soft404_threshold"),
               envvar="LINKKEEPER_SOFT404_THRESHOLD",
               help="Main-text similarity to the probe's page at which a page is a soft 404.")

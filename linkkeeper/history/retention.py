@@ -113,13 +113,19 @@ def _boundary(db: sqlite_utils.Database, keep_runs: int | None, keep_days: float
     """The newest run to prune (0: none): below the oldest kept run and its baseline."""
     first_kept: list[int] = []
     if keep_runs is not None:
+        runs = db.execute("SELECT count(*) FROM runs WHERE state='complete'").fetchone()[0]
+        if keep_runs > runs:
+            return 0  # fewer complete runs than asked to keep (however many were asked)
         rows = db.execute("SELECT id FROM runs WHERE state='complete' ORDER BY id DESC LIMIT ?",
                           [keep_runs]).fetchall()
         if len(rows) < keep_runs:
             return 0  # fewer complete runs than asked to keep
         first_kept.append(int(rows[-1][0]))
     if keep_days is not None:
-        since = iso(now - timedelta(days=keep_days))
+        try:
+            since = iso(now - timedelta(days=keep_days))
+        except OverflowError:  # a window reaching before year 1 (or infinite) keeps every run
+            return 0
         row = db.execute("SELECT min(id) FROM runs WHERE started_at >= ?", [since]).fetchone()
         newest_id = db.execute("SELECT max(id) FROM runs").fetchone()[0]
         first_kept.append(int(row[0]) if row[0] is not None else int(newest_id or 0) + 1)
