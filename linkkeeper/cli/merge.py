@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from linkkeeper.cli.app import CONTEXT, cli, parse_duration
+from linkkeeper.cli.app import CONTEXT, cli, parse_duration, plural
 
 
 @cli.command(context_settings=CONTEXT)
@@ -56,7 +56,8 @@ def merge(shards: tuple[Path, ...], out_db: Path, warc_dir: Path | None, window:
     if fmt == "json":
         click.echo(json.dumps(summary.as_dict(), indent=2))
         return
-    click.echo(f"merged {summary.shards} shards into {out_db}: runs {summary.runs or 'none'} "
-               f"({summary.runs_added} new), {summary.checks} checks, {summary.link_states} "
-               f"link states, {summary.snapshots} captures, {summary.posts} posts written; "
-               f"index.cdxj {summary.index_lines} lines")
+    click.echo(f"merged {plural(summary.shards, 'shard')} into {out_db}: runs "
+               f"{summary.runs or 'none'} ({summary.runs_added} new), "
+               f"{plural(summary.checks, 'check')}, {plural(summary.link_states, 'link state')}, "
+               f"{plural(summary.snapshots, 'capture')}, {plural(summary.posts, 'post')} written;"
+               f" index.cdxj {plural(summary.index_lines, 'line')}")
