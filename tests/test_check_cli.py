@@ -16,11 +16,12 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import web_args, write_site
 
-from linkkeeper.check.options import host_policies
+from linkkeeper.check.options import CheckOptions, host_policies
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.settings import ConfigError
 
@@ -183,6 +184,17 @@ def test_a_host_table_with_usable_values_is_read(tmp_path: Path) -> None:
     policy = host_policies(tomllib.loads(text)["hosts"])["news.example"]
     assert (policy.concurrency, policy.rate, policy.total_timeout) == (2, 0.5, 5)
     assert policy.headers == {"X-N": "1"}
+
+
+@pytest.mark.parametrize("setting", [
+    {"total_timeout": float("inf")}, {"connect_timeout": 0}, {"host_rate": float("nan")},
+    {"concurrency": 0}, {"host_concurrency": 2.5}, {"attempts": True},
+    {"soft404_threshold": 1.5}, {"memory_budget": -1},
+])
+def test_the_library_refuses_options_no_run_can_use(setting: dict[str, Any]) -> None:
+    name = next(iter(setting))
+    with pytest.raises(ValueError, match=name):
+        CheckOptions(**setting)
 
 
 def test_the_command_line_refuses_a_hostile_config_file_in_one_line(tmp_path: Path) -> None:

@@ -107,6 +107,28 @@ class CheckOptions:
     # `snapshot`, which records no checks: no page decoding or parsing it would not use.
     fingerprints: bool = True
 
+    def __post_init__(self) -> None:
+        """Refuse numbers no run can use (ValueError). The command line and the config file
+        check the same ranges first; a library caller gets the one clear error too, not an
+        internal error on every request (``total_timeout=inf``)."""
+        values = vars(self)
+        for name, (minimum, whole) in _LIMITS.items():
+            _number(values, name, minimum, whole)
+        if not 0 <= self.soft404_threshold <= 1:
+            raise ValueError(f"soft404_threshold = {self.soft404_threshold!r}: give 0 to 1")
+
+
+# the smallest value of each number of CheckOptions, and whether it is a whole number
+_LIMITS: dict[str, tuple[float, bool]] = {
+    "concurrency": (1, True), "host_concurrency": (1, True), "host_rate": (0, False),
+    "max_redirects": (0, True), "attempts": (1, True), "backoff_base": (0, False),
+    "backoff_cap": (0, False), "retry_after_cap": (0, False),
+    "connect_timeout": (MIN_TIMEOUT, False), "read_timeout": (MIN_TIMEOUT, False),
+    "total_timeout": (MIN_TIMEOUT, False), "get_bytes": (0, True),
+    "capture_max_bytes": (0, True), "memory_budget": (0, True), "buffer_size": (1, True),
+    "soft404_threshold": (0, False),
+}
+
 
 _HOST_KEYS = frozenset({"concurrency", "rate", "connect_timeout", "read_timeout", "timeout",
                         "total_timeout", "headers", "accept"})
