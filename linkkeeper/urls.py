@@ -270,10 +270,10 @@ def _origin(base: str) -> str | None:
 
 def _root_relative_normal(raw: str, base: str) -> UrlInfo | None:
     """A root-relative link (``/a/b?q``) already in normal form, resolved against ``base``:
-    the base's origin plus the link, as `urljoin` resolves it (which drops an empty
-    ``;params`` and removes dot segments: links with ';' or dot segments take the long way;
-    so do links with a backslash, which the long way reads as '/' in their path)."""
-    if "\\" in raw or raw[1:2] == "/" or (";" in raw and ";" in _PATH_PART.match(raw).group()):
+    the base's origin plus the link, as `_resolve` resolves it (links with dot segments
+    take the long way, and so do links with a backslash, which it reads as '/' in their
+    path)."""
+    if "\\" in raw or raw[1:2] == "/":
         return None
     origin = _origin(base)
     return None if origin is None else _already_normal(origin + raw)
@@ -305,7 +305,7 @@ def _normalize_any(raw: str, base: str | None) -> UrlInfo:
             base_info = _normalize(base, None)
             if base_info.status is not None:
                 return _invalid(text, f"relative link and the base {base!r} is not an http(s) URL")
-            text = urljoin(base_info.url, _path_slashes(text))
+            text = _resolve(base_info.url, _path_slashes(text))
         match = _SCHEME.match(text)
         if match is None:
             return _invalid(text, "cannot resolve the relative link")
@@ -313,6 +313,23 @@ def _normalize_any(raw: str, base: str | None) -> UrlInfo:
     if scheme not in ("http", "https"):
         return _excluded(text, f"scheme {scheme}: is not checked")
     return _split_and_build(text, scheme, match.end())
+
+
+def _resolve(base: str, link: str) -> str:
+    """A relative link made absolute against a base key, as a browser does it: a path link
+    is the base's origin (``/a``) or folder (``a``) plus the link, and its dot segments go
+    later by the absolute URL's rules (`_remove_dot_segments`), so ``/..//`` on a site means
+    what ``https://site/..//`` means; `urljoin` removes them its own way (``/..//`` -> ``/``)
+    and drops an empty ``;``. A query-only link keeps the base's path (`urljoin`)."""
+    if link.startswith("?"):
+        return urljoin(base, link)
+    path_start = base.find("/", base.find("://") + 3)
+    if path_start == -1:  # a key always has a path; kept for safety
+        return base + (link if link.startswith("/") else "/" + link)
+    if link.startswith("/"):
+        return base[:path_start] + link
+    path = _PATH_PART.match(base, path_start).group()  # type: ignore[union-attr]
+    return base[: path_start + path.rfind("/") + 1] + link
 
 
 def _path_slashes(link: str) -> str:

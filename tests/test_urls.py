@@ -4,7 +4,7 @@ for any text (never raises, checkable keys are absolute http(s) and idempotent).
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from linkkeeper.urls import UrlInfo, is_image_url, normalize_url, parse_srcset, unwrap_proxy
@@ -444,19 +444,37 @@ def test_widened_fast_path_on_links_seen_in_the_corpus(raw: str, base: str | Non
     assert normalize_url(raw, base) == _normalize_any(raw, base)
 
 
+_PATH_TEXT = st.lists(
+    st.sampled_from([*"az09-._~:/?#@!$&'()*+,=;\\", "%5C", "/./", "/../", "..", "%2e"]),
+    max_size=20,
+).map("".join)
+
+
 @settings(max_examples=400, deadline=None)
-@given(
-    rest=st.lists(st.sampled_from([*"az09-._~:/?#@!$&'()*+,=\\", "%5C", "/./"]), max_size=20)
-    .map("".join)
-)
+@given(rest=_PATH_TEXT)
+@example(rest="..//")  # urljoin made it '/', a browser '//' (found by this test in CI)
+@example(rest="a;")  # urljoin dropped the empty ';'
 def test_a_root_relative_link_means_what_the_same_absolute_link_means(rest: str) -> None:
     """'/p\\q?x\\y' on the site is 'https://site/p\\q?x\\y': the path's backslash is a '/',
-    the query's and the fragment's stay (a browser requests the same URL either way)."""
+    the query's and the fragment's stay, dot segments go by the same rules (a browser
+    requests the same URL either way)."""
     assume(not rest.startswith(("/", "\\")))  # '//host', '/\\host': another host
     raw = f"/{rest}"
     assert normalize_url(raw, "https://site.example/blog/") == normalize_url(
         "https://site.example" + raw
     ), raw
+
+
+@settings(max_examples=400, deadline=None)
+@given(rest=_PATH_TEXT)
+@example(rest="a/../..//x")
+def test_a_document_relative_link_means_the_post_folder_plus_the_link(rest: str) -> None:
+    """'a/b' in https://site/blog/post.html?x is https://site/blog/a/b, dot segments and all."""
+    head = rest.split("/")[0].split("?")[0].split("#")[0]
+    assume(rest and not rest.startswith(("/", "\\", "?", "#")) and ":" not in head)
+    relative = normalize_url(rest, "https://site.example/blog/post.html?x=1")
+    absolute = normalize_url("https://site.example/blog/" + rest)
+    assert (relative.url, relative.status) == (absolute.url, absolute.status), rest
 
 
 def test_a_backslash_in_the_query_of_a_relative_link_is_kept() -> None:
