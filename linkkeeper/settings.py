@@ -115,6 +115,9 @@ def apply_config(ctx: click.Context, params: dict[str, Any], config: ConfigFile)
             out[param.name] = param.type_cast_value(ctx, raw)
         except click.BadParameter as exc:
             raise ConfigError(f"{config.path}: {name}: {exc.message}") from None
+        except (TypeError, ValueError, OverflowError):  # e.g. db = 5, concurrency = 1e400
+            raise ConfigError(f"{config.path}: {name}: {raw!r} is not a value for "
+                              f"--{name.replace('_', '-')}") from None
     return out
 
 

@@ -152,7 +152,9 @@ def test_bad_options_exit_3(tmp_path: Path) -> None:
                 ["--timeout", "inf"], ["--host-rate", "nan"], ["--max-age", "inf"],
                 ["--max-age", "-3d"],
                 # a line break in a header would write a second header into every request
-                ["-H", "X-A: b\r\nEvil: 1"], ["-H", "X A: b"]):
+                ["-H", "X-A: b\r\nEvil: 1"], ["-H", "X A: b"], ["--user-agent", "a\nb"],
+                # a proxy aiohttp cannot speak to failed every URL as a network error
+                ["--proxy", "ftp://proxy.example"], ["--include", "[x"]):
         res = run("check", site, *bad)
         assert res.returncode == 3, (bad, res.stderr)
         assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
@@ -197,12 +199,19 @@ def test_the_library_refuses_options_no_run_can_use(setting: dict[str, Any]) -> 
         CheckOptions(**setting)
 
 
-def test_the_command_line_refuses_a_hostile_config_file_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text, says", [
+    ('[hosts."news.example"]\ntimeout = inf\n', "timeout = inf"),
+    ("db = 5\n", "db: 5 is not a value for --db"),  # was a TypeError
+    ("concurrency = 1e400\n", "concurrency: inf"),  # was an OverflowError
+])
+def test_the_command_line_refuses_a_hostile_config_file_in_one_line(
+    tmp_path: Path, text: str, says: str
+) -> None:
     site = make_site(tmp_path / "site", {"a": ("https://news.example/ok/a", [])})
-    (site / "linkkeeper.toml").write_text('[hosts."news.example"]\ntimeout = inf\n')
+    (site / "linkkeeper.toml").write_text(text)
     res = run("check", site, "--no-snapshot")
-    assert res.returncode == 3 and "timeout = inf" in res.stderr, res.stderr
-    assert res.stderr.count("\n") == 1
+    assert res.returncode == 3 and says in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and "linkkeeper.toml" in res.stderr
 
 
 @pytest.mark.faultweb(latency={"slow.example": (150, 150)}, hosts=["slow.example"])

@@ -427,10 +427,20 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
     try:
         accept = AcceptRanges.parse(p["accept"]) if p["accept"] else AcceptRanges.default()
         parse_connect_to(p["connect_to"])  # validate early: exit 3 on a bad spec
-        for pattern in (*p["include"], *p["exclude"], *ignore_patterns(p)):
-            re.compile(pattern)
-    except (ValueError, re.error) as exc:
+    except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    for option, patterns in (("--include", p["include"]),
+                             ("--exclude (or an ignore file)", [*p["exclude"], *ignore_patterns(p)])):
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{option} {pattern!r}: not a regular expression: {exc}"
+                                  ) from None
+    agent = header_problem("User-Agent", p["user_agent"] or "")
+    for problem in (agent and f"--user-agent: {agent}", _proxy_problem(p["proxy"])):
+        if problem:
+            raise ConfigError(problem)
     try:
         memory_budget = parse_size(p["memory_budget"])
     except click.BadParameter as exc:
@@ -466,6 +476,17 @@ def check_options_from(p: dict[str, Any]) -> CheckOptions:
     if p["user_agent"]:
         kwargs["user_agent"] = p["user_agent"]
     return CheckOptions(**kwargs)
+
+
+def _proxy_problem(proxy: str | None) -> str | None:
+    """Why ``--proxy`` cannot carry a request (aiohttp speaks to http(s) proxies only), or None:
+    a wrong one would fail every URL of the night as a network error."""
+    if not proxy:
+        return None
+    scheme, sep, rest = proxy.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        return f"--proxy {proxy!r}: give an http:// or https:// proxy URL (http://host:port)"
+    return header_problem("Proxy", proxy)
 
 
 def attempts_from(p: dict[str, Any]) -> int:
