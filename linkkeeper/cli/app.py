@@ -212,6 +212,43 @@ def warc_dir_for(db_path: Path, warc_dir: Path | str | None) -> Path:
     return Path(warc_dir) if warc_dir else default_warc_dir(db_path)
 
 
+# -- where outputs may go -----------------------------------------------------------------------
+
+_KEPT_MAGIC = ((b"SQLite format 3\0", "a SQLite database"),)
+_ARCHIVE_MAGIC = ((b"\x1f\x8b", "a gzip file (a WARC?)"), (b"PK\x03\x04", "a zip file (a WACZ?)"),
+                  (b"WARC/", "a WARC file"))
+_ARCHIVE_SUFFIXES = (".warc.gz", ".warc", ".cdxj", ".digest.json")
+
+
+def guard_output(output: Path | None, db_path: Path, warc_dir: Path | None = None, *,
+                 text: bool = True) -> None:
+    """Refuse (exit 3) an ``-o`` that would replace what linkkeeper keeps: the database or its
+    WAL, shared memory and lock, a WARC, index or digest of the archive folder, any SQLite
+    database, and, for a text document (``text``), any gzip, zip or WARC file. A report
+    written onto the database replaced the whole history."""
+    if output is None:
+        return
+    target = output.resolve()
+    kept = [db_path.with_name(db_path.name + suffix) for suffix in ("", "-wal", "-shm", ".lock")]
+    what = None
+    if any(target == path.resolve() for path in kept):
+        what = "the history database"
+    elif warc_dir is not None and target.is_relative_to(warc_dir.resolve()) \
+            and target.name.endswith(_ARCHIVE_SUFFIXES):
+        what = "a file of the archive folder"
+    else:
+        try:
+            with open(target, "rb") as handle:
+                head = handle.read(16)
+        except OSError:  # absent (or unreadable: writing it will say so)
+            head = b""
+        magic = _KEPT_MAGIC + (_ARCHIVE_MAGIC if text else ())
+        what = next((name for prefix, name in magic if head.startswith(prefix)), None)
+    if what:
+        raise click.BadParameter(f"{output} is {what}: not overwritten (choose another file)",
+                                 param_hint="'--output'")
+
+
 # -- values people write ------------------------------------------------------------------------
 
 

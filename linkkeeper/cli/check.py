@@ -33,6 +33,7 @@ from linkkeeper.cli.app import (
     db_path_for,
     existing_db_path,
     format_archive_summary,
+    guard_output,
     load_params,
     merge_site_option,
     open_db_for,
@@ -223,6 +224,8 @@ def check(ctx: click.Context, **params: Any) -> int:
     audit_opts = _audit_options(p, opts.user_agent)
     site = open_site(list(p["site"]), p["site_url"])
     require_posts(site)
+    db_path = db_path_for(p["site"], p["db"])
+    guard_output(p["output"], db_path, warc_dir_for(db_path, p["warc_dir"]))
     db = open_db_for(p["site"], p["db"])
     say = (lambda msg: None) if p["quiet"] else (lambda msg: click.echo(msg, err=True))
     if site.config_problem:

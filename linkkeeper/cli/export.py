@@ -15,6 +15,7 @@ from linkkeeper.cli.app import (
     config_option,
     db_option,
     existing_db_path,
+    guard_output,
     load_params,
     merge_site_option,
     plural,
@@ -105,6 +106,7 @@ def export(ctx: click.Context, **params: Any) -> None:
     except ExportError as exc:
         raise click.BadParameter(str(exc), param_hint="'--output'") from None
     db_path, folder = _locations(p)
+    guard_output(p["output"], db_path, folder, text=False)
     selection = Selection(
         posts=tuple(p["posts"]),
         url_patterns=tuple(p["urls"]),
@@ -176,6 +178,7 @@ def replay(ctx: click.Context, **params: Any) -> None:
     p = load_params(ctx, merge_site_option(params))
     db, folder = _locations(p)
     url, at, body, raw, output, fmt = (p[k] for k in ("url", "at", "body", "raw", "output", "fmt"))
+    guard_output(output, db, folder, text=False)
     moment = _moment(at, "--at", end=True)
     try:
         answer = replay_url(connect(db), folder, url, at=moment, body=body, raw=raw)

@@ -12,9 +12,11 @@ from linkkeeper.cli.app import (
     CONTEXT,
     cli,
     existing_db_path,
+    guard_output,
     load_params,
     merge_site_option,
     store_options,
+    warc_dir_for,
 )
 from linkkeeper.cli.lookups import archive_lookup_options, refresh_copies, serve_url_option
 from linkkeeper.db import connect
@@ -72,6 +74,7 @@ def report(ctx: click.Context, **params: Any) -> None:
     p = load_params(ctx, merge_site_option(params))
     _check_since(p["since"])
     db_path = existing_db_path(p)
+    guard_output(p["output"], db_path, warc_dir_for(db_path, p.get("warc_dir")))
     db = connect(db_path)
     refresh_copies(db, db_path, p)
     try:

@@ -1,0 +1,50 @@
+"""`-o` never replaces what linkkeeper keeps: a report written onto the database replaced the
+whole history, and an export onto a WARC of the archive would have destroyed what it reads.
+Every command with `-o` refuses the database (and its WAL, shared memory, lock), the archive
+folder's WARCs, indexes and digests, any SQLite file, and (for text documents) any archive."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from helpers import web_args
+from test_archive import make_site, run
+
+from linkkeeper.faultweb import FaultWeb
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_no_output_replaces_the_history_or_the_archive(faultweb: FaultWeb, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", [{"source": "https://news.example/chunked/a-story"}])
+    done = run("check", site, *web_args(faultweb), "--attempts", "1", "--fail-on", "never")
+    assert done.returncode == 0, done.stderr
+    db = site / "linkkeeper.db"
+    warc = next((site / "warcs").rglob("*.warc.gz"))
+    other_db = tmp_path / "notes.sqlite"
+    sqlite3.connect(other_db).execute("CREATE TABLE t (x)").connection.commit()
+    kept = {path: _digest(path) for path in (db, warc, other_db)}
+    url = "https://news.example/chunked/a-story"
+    refused = [
+        ("report", site, "-o", db),  # was: the history replaced by the HTML page
+        ("report", site, "-o", f"{db}-wal"),
+        ("report", site, "--format", "json", "-o", warc),
+        ("report", site, "--format", "csv", "-o", other_db),
+        ("check", site, *web_args(faultweb), "--format", "json", "-o", db),
+        ("export", site, "-o", warc, "--force"),  # --force replaces a package, not a source
+        ("replay", url, site, "--body", "-o", db),
+    ]
+    for args in refused:
+        done = run(*args)
+        assert done.returncode == 3, (args, done.stderr)
+        assert "not overwritten" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert {path: _digest(path) for path in kept} == kept
+    # what may be overwritten still is: a previous report, a previous package
+    for _ in range(2):
+        assert run("report", site, "-o", tmp_path / "r.html").returncode == 0
+        assert run("export", site, "-o", tmp_path / "all.wacz", "--force").returncode == 0
+    assert (tmp_path / "r.html").read_text(encoding="utf-8").startswith("<!doctype html>")
