@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - not POSIX: no writer lock
 # 3: runs.degraded (why a run's failures do not count: truth.run_verdict);
 # 4: occurrences.seq, unique per post (a duplicated inventory cannot be written)
 SCHEMA_VERSION = 4
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a larger id asked for names no row
 
 # Columns in declaration order; sqlite-utils creates the tables from these.
 TABLES: dict[str, dict[str, Any]] = {

@@ -118,8 +118,9 @@ def test_undo_refuses_when_the_post_changed_since(tmp_path: Path) -> None:
     with pytest.raises(FixError, match=r"cannot undo fix run \d+: .*story.md changed since"):
         undo_run(db, site, run)
     assert path.read_bytes() == changed
-    with pytest.raises(FixError, match="there is no fix run 99"):
-        undo_run(db, site, 99)
+    for missing in (99, 10**20, -1):  # 10**20: past SQLite's integers (an OverflowError)
+        with pytest.raises(FixError, match=f"there is no fix run {missing}"):
+            undo_run(db, site, missing)
 
 
 @pytest.mark.parametrize("encoding", ["crlf-bom", "gbk"])

@@ -185,6 +185,8 @@ def test_since_limits_to_what_changed(history: History) -> None:
     assert res.returncode == 3 and "nothing to compare, the last run (run 2" in res.stderr
     res = lk("report", history.site, "--since", "99")
     assert res.returncode == 3 and "no run 99" in res.stderr
+    with pytest.raises(ReportError, match="no run 99999999999999999999"):  # past SQLite's ints
+        build_report(db, since="99999999999999999999")
     res = lk("report", history.site, "--since", "last tuesday")
     assert res.returncode == 3 and "run id" in res.stderr and "Traceback" not in res.stderr
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from linkkeeper.db import Transaction
+from linkkeeper.db import MAX_ROW_ID, Transaction
 from linkkeeper.repair.copies import Copy, Lookup, Target, choose_copy, link_targets
 from linkkeeper.repair.edits import Covered, PostText, Replacement, Site, Skip, Span, find_edit
 from linkkeeper.repair.store import ensure_tables, now_iso
@@ -215,7 +215,8 @@ def write_plan(db: sqlite_utils.Database, plan: FixPlan, options: dict[str, obje
 def undo_run(db: sqlite_utils.Database, root: Path, run_id: int) -> list[str]:
     """Put back the bytes every post had before fix run `run_id`; all or nothing."""
     ensure_tables(db)
-    run = db.execute("SELECT undone_at FROM fix_runs WHERE id=?", [run_id]).fetchone()
+    run = None if not 0 < run_id <= MAX_ROW_ID else db.execute(
+        "SELECT undone_at FROM fix_runs WHERE id=?", [run_id]).fetchone()
     if run is None:
         raise FixError(f"there is no fix run {run_id} in this database")
     if run[0]:

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 import sqlite_utils
 
 from linkkeeper.clock import iso, utcnow
+from linkkeeper.db import MAX_ROW_ID
 from linkkeeper.history.retention import pruned_through
 from linkkeeper.history.runs import previous_run_id
 from linkkeeper.report.links import LinkStream, counted_links, open_stream
@@ -79,7 +80,8 @@ def resolve_since(db: sqlite_utils.Database, since: str | None, run_id: int) -> 
     text = str(since).strip()
     if text.isdigit():
         baseline = int(text)
-        if db.execute("SELECT 1 FROM runs WHERE id=?", [baseline]).fetchone() is None:
+        if baseline > MAX_ROW_ID or db.execute(
+                "SELECT 1 FROM runs WHERE id=?", [baseline]).fetchone() is None:
             raise ReportError(f"--since {text}: there is no run {text} in this database")
     else:
         when = parse_since_date(text)
