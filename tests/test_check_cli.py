@@ -150,7 +150,7 @@ def test_bad_options_exit_3(tmp_path: Path) -> None:
                 ["--exclude", "(unclosed"],
                 # no number a run can use: inf crashed every request, nan passes every test
                 ["--timeout", "inf"], ["--host-rate", "nan"], ["--max-age", "inf"],
-                ["--max-age", "-3d"],
+                ["--max-age", "-3d"], ["--confirm", "3,nan"],
                 # a line break in a header would write a second header into every request
                 ["-H", "X-A: b\r\nEvil: 1"], ["-H", "X A: b"], ["--user-agent", "a\nb"],
                 # a proxy aiohttp cannot speak to failed every URL as a network error

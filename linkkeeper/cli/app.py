@@ -311,8 +311,8 @@ def parse_confirm(text: str) -> ConfirmPolicy:
         policy = ConfirmPolicy(int(n), float(days))
     except ValueError:
         raise click.BadParameter(f"{text!r}: expected N,DAYS like 3,3") from None
-    if policy.checks < 1 or policy.days < 0:
-        raise click.BadParameter(f"{text!r}: N must be >= 1 and DAYS >= 0")
+    if policy.checks < 1 or not 0 <= policy.days < 1e6:  # nan and inf fail here too
+        raise click.BadParameter(f"{text!r}: N must be >= 1 and DAYS a number from 0 to 999999")
     return policy
 
 
