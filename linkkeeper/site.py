@@ -272,6 +272,10 @@ def open_site(targets: Sequence[Path], site_url: str | None = None) -> Site:
             config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
             if isinstance(config, dict):
                 site.url = site_url_from_config(config)
+                if site.url is None and str(config.get("url") or "").strip():
+                    site.config_problem = (
+                        f"{config_file}: url {str(config['url'])[:80]!r} is not an http(s) URL:"
+                        " root-relative links stay unresolved (or pass --site-url)")
             else:
                 site.config_problem = f"{config_file}: not a YAML mapping"
         except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:

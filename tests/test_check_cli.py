@@ -154,7 +154,8 @@ def test_bad_options_exit_3(tmp_path: Path) -> None:
                 # a line break in a header would write a second header into every request
                 ["-H", "X-A: b\r\nEvil: 1"], ["-H", "X A: b"], ["--user-agent", "a\nb"],
                 # a proxy aiohttp cannot speak to failed every URL as a network error
-                ["--proxy", "ftp://proxy.example"], ["--include", "[x"]):
+                ["--proxy", "ftp://proxy.example"], ["--include", "[x"],
+                ["--site-url", "javascript:alert(1)"]):
         res = run("check", site, *bad)
         assert res.returncode == 3, (bad, res.stderr)
         assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
@@ -203,6 +204,7 @@ def test_the_library_refuses_options_no_run_can_use(setting: dict[str, Any]) -> 
     ('[hosts."news.example"]\ntimeout = inf\n', "timeout = inf"),
     ("db = 5\n", "db: 5 is not a value for --db"),  # was a TypeError
     ("concurrency = 1e400\n", "concurrency: inf"),  # was an OverflowError
+    ('site-url = "ftp://x"\n', "site_url: 'ftp://x' is not an http(s) URL"),
 ])
 def test_the_command_line_refuses_a_hostile_config_file_in_one_line(
     tmp_path: Path, text: str, says: str

@@ -176,3 +176,20 @@ def test_scan_real_corpus(tmp_path: Path) -> None:
     bad = rows(db, "SELECT url FROM links WHERE status IS NULL AND NOT "
                    "(url LIKE 'http://%' OR url LIKE 'https://%')")
     assert bad == []
+
+
+@pytest.mark.parametrize("config, says", [
+    ("url: 5\n", "url '5' is not an http(s) URL"),
+    ('url: "javascript:alert(1)"\n', "is not an http(s) URL"),
+    ("- a list\n", "not a YAML mapping"),
+    ("url: [unclosed\n", "cannot read site config"),
+])
+def test_a_site_config_that_gives_no_site_url_says_why(tmp_path: Path, config: str, says: str
+                                                       ) -> None:
+    """A _config.yml whose url cannot resolve links is said once, and the scan goes on."""
+    from linkkeeper.site import open_site
+
+    (tmp_path / "_posts").mkdir()
+    (tmp_path / "_config.yml").write_text(config, encoding="utf-8")
+    site = open_site([tmp_path])
+    assert site.url is None and site.config_problem and says in site.config_problem

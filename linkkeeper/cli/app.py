@@ -136,6 +136,20 @@ def merge_site_option(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+class HttpUrl(click.ParamType):
+    """An http(s) URL (--site-url): anything else made every relative link invalid without a
+    word. A type, not a callback, so the config file's value is checked too."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        text = str(value).strip()
+        if text and not text.lower().startswith(("http://", "https://")):
+            self.fail(f"{value!r} is not an http(s) URL", param, ctx)
+        return text
+
+
 def common_site_options(fn: Any) -> Any:
     """Options every command that reads a site shares."""
     fn = config_option(fn)
@@ -146,6 +160,7 @@ def common_site_options(fn: Any) -> Any:
         "-b",
         "site_url",
         envvar="LINKKEEPER_SITE_URL",
+        type=HttpUrl(),
         help="The site's own URL, to resolve relative links [default: url+baseurl of _config.yml].",
     )(fn)
     fn = click.option(
