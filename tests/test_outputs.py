@@ -48,3 +48,27 @@ def test_no_output_replaces_the_history_or_the_archive(faultweb: FaultWeb, tmp_p
         assert run("report", site, "-o", tmp_path / "r.html").returncode == 0
         assert run("export", site, "-o", tmp_path / "all.wacz", "--force").returncode == 0
     assert (tmp_path / "r.html").read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
+def test_no_report_folder_lands_among_the_posts_or_the_archive(faultweb: FaultWeb, tmp_path: Path
+                                                             ) -> None:
+    """A report in the site's root was scanned as a post (its links joined the inventory)."""
+    site = make_site(tmp_path / "site", [{"source": "https://news.example/chunked/a-story"}])
+    done = run("check", site, *web_args(faultweb), "--attempts", "1", "--fail-on", "never")
+    assert done.returncode == 0, done.stderr
+    for folder in (site, site / "_posts", site / "_posts" / "x", site / "warcs"):
+        done = run("report", site, "--output-dir", folder)
+        assert done.returncode == 3 and "choose another folder" in done.stderr, done.stderr
+    assert not (site / "index.html").exists() and not (site / "_posts" / "index.html").exists()
+    assert run("report", site, "--output-dir", site / "reports").returncode == 0
+
+
+def test_a_page_never_removes_a_folder_it_did_not_make(faultweb: FaultWeb, tmp_path: Path) -> None:
+    """`-o notes.html` cleans `notes.files/` of its earlier row builds only."""
+    site = make_site(tmp_path / "site", [{"source": "https://news.example/chunked/a-story"}])
+    run("check", site, *web_args(faultweb), "--attempts", "1", "--fail-on", "never")
+    mine = tmp_path / "notes.files" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "a.txt").write_text("kept")
+    assert run("report", site, "-o", tmp_path / "notes.html").returncode == 0
+    assert (mine / "a.txt").read_text() == "kept"

@@ -264,6 +264,21 @@ def guard_output(output: Path | None, db_path: Path, warc_dir: Path | None = Non
                                  param_hint="'--output'")
 
 
+def guard_output_dir(folder: Path, warc_dir: Path) -> None:
+    """Refuse (exit 3) a report folder where its pages would be read as posts or mixed into
+    the archive: a site's root (a folder holding ``_posts``), a ``_posts`` folder or one inside
+    it, or the WARC folder."""
+    target = folder.resolve()
+    what = None
+    if (target / "_posts").is_dir() or "_posts" in target.parts:
+        what = "a site's folder (its pages would be scanned as posts)"
+    elif target.is_relative_to(warc_dir.resolve()):
+        what = "the archive folder"
+    if what:
+        raise click.BadParameter(f"{folder} is {what}: choose another folder",
+                                 param_hint="'--output-dir'")
+
+
 # -- values people write ------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from linkkeeper.cli.app import (
     cli,
     existing_db_path,
     guard_output,
+    guard_output_dir,
     load_params,
     merge_site_option,
     store_options,
@@ -74,7 +75,10 @@ def report(ctx: click.Context, **params: Any) -> None:
     p = load_params(ctx, merge_site_option(params))
     _check_since(p["since"])
     db_path = existing_db_path(p)
-    guard_output(p["output"], db_path, warc_dir_for(db_path, p.get("warc_dir")))
+    warc_dir = warc_dir_for(db_path, p.get("warc_dir"))
+    guard_output(p["output"], db_path, warc_dir)
+    if p["output_dir"]:
+        guard_output_dir(p["output_dir"], warc_dir)
     db = connect(db_path)
     refresh_copies(db, db_path, p)
     try:

@@ -15,9 +15,11 @@ adds (the row files, by relative address) run and no other.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from functools import cache
@@ -113,6 +115,9 @@ def _rows(report: Report, near: Path | None = None) -> TableSpill:
     return spill
 
 
+_BUILD_NAME = re.compile(r"\d{8}-\d{6}-\d{9}")  # the build folders `write_html` names
+
+
 def write_html(report: Report, path: Path, *, inline_rows: int = INLINE_ROWS,
                head_rows: int = HEAD_ROWS, chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write the page atomically (temp file + rename), so `serve` never shows half a page.
@@ -135,12 +140,13 @@ def write_html(report: Report, path: Path, *, inline_rows: int = INLINE_ROWS,
                                 head_rows, chunk_rows)
         tmp.write_text(_render(report, table), encoding="utf-8")
     tmp.replace(path)
-    if files.is_dir():  # earlier builds (and, for a page now whole, the folder itself)
-        for old in files.iterdir():
-            if old.name != build:
+    if files.is_dir():  # earlier builds (and, for a page now whole, the folder once empty)
+        for old in files.iterdir():  # only what a build named: never a reader's own files
+            if old.name != build and _BUILD_NAME.fullmatch(old.name) and not old.is_symlink():
                 shutil.rmtree(old, ignore_errors=True)
         if not build:
-            shutil.rmtree(files, ignore_errors=True)
+            with contextlib.suppress(OSError):  # not empty: something else lives there
+                files.rmdir()
     return path
 
 
