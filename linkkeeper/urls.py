@@ -26,6 +26,7 @@ Send keys with ``yarl.URL(key, encoded=True)`` so they are not re-quoted.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from dataclasses import dataclass
@@ -196,12 +197,28 @@ def _clean(raw: str) -> str:
     return text
 
 
+# Longer links are not requested (servers answer 414 past ~8 KiB: nginx's and Apache's
+# request-line limits) nor stored whole: a 16 MiB post holding one 5 MB href made a 63 MB
+# database, the key written in links, occurrences, checks and the indexes.
+MAX_URL_CHARS = 8192
+_KEPT_OF_LONG_URL = 200  # characters of an over-long link kept in its key, before its digest
+
+
+def long_url_key(text: str) -> str:
+    """A bounded, unique stand-in for an over-long link: its start and its digest."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[:_KEPT_OF_LONG_URL]}…[{len(text):,} characters, sha256 {digest}]"
+
+
 def normalize_url(raw: str, base: str | None = None) -> UrlInfo:
     """Normalise one link as written (attribute value, Markdown destination, front matter value).
 
     ``base`` resolves relative links (the post's URL, or the site URL for root-relative
     ones). Never raises: whatever cannot be checked comes back excluded or invalid.
     """
+    if isinstance(raw, str) and len(raw) > MAX_URL_CHARS:
+        return _invalid(long_url_key(raw), f"a link of {len(raw):,} characters: longer than"
+                        f" {MAX_URL_CHARS:,} (servers refuse such requests), not checked")
     try:
         return _normalize(raw, base)
     except Exception as exc:  # the contract is "never raises"; the reason says what broke
@@ -374,8 +391,8 @@ def _split_and_build(text: str, scheme: str, start: int) -> UrlInfo:
             return _invalid(text, f"invalid host {host!r}")
         host = encoded
     if port:
-        if not port.isascii() or not port.isdigit() or int(port) > 65535:
-            return _invalid(text, f"invalid port {port!r}")
+        if not port.isascii() or not port.isdigit() or not 0 < int(port) <= 65535:
+            return _invalid(text, f"invalid port {port!r}")  # 0: nothing can be contacted there
         port = str(int(port))
         if _DEFAULT_PORTS[scheme] == port:
             port = ""

@@ -163,3 +163,15 @@ def test_text_that_looks_like_a_value_with_a_tag_skips_the_tokenizer_safely(html
         assert fast == _html_occurrences(html), html
     finally:
         markup._value_with_lt = real
+
+
+def test_an_overlong_link_and_its_text_are_stored_bounded() -> None:
+    """A post may hold a 5 MB href or a link around a whole page: the occurrence keeps a
+    bounded stand-in (start and digest) and at most 1,000 characters of text."""
+    href = "https://news.example/" + "a" * 5_000_000
+    post = (f'---\ntitle: t\n---\n<div><a href="{href}">x</a>\n'
+            f'<a href="https://news.example/b">{"word " * 50_000}</a></div>\n')
+    found = {o.element + str(o.line): o for o in parse_post(post.encode()).occurrences}
+    long, wrapped = (o for o in found.values())
+    assert long.status == "invalid" and len(long.url) < 300 and len(long.original) < 300
+    assert len(wrapped.text) == 1000 and wrapped.text.endswith("…")

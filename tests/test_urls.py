@@ -119,6 +119,8 @@ UNCHECKABLE = [
     ("https://example]org/malformed", "invalid", "invalid host"),
     ("http://example.org:99999/", "invalid", "invalid port"),
     ("http://example.org:8o/", "invalid", "invalid port"),
+    ("http://example.org:0/", "invalid", "invalid port"),
+    ("https://example.org/" + "a" * 9000, "invalid", "longer than 8,192"),
     ("http://[::1/", "invalid", "IPv6"),
     ("", "invalid", "empty"),
     ("   ", "invalid", "empty"),
@@ -480,3 +482,11 @@ def test_a_document_relative_link_means_the_post_folder_plus_the_link(rest: str)
 def test_a_backslash_in_the_query_of_a_relative_link_is_kept() -> None:
     info = normalize_url("a\\b?q=c\\d#e\\f", "https://site.example/blog/")
     assert (info.url, info.fragment) == ("https://site.example/blog/a/b?q=c\\d", "e\\f")
+
+
+def test_an_overlong_link_is_kept_bounded_and_unique() -> None:
+    """A 5 MB href made a 63 MB database: its key is now its start and its digest."""
+    one = normalize_url("https://news.example/" + "a" * 5_000_000)
+    other = normalize_url("https://news.example/" + "a" * 4_999_999 + "b")
+    assert one.status == other.status == "invalid" and one.url != other.url
+    assert len(one.url) < 300 and "5,000,021 characters" in one.url

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from linkkeeper.urls import UrlInfo, normalize_url, unwrap_key
+from linkkeeper.urls import MAX_URL_CHARS, UrlInfo, long_url_key, normalize_url, unwrap_key
 
 __all__ = ["Collector", "Occurrence", "Problem", "collapse"]
 
@@ -33,6 +33,9 @@ class Occurrence:
 class Problem:
     line: int
     message: str
+
+
+MAX_TEXT_CHARS = 1000  # of a link's text (anchor, alt, title) kept: a link around a whole page
 
 
 def collapse(text: str) -> str:
@@ -94,10 +97,10 @@ class Collector:
             wraps = inner.url if inner.status is None else None
         occurrence = Occurrence(
             url=info.url,
-            original=raw if original is None else original,
+            original=_bounded_original(raw if original is None else original),
             kind=kind,
             line=line,
-            text=text,
+            text=text if len(text) <= MAX_TEXT_CHARS else text[: MAX_TEXT_CHARS - 1] + "…",
             fragment=info.fragment,
             host=info.host,
             status=info.status,
@@ -108,3 +111,8 @@ class Collector:
         )
         self.occurrences.append(occurrence)
         return occurrence
+
+
+def _bounded_original(original: str) -> str:
+    """The link as written, or its bounded stand-in when it is too long to be a link."""
+    return original if len(original) <= MAX_URL_CHARS else long_url_key(original)
