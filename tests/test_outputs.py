@@ -56,8 +56,11 @@ def test_no_report_folder_lands_among_the_posts_or_the_archive(faultweb: FaultWe
     site = make_site(tmp_path / "site", [{"source": "https://news.example/chunked/a-story"}])
     done = run("check", site, *web_args(faultweb), "--attempts", "1", "--fail-on", "never")
     assert done.returncode == 0, done.stderr
-    for folder in (site, site / "_posts", site / "_posts" / "x", site / "warcs"):
+    for folder in (site, site / "_posts", site / "_posts" / "x", site / "warcs", tmp_path):
         done = run("report", site, "--output-dir", folder)
+        assert done.returncode == 3 and "choose another folder" in done.stderr, done.stderr
+        # `serve` hands out the files of its report folder: never the site or the database
+        done = run("serve", site, "--reports", folder, "--port", "0", timeout=20)
         assert done.returncode == 3 and "choose another folder" in done.stderr, done.stderr
     assert not (site / "index.html").exists() and not (site / "_posts" / "index.html").exists()
     assert run("report", site, "--output-dir", site / "reports").returncode == 0

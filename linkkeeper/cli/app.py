@@ -264,19 +264,23 @@ def guard_output(output: Path | None, db_path: Path, warc_dir: Path | None = Non
                                  param_hint="'--output'")
 
 
-def guard_output_dir(folder: Path, warc_dir: Path) -> None:
+def guard_output_dir(folder: Path, db_path: Path, warc_dir: Path, option: str = "--output-dir"
+                     ) -> None:
     """Refuse (exit 3) a report folder where its pages would be read as posts or mixed into
-    the archive: a site's root (a folder holding ``_posts``), a ``_posts`` folder or one inside
-    it, or the WARC folder."""
+    the archive, or whose files `serve` would hand out with the database: a site's root (a
+    folder holding ``_posts``), a ``_posts`` folder or one inside it, the WARC folder, or a
+    folder holding the database."""
     target = folder.resolve()
     what = None
     if (target / "_posts").is_dir() or "_posts" in target.parts:
         what = "a site's folder (its pages would be scanned as posts)"
     elif target.is_relative_to(warc_dir.resolve()):
         what = "the archive folder"
+    elif db_path.resolve().is_relative_to(target):
+        what = "a folder holding the database (`serve` would hand it out)"
     if what:
         raise click.BadParameter(f"{folder} is {what}: choose another folder",
-                                 param_hint="'--output-dir'")
+                                 param_hint=f"'{option}'")
 
 
 # -- values people write ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from linkkeeper.cli.app import (
     db_option,
     existing_db_path,
     guard_output,
+    guard_output_dir,
     load_params,
     merge_site_option,
     plural,
@@ -246,6 +247,8 @@ def serve(ctx: click.Context, **params: Any) -> None:
     p = load_params(ctx, merge_site_option(params))
     db_path, folder = _locations(p)
     reports = p["reports_dir"] or db_path.parent / "reports"
+    if p["reports_dir"]:
+        guard_output_dir(p["reports_dir"], db_path, folder, option="--reports")
     if not p["no_regenerate"]:
         _regenerate_report(db_path, reports)
     if p["host"] not in LOOPBACK_HOSTS:

@@ -78,7 +78,7 @@ def report(ctx: click.Context, **params: Any) -> None:
     warc_dir = warc_dir_for(db_path, p.get("warc_dir"))
     guard_output(p["output"], db_path, warc_dir)
     if p["output_dir"]:
-        guard_output_dir(p["output_dir"], warc_dir)
+        guard_output_dir(p["output_dir"], db_path, warc_dir)
     db = connect(db_path)
     refresh_copies(db, db_path, p)
     try:
