@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from linkkeeper.db import connect, pragmas
+from linkkeeper.db import Transaction, connect, pragmas
 
 
 def _settings(db) -> tuple[int, int, int]:
@@ -29,3 +29,15 @@ def test_only_known_settings(tmp_path: Path) -> None:
     db = connect(tmp_path / "x.db")
     with pytest.raises(ValueError, match="journal_mode"), pragmas(db, journal_mode="DELETE"):
         pass
+
+
+def test_a_transaction_ended_by_sqlite_keeps_its_own_error(tmp_path: Path) -> None:
+    """On a full disk SQLite rolls the transaction back itself; the second ROLLBACK's error
+    ('no transaction is active') used to replace the one the user needed."""
+    db = connect(tmp_path / "t.db")
+    with pytest.raises(ValueError, match="the disk is full"), Transaction(db) as conn:
+        conn.execute("ROLLBACK")  # what SQLite does by itself on SQLITE_FULL
+        raise ValueError("the disk is full")
+    with Transaction(db) as conn:  # the connection is usable again
+        conn.execute("CREATE TABLE t (x)")
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
