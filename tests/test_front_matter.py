@@ -196,3 +196,15 @@ def test_general_path_reads_yaml_as_the_fast_path_does_on_the_corpus() -> None:
             assert general.key_line("title") == fast.key_line("title"), path.name
             compared += 1
     assert compared > 0
+
+
+def test_an_alias_bomb_is_stored_bounded_and_said() -> None:
+    """A 10 KB post whose aliases name a 10,000-character string 59,049 times stored 429 MB
+    of front matter (1.3 GB of memory); the copy is now bounded and the cut is a problem."""
+    lines = ["---", "title: t", f's: &s "{"x" * 10_000}"', "a0: &a0 [" + ",".join(["*s"] * 9) + "]"]
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 6)]
+    lines += ["from: https://news.example/story", "---", "[t](https://news.example/story)"]
+    post = parse_post("\n".join(lines).encode())
+    assert len(json.dumps(post.front_matter)) < 300_000
+    assert post.source_url == "https://news.example/story"  # the source key is not starved
+    assert any("aliases expand" in p.message for p in post.problems)

@@ -66,9 +66,19 @@ _FM_OPEN = re.compile(r"---[ \t]*\r?\n")
 _FM_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
 
 
+# What the JSON copy of one top-level key may hold, in characters (a node counts one, a
+# string its length): YAML aliases repeat a value without repeating its text, and a 10 KB post
+# whose aliases named a 10,000-character string 59,049 times stored 429 MB (1.3 GB of memory).
+KEY_BUDGET = 65_536
+# ... and of the whole front matter: this many times its text, at least FRONT_MATTER_BUDGET
+FRONT_MATTER_BUDGET, EXPANSION = 262_144, 8
+
+
 def _jsonable(value: Any, budget: list[int], seen: frozenset[int] = frozenset()) -> Any:
-    """A JSON-serialisable copy (dates as ISO strings); bounded against alias bombs/cycles."""
-    budget[0] -= 1
+    """A JSON-serialisable copy (dates as ISO strings); bounded against alias bombs/cycles:
+    ``budget`` holds the characters left (each node costs one, a string its length), and
+    what comes past it is None."""
+    budget[0] -= 1 + (len(value) if isinstance(value, str) else 0)
     if budget[0] < 0:
         return None
     if value is None or isinstance(value, bool | int | float | str):
@@ -175,9 +185,10 @@ def _simple_line_json(line: str) -> tuple[str, Any] | None:
     if item is None:
         return None
     key, value = item
+    budget = [2 * len(line) + 64]  # one flat line has no aliases: its values are its text
     if type(value) is tuple:
-        return key, tuple(_jsonable(list(value), [20_000]))
-    return key, _jsonable(value, [20_000])
+        return key, tuple(_jsonable(list(value), budget))
+    return key, _jsonable(value, budget)
 
 
 @lru_cache(maxsize=4096)  # most lines ('layout: post', 'tags: [ ... ]') recur across posts
@@ -272,22 +283,33 @@ def _yaml_data(block: str, fm_lines: list[str], problems: list[Problem]) -> tupl
     except Exception as exc:  # e.g. RecursionError on absurd nesting
         problems.append(Problem(2, f"front matter: cannot be read: {type(exc).__name__}"))
         return {}, False
-    return _mapping(data, problems)
+    return _mapping(data, problems, len(block))
 
 
-def _mapping(data: Any, problems: list[Problem]) -> tuple[dict[str, Any], bool]:
+def _mapping(data: Any, problems: list[Problem], size: int) -> tuple[dict[str, Any], bool]:
     """(JSON-ready copy, ok) of what a parser loaded; anything but a mapping is a problem."""
     if data is None:
         return {}, True
     if not isinstance(data, dict):
         problems.append(Problem(2, f"front matter: is a {type(data).__name__}, not a mapping"))
         return {}, False
-    # each top-level key gets its own node budget, so an alias bomb in one key cannot
-    # starve the others (the source keys in particular)
-    result = {
-        str(key): value if type(value) is str else _jsonable(value, [20_000])
-        for key, value in data.items()
-    }
+    # each top-level key gets its own budget, so an alias bomb in one key cannot starve the
+    # others (a source key's plain string is taken as written); all of them share one more
+    total = max(FRONT_MATTER_BUDGET, EXPANSION * size)
+    result: dict[str, Any] = {}
+    cut = False
+    for key, value in data.items():
+        if type(value) is str:
+            result[str(key)] = value
+            continue
+        given = min(KEY_BUDGET, total)
+        left = [given]
+        result[str(key)] = _jsonable(value, left) if given > 0 else None
+        total -= given - max(left[0], 0)
+        cut = cut or left[0] < 0 or given <= 0
+    if cut:
+        problems.append(Problem(2, "front matter: YAML aliases expand past what is stored"
+                                f" ({KEY_BUDGET:,} characters a key): the stored copy is cut"))
     return result, True
 
 
@@ -345,7 +367,7 @@ def general_front_matter(text: str, handler: BaseHandler, problems: list[Problem
         what = str(getattr(exc, "msg", None) or getattr(exc, "problem", None) or exc)
         problems.append(Problem(line, f"front matter: {syntax.upper()} error: {what}"))
         return FrontMatter({}, lines, body_offset, body_line, False, syntax)
-    data, ok = _mapping(loaded, problems)
+    data, ok = _mapping(loaded, problems, len(fm))
     return FrontMatter(data, lines, body_offset, body_line, ok, syntax)
 
 
