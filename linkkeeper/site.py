@@ -240,10 +240,12 @@ def rel_path(path: Path, root: Path) -> str:
 
 def site_url_from_config(config: dict[str, object]) -> str | None:
     """Jekyll's absolute site URL: `url` joined with `baseurl`, or None."""
-    url = str(config.get("url") or "").strip()
+    # only plain strings: str() of an aliased YAML list could be gigabytes
+    url, base = (value if isinstance(value := config.get(key), str) else ""
+                 for key in ("url", "baseurl"))
+    url, base = url.strip(), base.strip().strip("/")
     if not url.startswith(("http://", "https://")):
         return None
-    base = str(config.get("baseurl") or "").strip().strip("/")
     url = url.rstrip("/") + "/"
     if base:
         url += base + "/"
@@ -272,9 +274,11 @@ def open_site(targets: Sequence[Path], site_url: str | None = None) -> Site:
             config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
             if isinstance(config, dict):
                 site.url = site_url_from_config(config)
-                if site.url is None and str(config.get("url") or "").strip():
+                if site.url is None and config.get("url") not in (None, ""):
+                    shown = config["url"] if isinstance(config["url"], str | int | float) else (
+                        type(config["url"]).__name__)
                     site.config_problem = (
-                        f"{config_file}: url {str(config['url'])[:80]!r} is not an http(s) URL:"
+                        f"{config_file}: url {str(shown)[:80]!r} is not an http(s) URL:"
                         " root-relative links stay unresolved (or pass --site-url)")
             else:
                 site.config_problem = f"{config_file}: not a YAML mapping"

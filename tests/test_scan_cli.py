@@ -183,6 +183,10 @@ def test_scan_real_corpus(tmp_path: Path) -> None:
     ('url: "javascript:alert(1)"\n', "is not an http(s) URL"),
     ("- a list\n", "not a YAML mapping"),
     ("url: [unclosed\n", "cannot read site config"),
+    # str() of this url was 4.8 GB: only a plain string is read as the site's URL
+    ('s: &s "' + "x" * 10_000 + '"\na0: &a0 [' + ",".join(["*s"] * 9) + "]\n"
+     + "".join(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 7))
+     + "url: *a6\n", "url 'list' is not an http(s) URL"),
 ])
 def test_a_site_config_that_gives_no_site_url_says_why(tmp_path: Path, config: str, says: str
                                                        ) -> None:
