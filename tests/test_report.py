@@ -30,7 +30,7 @@ from linkkeeper.db import connect
 from linkkeeper.faultweb import FaultWeb
 from linkkeeper.report import ReportError, build_report
 from linkkeeper.report.copies import snapshot_timestamp
-from linkkeeper.report.formats import md_text, md_url
+from linkkeeper.report.formats import md_code, md_text, md_url
 from linkkeeper.report.html import render_html, safe_json
 from linkkeeper.report.results import link_records, run_record
 
@@ -293,6 +293,14 @@ def test_markdown_text_is_inert(text: str) -> None:
 def test_markdown_urls_only_link_web_addresses(url: str) -> None:
     out = md_url(url)
     assert out.startswith("<http") or (out.startswith("`") and out.count("`") == 2)
+
+
+@given(st.text())
+def test_markdown_code_spans_stay_on_one_line(text: str) -> None:
+    """A post's file name may hold a backtick or a line break: neither may end the code span
+    or the list item it sits in."""
+    out = md_code(text)
+    assert out.count("`") == 2 and not any(c in out for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def test_snapshot_timestamps() -> None:

@@ -279,16 +279,22 @@ def md_text(value: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
+def md_code(value: str) -> str:
+    """Text as an inert one-line code span: no backtick to close it, no line break to end the
+    list item it sits in (a post's file name may hold both)."""
+    return "`" + " ".join(value.replace("`", "'").split()) + "`"
+
+
 def md_url(url: str) -> str:
     """Web URLs as autolinks; anything else (javascript:, data:...) as an inert code span."""
     if is_web_url(url) and not re.search(r"[\s<>]", url):
         return f"<{url}>"
-    return "`" + url.replace("`", "'").replace("\n", " ") + "`"
+    return md_code(url)
 
 
 def _md_where(link: LinkView, report: Report, limit: int = 3) -> str:
-    parts = [f"{md_text(occurrence_title(o, report.post_meta)[0])} (`{o.post.replace('`', '')}:{o.line or 1}`, "
-             f"{o.kind})" for o in link.occurrences[:limit]]
+    parts = [f"{md_text(occurrence_title(o, report.post_meta)[0])} "
+             f"({md_code(f'{o.post}:{o.line or 1}')}, {o.kind})" for o in link.occurrences[:limit]]
     more = len(link.occurrences) - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
@@ -331,9 +337,9 @@ def write_markdown(report: Report, out: TextIO) -> None:
     still = [p for p in report.posts if any(b.link.change != CHANGE_NEW for b in p.bad)]
     if still:
         lines += ["<details><summary>Still broken or failing, by post "
-                  f"({len(still)} posts)</summary>", ""]
+                  f"({len(still)} post{'s' * (len(still) != 1)})</summary>", ""]
         for post in still:
-            block = [f"**{md_text(post.title)}** — `{post.path.replace('`', '')}` "
+            block = [f"**{md_text(post.title)}** — {md_code(post.path)} "
                      f"({md_text(post.date[:10])})"]
             for bad in post.bad:
                 lnk = bad.link
