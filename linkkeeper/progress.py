@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
+from linkkeeper.terminal import unfiltered
+
 ETA_MIN_DONE = 20  # URLs finished before an ETA is shown
 ETA_MIN_SECONDS = 3.0  # seconds of checking before an ETA is shown
 RATE_WINDOW = 30.0  # seconds the moving rate looks back
@@ -69,7 +71,7 @@ class ProgressReporter:
 
     def __init__(self, *, quiet: bool = False, stream: IO[str] | None = None,
                  interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = unfiltered(stream or sys.stderr)  # a bar of counts: its codes are its own
         self.quiet = quiet
         self.interval = interval
         self.clock = clock
@@ -137,7 +139,7 @@ class TransferProgress:
 
     def __init__(self, *, quiet: bool = False, stream: IO[str] | None = None,
                  interval: float = 5.0) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = unfiltered(stream or sys.stderr)  # a bar of counts: its codes are its own
         self.quiet = quiet
         self.interval = interval
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())

@@ -26,16 +26,27 @@ from linkkeeper.cli import (  # noqa: F401  (register the commands)
 from linkkeeper.cli.app import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, cli, finish_commands
 from linkkeeper.db import DatabaseBusy, opened_databases
 from linkkeeper.site import SiteError
+from linkkeeper.terminal import TerminalSafe
 
 __all__ = ["cli", "main"]
 
 finish_commands(cli)
 
 
+def _terminal_safe() -> None:
+    """Post and server text reaches a terminal inert (`linkkeeper.terminal`); pipes and files
+    get the bytes as they are."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, TerminalSafe) and stream.isatty():
+            setattr(sys, name, TerminalSafe(stream))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors, tracebacks only with --debug."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or _env_flag("LINKKEEPER_DEBUG")
+    _terminal_safe()
     try:
         rv = cli.main(args=args, prog_name="linkkeeper", standalone_mode=False)
     except click.exceptions.Abort:
