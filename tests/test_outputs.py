@@ -75,3 +75,27 @@ def test_a_page_never_removes_a_folder_it_did_not_make(faultweb: FaultWeb, tmp_p
     (mine / "a.txt").write_text("kept")
     assert run("report", site, "-o", tmp_path / "notes.html").returncode == 0
     assert (mine / "a.txt").read_text() == "kept"
+
+
+def test_a_special_output_is_written_in_place(faultweb: FaultWeb, tmp_path: Path) -> None:
+    """`-o /dev/stdout` (as root) replaced /dev/stdout itself with a regular file: the report
+    went to a temporary file renamed over the target. A device, a FIFO or a link to one is
+    now written in place; a regular file still whole or not at all."""
+    import os
+    import threading
+
+    site = make_site(tmp_path / "site", [{"source": "https://news.example/chunked/a-story"}])
+    run("check", site, *web_args(faultweb), "--attempts", "1", "--fail-on", "never")
+    link = tmp_path / "out.json"
+    link.symlink_to(os.devnull)
+    assert run("report", site, "--format", "json", "-o", link).returncode == 0
+    assert link.is_symlink() and os.readlink(link) == os.devnull
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert run("report", site, "--format", "csv", "-o", fifo).returncode == 0
+    reader.join(timeout=30)
+    assert got and got[0].startswith(b"post,post_title") and fifo.exists()
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left beside them

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -252,16 +256,47 @@ def guard_output(output: Path | None, db_path: Path, warc_dir: Path | None = Non
             and target.name.endswith(_ARCHIVE_SUFFIXES):
         what = "a file of the archive folder"
     else:
+        head = b""
         try:
-            with open(target, "rb") as handle:
-                head = handle.read(16)
-        except OSError:  # absent (or unreadable: writing it will say so)
-            head = b""
+            if target.is_file():  # never read a terminal, a pipe or a device (-o /dev/stdout)
+                with open(target, "rb") as handle:
+                    head = handle.read(16)
+        except OSError:  # unreadable: writing it will say so
+            pass
         magic = _KEPT_MAGIC + (_ARCHIVE_MAGIC if text else ())
         what = next((name for prefix, name in magic if head.startswith(prefix)), None)
     if what:
         raise click.BadParameter(f"{output} is {what}: not overwritten (choose another file)",
                                  param_hint="'--output'")
+
+
+def special_output(path: Path) -> bool:
+    """An existing output that is not a regular file: /dev/stdout, /dev/null, a FIFO."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+@contextmanager
+def output_file(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
+    """``path`` written whole or not at all, through a temporary file renamed over it; a
+    special file (`special_output`) is written in place: renaming onto ``-o /dev/stdout``
+    replaced /dev/stdout itself when run as root."""
+    opening: dict[str, Any] = {} if binary else {"encoding": "utf-8", "newline": ""}
+    mode = "wb" if binary else "w"
+    if special_output(path):
+        with open(path, mode, **opening) as handle:
+            yield handle
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode, **opening) as handle:
+            yield handle
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def guard_output_dir(folder: Path, db_path: Path, warc_dir: Path, option: str = "--output-dir"

@@ -38,6 +38,7 @@ from linkkeeper.cli.app import (
     merge_site_option,
     open_db_for,
     option_default,
+    output_file,
     parse_confirm,
     parse_duration,
     parse_shard,
@@ -319,10 +320,8 @@ def _write_results(db: Any, run_id: int, output: Path | None, fmt: str) -> None:
     if output is None:
         write(sys.stdout)
         return
-    tmp = output.with_name(output.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with output_file(output) as fh:
         write(fh)
-    tmp.replace(output)
 
 
 def exit_code_for(db: Any, result: Any, fail_on: str) -> int:

@@ -19,9 +19,11 @@ from linkkeeper.cli.app import (
     guard_output_dir,
     load_params,
     merge_site_option,
+    output_file,
     plural,
     site_argument,
     site_option,
+    special_output,
     warc_dir_for,
     warc_dir_option,
 )
@@ -108,6 +110,9 @@ def export(ctx: click.Context, **params: Any) -> None:
         raise click.BadParameter(str(exc), param_hint="'--output'") from None
     db_path, folder = _locations(p)
     guard_output(p["output"], db_path, folder, text=False)
+    if special_output(p["output"]):  # a package is seekable zip or a renamed WARC
+        raise click.BadParameter(f"{p['output']} is not a regular file: give a file name",
+                                 param_hint="'--output'")
     selection = Selection(
         posts=tuple(p["posts"]),
         url_patterns=tuple(p["urls"]),
@@ -208,10 +213,8 @@ def replay(ctx: click.Context, **params: Any) -> None:
     if location and 300 <= archived.status < 400:
         click.echo(f"redirect to {location}", err=True)
     if output:
-        tmp = output.with_name(f".{output.name}.part")
-        with tmp.open("wb") as fh:
+        with output_file(output, binary=True) as fh:
             fh.writelines(answer.pieces)
-        tmp.replace(output)
     else:
         sys.stdout.buffer.writelines(answer.pieces)
         sys.stdout.buffer.flush()

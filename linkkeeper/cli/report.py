@@ -16,6 +16,8 @@ from linkkeeper.cli.app import (
     guard_output_dir,
     load_params,
     merge_site_option,
+    output_file,
+    special_output,
     store_options,
     warc_dir_for,
 )
@@ -89,7 +91,11 @@ def report(ctx: click.Context, **params: Any) -> None:
             raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="'--since'") from None
         raise click.ClickException(str(exc)) from None
     if p["fmt"] == "html":
-        if p["output"]:
+        if p["output"] and special_output(p["output"]):  # /dev/stdout: one page, rows inline
+            with output_file(p["output"]) as fh:
+                write_report(db, rep, "html", fh)
+            target = p["output"]
+        elif p["output"]:
             target = write_html(rep, p["output"])
         else:
             target = write_report_folder(rep, p["output_dir"] or db_path.parent / "reports")
@@ -98,11 +104,8 @@ def report(ctx: click.Context, **params: Any) -> None:
                    f"{s.recovered} recovered, {s.failing + s.dead} failing or dead", err=True)
         return
     if p["output"]:
-        tmp = p["output"].with_name(f".{p['output'].name}.tmp")
-        p["output"].parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
+        with output_file(p["output"]) as fh:
             write_report(db, rep, p["fmt"], fh, sarif_prefix=p["sarif_prefix"])
-        tmp.replace(p["output"])
     else:
         write_report(db, rep, p["fmt"], sys.stdout, sarif_prefix=p["sarif_prefix"])
 
