@@ -208,3 +208,7 @@ def test_an_alias_bomb_is_stored_bounded_and_said() -> None:
     assert len(json.dumps(post.front_matter)) < 300_000
     assert post.source_url == "https://news.example/story"  # the source key is not starved
     assert any("aliases expand" in p.message for p in post.problems)
+    # a long front matter without aliases is kept whole: a key may hold twice its text
+    tags = ",".join(f'"t{i}{"x" * 1000}"' for i in range(300))
+    post = parse_post(f"---\ntitle: t\ntags: [{tags}]\n---\nx\n".encode())
+    assert len(post.front_matter["tags"]) == 300 and post.problems == []

@@ -67,8 +67,9 @@ _FM_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
 
 
 # What the JSON copy of one top-level key may hold, in characters (a node counts one, a
-# string its length): YAML aliases repeat a value without repeating its text, and a 10 KB post
-# whose aliases named a 10,000-character string 59,049 times stored 429 MB (1.3 GB of memory).
+# string its length), or twice the front matter's text when that is more: YAML aliases repeat
+# a value without repeating its text, and a 10 KB post whose aliases named a 10,000-character
+# string 59,049 times stored 429 MB (1.3 GB of memory).
 KEY_BUDGET = 65_536
 # ... and of the whole front matter: this many times its text, at least FRONT_MATTER_BUDGET
 FRONT_MATTER_BUDGET, EXPANSION = 262_144, 8
@@ -302,14 +303,15 @@ def _mapping(data: Any, problems: list[Problem], size: int) -> tuple[dict[str, A
         if type(value) is str:
             result[str(key)] = value
             continue
-        given = min(KEY_BUDGET, total)
+        given = min(max(KEY_BUDGET, 2 * size), total)  # without aliases a key fits its text
         left = [given]
         result[str(key)] = _jsonable(value, left) if given > 0 else None
         total -= given - max(left[0], 0)
         cut = cut or left[0] < 0 or given <= 0
     if cut:
-        problems.append(Problem(2, "front matter: YAML aliases expand past what is stored"
-                                f" ({KEY_BUDGET:,} characters a key): the stored copy is cut"))
+        problems.append(Problem(2, "front matter: YAML aliases expand it past what is stored"
+                                f" ({max(KEY_BUDGET, 2 * size):,} characters a key): the stored"
+                                " copy is cut"))
     return result, True
 
 
