@@ -257,3 +257,21 @@ def test_lead_image_with_srcset_and_lazy_loading(tmp_path: Path) -> None:
     assert plan.after.decode() == (
         f'---\ntitle: i\n---\n<p><img class="lazy" src={robust(LEAD)} data-src="{arch(LEAD)}"'
         f' srcset="{small} 480w, {arch(big)} 1024w" alt="lead"></p>\n')
+
+
+def test_a_post_that_is_a_symlink_has_its_target_edited(tmp_path: Path) -> None:
+    """Renaming the edited copy onto the link replaced the link with a file, and the file it
+    named kept the dead link; now the target is edited, the link stays, undo restores it."""
+    site, db = world(tmp_path)
+    post = site / NAME
+    target = site / "_drafts" / "story.md"
+    target.parent.mkdir()
+    shutil.move(post, target)
+    post.symlink_to(Path("..") / "_drafts" / "story.md")
+    before = target.read_bytes()
+    run = write_plan(db, plan_fix(db, site, FixOptions(serve_url=SERVE)), {})
+    assert run is not None and post.is_symlink()
+    assert target.read_bytes() != before and post.read_bytes() == target.read_bytes()
+    undo_run(db, site, run)
+    assert post.is_symlink() and target.read_bytes() == before
+    assert not list(site.rglob("*.fix-tmp"))

@@ -171,12 +171,30 @@ def _plan_post(root: Path, post: str, occs: list[tuple[int, str, str, str]],
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace the file in one rename, keeping its permissions."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.fix-tmp")
-    tmp.write_bytes(data)
-    with contextlib.suppress(OSError):
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-    tmp.replace(path)
+    """Replace a post's bytes in one rename, durably, keeping its mode and owner. A post that
+    is a symlink has its target edited (renaming onto the link replaced it with a copy, and
+    the file it named kept the dead link); the bytes reach the disk before the rename, so a
+    power cut leaves the old post or the new one, never an empty file."""
+    target = path.resolve() if path.is_symlink() else path
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.fix-tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        st = target.stat()
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, st.st_mode & 0o7777)
+            os.chown(tmp, st.st_uid, st.st_gid)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the rename itself, durable
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def write_plan(db: sqlite_utils.Database, plan: FixPlan, options: dict[str, object]) -> int | None:
