@@ -38,7 +38,11 @@ def _terminal_safe() -> None:
     get the bytes as they are."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
-        if stream is not None and not isinstance(stream, TerminalSafe) and stream.isatty():
+        try:
+            terminal = stream is not None and stream.isatty()
+        except (ValueError, OSError):  # closed, or no stream at all
+            terminal = False
+        if terminal and not isinstance(stream, TerminalSafe):
             setattr(sys, name, TerminalSafe(stream))
 
 
