@@ -112,14 +112,13 @@ def _boundary(db: sqlite_utils.Database, keep_runs: int | None, keep_days: float
               now: datetime) -> int:
     """The newest run to prune (0: none): below the oldest kept run and its baseline."""
     first_kept: list[int] = []
+    newest = int(db.execute("SELECT max(id) FROM runs").fetchone()[0] or 0)
     if keep_runs is not None:
-        runs = db.execute("SELECT count(*) FROM runs WHERE state='complete'").fetchone()[0]
-        if keep_runs > runs:
-            return 0  # fewer complete runs than asked to keep (however many were asked)
+        complete = db.execute("SELECT count(*) FROM runs WHERE state='complete'").fetchone()[0]
+        if keep_runs > complete:  # (counted first: LIMIT cannot take any number asked for)
+            return 0  # fewer complete runs than asked to keep
         rows = db.execute("SELECT id FROM runs WHERE state='complete' ORDER BY id DESC LIMIT ?",
                           [keep_runs]).fetchall()
-        if len(rows) < keep_runs:
-            return 0  # fewer complete runs than asked to keep
         first_kept.append(int(rows[-1][0]))
     if keep_days is not None:
         try:
@@ -127,12 +126,10 @@ def _boundary(db: sqlite_utils.Database, keep_runs: int | None, keep_days: float
         except OverflowError:  # a window reaching before year 1 (or infinite) keeps every run
             return 0
         row = db.execute("SELECT min(id) FROM runs WHERE started_at >= ?", [since]).fetchone()
-        newest_id = db.execute("SELECT max(id) FROM runs").fetchone()[0]
-        first_kept.append(int(row[0]) if row[0] is not None else int(newest_id or 0) + 1)
+        first_kept.append(int(row[0]) if row[0] is not None else newest + 1)
     # the run a report shows by default (the newest complete one) is always kept
     latest = db.execute("SELECT max(id) FROM runs WHERE state='complete'").fetchone()[0]
-    newest = db.execute("SELECT max(id) FROM runs").fetchone()[0]
-    oldest_kept = min([*first_kept, int(latest if latest is not None else newest or 0)])
+    oldest_kept = min([*first_kept, int(latest) if latest is not None else newest])
     # the oldest kept run reports "what changed" against its baseline: keep that run too
     anchor = previous_run_id(db, oldest_kept)
     boundary = (anchor if anchor is not None else oldest_kept) - 1
