@@ -274,13 +274,18 @@ def _already_normal(raw: str) -> UrlInfo | None:
 _PATH_PART = re.compile(r"[^?#]*")
 
 
+def _path_start(key: str) -> int:
+    """Where the path of an absolute URL begins (after ``scheme://authority``), -1 if none."""
+    return key.find("/", key.find("://") + 3)
+
+
 @lru_cache(maxsize=64)
 def _origin(base: str) -> str | None:
     """``scheme://host`` of a base URL, when its key has no userinfo or port (else None)."""
     info = _normalize(base, None)
     if info.status is not None:
         return None
-    end = info.url.find("/", info.url.find("://") + 3)
+    end = _path_start(info.url)
     origin = info.url if end == -1 else info.url[:end]
     return None if "@" in origin or origin.count(":") > 1 else origin
 
@@ -340,7 +345,7 @@ def _resolve(base: str, link: str) -> str:
     and drops an empty ``;``. A query-only link keeps the base's path (`urljoin`)."""
     if link.startswith("?"):
         return urljoin(base, link)
-    path_start = base.find("/", base.find("://") + 3)
+    path_start = _path_start(base)
     if path_start == -1:  # a key always has a path; kept for safety
         return base + (link if link.startswith("/") else "/" + link)
     if link.startswith("/"):
